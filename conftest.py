@@ -1,0 +1,14 @@
+"""Test-wide environment: ROS 2 on localhost, a DDS domain of its own, logs in the tree."""
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+# A domain id per test run (0..101 are safe with Fast DDS' default ports), so parallel runs and a
+# demo left running on the same machine never see each other's nodes.
+os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('ROS_HOME', str(ROOT / '.ros'))
+os.environ.setdefault('ROS_LOG_DIR', str(ROOT / '.ros' / 'log'))
+os.environ.setdefault('HF_HUB_OFFLINE', '1')

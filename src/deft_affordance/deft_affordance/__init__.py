@@ -1,0 +1,1 @@
+"""The DEFT affordance model f(object, task) and its inference node."""

@@ -1,0 +1,1 @@
+"""Arm control node: execute a grasp (pre-grasp, approach, grasp, post-grasp trajectory)."""

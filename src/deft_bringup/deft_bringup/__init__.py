@@ -1,0 +1,1 @@
+"""Launch files, parameters and the one graph description of the DEFT stack."""

@@ -1,0 +1,1 @@
+"""Shared helpers of the DEFT nodes: parameter declaration, image codec, rotations, node main."""

@@ -1,0 +1,27 @@
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'deft_common'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='DEFT maintainers',
+    maintainer_email='deft@example.org',
+    description=(
+        'Shared helpers of the DEFT nodes: parameter declaration, image codec, '
+        'rotations, node main.'
+    ),
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+        ],
+    },
+)

@@ -1,0 +1,1 @@
+"""Robot-hand configs, retargeting and the hand driver node."""

@@ -1,0 +1,1 @@
+"""Segmentation node: prompt to mask, crop and 3D object points from depth and CameraInfo."""
