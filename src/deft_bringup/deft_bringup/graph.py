@@ -1,0 +1,164 @@
+"""
+The one description of the DEFT node graph.
+
+Read by the `launch_ros` files (launch/*.launch.py) on a robot with ROS 2 installed, and by the
+launch-free runner (`deft_run`, `make demo`, the integration tests) where `launch` is not
+installable, so both start the same nodes with the same names, parameter files and remappings.
+
+A node's parameters come from, in order (later files win): config/common.yaml (values several
+nodes share), config/<node>.yaml, config/profile.<profile>.yaml, then the user's params_file and
+overrides.
+"""
+
+from dataclasses import dataclass, field
+import json
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+DEFAULT_NAMESPACE = '/deft'
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A node of the graph: what to start and in which profiles."""
+
+    name: str
+    package: str
+    executable: str
+    profiles: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Argument:
+    """A launch argument; the runner offers the same ones as command-line options."""
+
+    name: str
+    default: str
+    description: str
+
+
+NODES = (
+    NodeSpec('sim', 'deft_sim', 'sim_node', ('sim',)),
+    NodeSpec('perception', 'deft_perception', 'perception_node', ('sim', 'robot')),
+    NodeSpec('affordance', 'deft_affordance', 'affordance_node', ('sim', 'robot')),
+    NodeSpec('hand_driver', 'deft_hand_driver', 'hand_driver_node', ('sim', 'robot')),
+    NodeSpec('arm', 'deft_arm', 'arm_node', ('sim', 'robot')),
+    NodeSpec('episode', 'deft_cem', 'episode_node', ('sim', 'robot')),
+)
+PROFILES = ('sim', 'robot')
+
+ARGUMENTS = (
+    Argument('namespace', DEFAULT_NAMESPACE, 'Namespace of every node of the graph.'),
+    Argument('params_file', '', 'Extra parameters YAML applied after the shipped ones.'),
+    Argument('hand_config', '', 'Hand config YAML (empty: the LEAP-class 16-DOF hand).'),
+    Argument('reward_source', '', 'Default reward source of the episode node '
+             '(operator | sim; empty: the profile default).'),
+    Argument('camera_namespace', '/camera/camera',
+             'Robot only: namespace of the RGB-D driver topics remapped to the camera inputs.'),
+    Argument('log_level', 'info', 'Log level of every node (debug, info, warn, error).'),
+)
+
+# Robot profile: the camera driver's topics (RealSense wrapper layout, depth aligned to colour).
+CAMERA_REMAPS = (
+    ('camera/color/image_raw', '{camera}/color/image_raw'),
+    ('camera/depth/image_raw', '{camera}/aligned_depth_to_color/image_raw'),
+    ('camera/color/camera_info', '{camera}/color/camera_info'),
+)
+
+
+@dataclass(frozen=True)
+class NodeLaunch:
+    """One node, fully resolved: what the runner executes and what launch_ros receives."""
+
+    name: str
+    package: str
+    executable: str
+    namespace: str
+    param_files: Tuple[str, ...]
+    overrides: Dict[str, object] = field(default_factory=dict)
+    remappings: Tuple[Tuple[str, str], ...] = ()
+    log_level: str = 'info'
+
+    def ros_args(self) -> List[str]:
+        """Return the `--ros-args ...` command-line arguments of the node process."""
+        args = ['--ros-args', '-r', f'__node:={self.name}', '-r', f'__ns:={self.namespace}',
+                '--log-level', self.log_level]
+        for f in self.param_files:
+            args += ['--params-file', f]
+        for key, value in self.overrides.items():
+            args += ['-p', f'{key}:={json.dumps(value)}']
+        for src, dst in self.remappings:
+            args += ['-r', f'{src}:={dst}']
+        return args
+
+    def launch_kwargs(self) -> dict:
+        """Return keyword arguments for launch_ros.actions.Node."""
+        parameters: List[object] = list(self.param_files)
+        if self.overrides:
+            parameters.append(dict(self.overrides))
+        return dict(package=self.package, executable=self.executable, name=self.name,
+                    namespace=self.namespace, parameters=parameters,
+                    remappings=list(self.remappings), output='screen',
+                    arguments=['--ros-args', '--log-level', self.log_level])
+
+
+def share_dir() -> Path:
+    """Return the installed share/deft_bringup directory."""
+    from ament_index_python.packages import get_package_share_directory
+    return Path(get_package_share_directory('deft_bringup'))
+
+
+def argument_defaults() -> Dict[str, str]:
+    """Return {argument name: default}."""
+    return {a.name: a.default for a in ARGUMENTS}
+
+
+def describe(profile: str, arguments: Optional[Dict[str, str]] = None,
+             overrides: Optional[Dict[str, Dict[str, object]]] = None,
+             config_dir: Optional[Path] = None,
+             only: Optional[Sequence[str]] = None) -> List[NodeLaunch]:
+    """
+    Resolve the graph of a profile ('sim' or 'robot') into the nodes to start.
+
+    `arguments` are launch-argument values (see ARGUMENTS); `overrides` maps node name to extra
+    parameter values; `only` restricts the graph to some node names (tests).
+    """
+    if profile not in PROFILES:
+        raise ValueError(f'unknown profile {profile!r}; expected one of {", ".join(PROFILES)}')
+    args = argument_defaults()
+    unknown = sorted(set(arguments or {}) - set(args))
+    if unknown:
+        raise ValueError(f'unknown launch arguments {unknown}; known: {", ".join(args)}')
+    args.update({k: v for k, v in (arguments or {}).items() if v is not None})
+    config = Path(config_dir) if config_dir else share_dir() / 'config'
+    names = [n.name for n in NODES if profile in n.profiles]
+    for name in list(overrides or {}) + list(only or []):
+        if name not in names:
+            raise ValueError(f'no node {name!r} in profile {profile!r}; nodes: {", ".join(names)}')
+    shared: Dict[str, object] = {}
+    if args['hand_config']:
+        shared['hand_config'] = args['hand_config']
+    result = []
+    for spec in NODES:
+        if profile not in spec.profiles or (only and spec.name not in only):
+            continue
+        files = [config / 'common.yaml', config / f'{spec.name}.yaml',
+                 config / f'profile.{profile}.yaml']
+        if args['params_file']:
+            files.append(Path(args['params_file']))
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise ValueError(f'parameter files not found: {", ".join(missing)}')
+        values = dict(shared)
+        if spec.name == 'episode' and args['reward_source']:
+            values['default_reward_source'] = args['reward_source']
+        values.update((overrides or {}).get(spec.name, {}))
+        remaps: Tuple[Tuple[str, str], ...] = ()
+        if profile == 'robot' and spec.name == 'perception':
+            camera = args['camera_namespace'].rstrip('/')
+            remaps = tuple((src, dst.format(camera=camera)) for src, dst in CAMERA_REMAPS)
+        result.append(NodeLaunch(
+            name=spec.name, package=spec.package, executable=spec.executable,
+            namespace=args['namespace'], param_files=tuple(str(f) for f in files),
+            overrides=values, remappings=remaps, log_level=args['log_level']))
+    return result

@@ -1,0 +1,193 @@
+"""
+Start the DEFT graph without `launch`: every node its own process, from the graph description.
+
+    deft_run sim                      # the simulated twin, logs interleaved on the terminal
+    deft_run sim --params_file my.yaml --reward_source operator
+
+Stops every node (SIGINT, then SIGTERM, then SIGKILL to the process group) on Ctrl-C, on SIGTERM,
+or when a node exits on its own (the exit code and the tail of its log are printed).
+"""
+
+import argparse
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import IO, Dict, List, Optional, Sequence
+
+from deft_bringup.graph import ARGUMENTS, PROFILES, NodeLaunch, describe
+
+
+def executable_path(node: NodeLaunch) -> str:
+    """Find a node's executable: <prefix>/lib/<package>/ (colcon) or the PATH (pip, venv)."""
+    try:
+        from ament_index_python.packages import get_package_prefix
+        candidate = Path(get_package_prefix(node.package)) / 'lib' / node.package / node.executable
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    except (ImportError, LookupError, KeyError):
+        pass
+    found = shutil.which(node.executable)
+    if not found:
+        raise FileNotFoundError(
+            f'executable {node.executable!r} of package {node.package!r} not found; '
+            'run `make setup` (or build the workspace with colcon and source it)')
+    return found
+
+
+class GraphProcesses:
+    """The processes of a graph; a context manager that never leaves one behind."""
+
+    def __init__(self, nodes: Sequence[NodeLaunch], log_dir: Optional[Path] = None,
+                 echo: bool = False, env: Optional[Dict[str, str]] = None):
+        self.nodes = list(nodes)
+        self.log_dir = Path(log_dir) if log_dir else None
+        self.echo = echo
+        self.env = dict(os.environ if env is None else env)
+        self.procs: Dict[str, subprocess.Popen] = {}
+        self._logs: Dict[str, IO] = {}
+        self._threads: List[threading.Thread] = []
+
+    def __enter__(self) -> 'GraphProcesses':
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def log_path(self, name: str) -> Optional[Path]:
+        """Return the log file of a node (None when echoing to the terminal only)."""
+        return self.log_dir / f'{name}.log' if self.log_dir else None
+
+    def start(self) -> None:
+        """Start every node in its own process group."""
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            for node in self.nodes:
+                cmd = [executable_path(node)] + node.ros_args()
+                out = self._open_output(node.name)
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, env=self.env,
+                                        start_new_session=True)
+                self.procs[node.name] = proc
+                if self.echo:
+                    thread = threading.Thread(target=self._pump, args=(node.name, proc),
+                                              daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _open_output(self, name: str):
+        if self.echo:
+            return subprocess.PIPE
+        path = self.log_path(name)
+        if path is None:
+            return subprocess.DEVNULL
+        self._logs[name] = open(path, 'wb')
+        return self._logs[name]
+
+    def _pump(self, name: str, proc: subprocess.Popen) -> None:
+        log = open(self.log_path(name), 'wb') if self.log_dir else None
+        for line in iter(proc.stdout.readline, b''):
+            sys.stdout.write(f'[{name}] {line.decode(errors="replace")}')
+            sys.stdout.flush()
+            if log:
+                log.write(line)
+                log.flush()
+        if log:
+            log.close()
+
+    def exited(self) -> Dict[str, int]:
+        """Return {node: exit code} of the nodes that are no longer running."""
+        return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+
+    def tail(self, name: str, lines: int = 20) -> str:
+        """Return the last lines of a node's log (empty if it has none)."""
+        path = self.log_path(name)
+        if path is None or not path.is_file():
+            return ''
+        return '\n'.join(path.read_text(errors='replace').splitlines()[-lines:])
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send a signal to one node's process group (tests use this to simulate a crash)."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every node: SIGINT, then SIGTERM, then SIGKILL, each to the whole process group."""
+        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+            running = [p for p in self.procs.values() if p.poll() is None]
+            for proc in running:
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + wait
+            for proc in running:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+        for proc in self.procs.values():  # also reap children left in a group
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the runner's command line (the launch arguments of the graph description)."""
+    parser = argparse.ArgumentParser(prog='deft_run', description=__doc__.split('\n\n')[0])
+    parser.add_argument('profile', choices=PROFILES, help='which graph to start')
+    for arg in ARGUMENTS:
+        parser.add_argument(f'--{arg.name}', default=arg.default, help=arg.description)
+    parser.add_argument('--log_dir', default='', help='also write one log file per node here')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a graph until Ctrl-C / SIGTERM or until a node exits."""
+    opts = parse_args(argv)
+    arguments = {a.name: getattr(opts, a.name) for a in ARGUMENTS}
+    try:
+        nodes = describe(opts.profile, arguments)
+    except ValueError as exc:
+        print(f'deft_run: {exc}', file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    graph = GraphProcesses(nodes, log_dir=Path(opts.log_dir) if opts.log_dir else None, echo=True)
+    code = 0
+    with graph:
+        print(f'deft_run: started {", ".join(n.name for n in nodes)} in {opts.namespace}',
+              flush=True)
+        try:
+            while not stop.is_set():
+                dead = graph.exited()
+                if dead:
+                    for name, rc in dead.items():
+                        print(f'deft_run: node {name} exited with code {rc}', file=sys.stderr)
+                    code = 1
+                    break
+                stop.wait(0.5)
+        except KeyboardInterrupt:
+            pass
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())
