@@ -1,0 +1,48 @@
+"""In-process: parameter tables declare typed, ranged, described parameters; bad values fail."""
+
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+
+from deft_common.ros_params import Param, ParameterError, declare
+
+TABLE = (
+    Param('rate', 50.0, 'Loop rate, Hz.', range=(1.0, 100.0)),
+    Param('count', 3, 'How many.', range=(1, 10)),
+    Param('backend', 'fake', 'Backend.', choices=('fake', 'real')),
+    Param('names', ['a', 'b'], 'Names.'),
+)
+
+
+@pytest.fixture
+def context():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def make(overrides):
+    return rclpy.create_node('params_test', parameter_overrides=overrides)
+
+
+def test_defaults_descriptions_and_overrides(context):
+    node = make([Parameter('rate', value=20.0)])
+    values = declare(node, TABLE)
+    assert values.rate == 20.0 and values.count == 3 and values.names == ['a', 'b']
+    desc = node.describe_parameter('backend')
+    assert 'One of: fake, real.' in desc.description
+    assert node.describe_parameter('rate').floating_point_range[0].to_value == 100.0
+    node.destroy_node()
+
+
+@pytest.mark.parametrize('override,match', [
+    (Parameter('rate', value=500.0), 'rate'),
+    (Parameter('count', value=0), 'count'),
+    (Parameter('backend', value='dynamixel'), 'expected one of fake, real'),
+    (Parameter('rate', value='fast'), 'rate'),
+])
+def test_bad_values_name_the_parameter(context, override, match):
+    node = make([override])
+    with pytest.raises(ParameterError, match=match):
+        declare(node, TABLE)
+    node.destroy_node()
