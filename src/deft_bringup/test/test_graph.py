@@ -1,0 +1,61 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from deft_bringup import graph
+
+CONFIG = Path(__file__).resolve().parents[1] / 'config'
+
+
+def test_sim_profile_has_every_node_in_the_namespace():
+    nodes = graph.describe('sim', config_dir=CONFIG)
+    assert [n.name for n in nodes] == ['sim', 'perception', 'affordance', 'hand_driver', 'arm',
+                                       'episode']
+    for n in nodes:
+        assert n.namespace == '/deft'
+        assert [Path(f).name for f in n.param_files] == [
+            'common.yaml', f'{n.name}.yaml', 'profile.sim.yaml']
+        assert n.remappings == ()
+
+
+def test_robot_profile_drops_the_simulator_and_remaps_the_camera():
+    nodes = {n.name: n for n in graph.describe(
+        'robot', {'camera_namespace': '/rs/'}, config_dir=CONFIG)}
+    assert 'sim' not in nodes and len(nodes) == 5
+    assert dict(nodes['perception'].remappings) == {
+        'camera/color/image_raw': '/rs/color/image_raw',
+        'camera/depth/image_raw': '/rs/aligned_depth_to_color/image_raw',
+        'camera/color/camera_info': '/rs/color/camera_info'}
+
+
+def test_arguments_and_overrides_reach_the_command_line(tmp_path):
+    extra = tmp_path / 'mine.yaml'
+    extra.write_text('/**:\n  ros__parameters: {}\n')
+    nodes = graph.describe('sim', {'namespace': '/lab', 'reward_source': 'operator',
+                                   'params_file': str(extra), 'hand_config': '/h.yaml'},
+                           overrides={'sim': {'camera_rate_hz': 2.0, 'object_size': [1, 2]}},
+                           config_dir=CONFIG)
+    by = {n.name: n for n in nodes}
+    args = by['sim'].ros_args()
+    assert args[:5] == ['--ros-args', '-r', '__node:=sim', '-r', '__ns:=/lab']
+    assert args[-8:].count('--params-file') == 1 and str(extra) in args
+    assert 'camera_rate_hz:=2.0' in args and 'object_size:=[1, 2]' in args
+    assert by['episode'].overrides['default_reward_source'] == 'operator'
+    assert all(n.overrides['hand_config'] == '/h.yaml' for n in nodes)
+    kwargs = by['sim'].launch_kwargs()
+    assert kwargs['parameters'][-1] == {'hand_config': '/h.yaml', 'camera_rate_hz': 2.0,
+                                        'object_size': [1, 2]}
+    assert json.loads(args[args.index('-p') + 1].split(':=')[1]) == '/h.yaml'
+
+
+@pytest.mark.parametrize('call,match', [
+    (lambda: graph.describe('moon', config_dir=CONFIG), 'unknown profile'),
+    (lambda: graph.describe('sim', {'bogus': 1}, config_dir=CONFIG), 'unknown launch arguments'),
+    (lambda: graph.describe('robot', overrides={'sim': {}}, config_dir=CONFIG), "no node 'sim'"),
+    (lambda: graph.describe('sim', {'params_file': '/nope.yaml'}, config_dir=CONFIG),
+     'not found: /nope.yaml'),
+])
+def test_errors_name_the_problem(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

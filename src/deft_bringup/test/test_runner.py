@@ -1,0 +1,60 @@
+"""The launch-free runner leaves no process behind, reports dead nodes and bad configuration."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import start_graph, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_stop_leaves_no_process(ros):
+    graph = start_graph('runner', only=['hand_driver', 'arm'])
+    with graph:
+        pids = [p.pid for p in graph.procs.values()]
+        time.sleep(2.0)
+        assert not graph.exited(), {n: graph.tail(n) for n in graph.exited()}
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_a_node_with_a_bad_parameter_exits_with_a_reason(ros):
+    graph = start_graph('badparam', only=['hand_driver'],
+                        overrides={'hand_driver': {'backend': 'warp_drive'}})
+    with graph:
+        wait_until(lambda: graph.exited(), 30, 'the node to exit')
+        assert graph.exited()['hand_driver'] != 0
+        wait_until(lambda: 'warp_drive' in graph.tail('hand_driver'), 5, 'the reason in the log')
+        assert 'backend' in graph.tail('hand_driver')
+
+
+def test_deft_run_cli_stops_everything_on_sigterm(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'deft_bringup.runner', 'sim', '--log_dir', str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: len(list(tmp_path.glob('*.log'))) == 6, 30, 'six node logs')
+        time.sleep(3.0)
+        children = subprocess.run(['pgrep', '-g', str(proc.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        assert len(children) >= 7  # the runner and six nodes
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out.decode()
+        assert b'started sim, perception, affordance, hand_driver, arm, episode' in out
+        assert not any(alive(int(pid)) for pid in children if int(pid) != proc.pid)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
