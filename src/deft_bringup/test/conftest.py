@@ -1,19 +1,15 @@
 """Fixtures that start the real graph as separate processes over DDS and always tear it down."""
 
-import os
 from pathlib import Path
 import time
 
 import pytest
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
 
 from deft_bringup.client import EpisodeClient
-from deft_bringup.graph import describe
-from deft_bringup.runner import GraphProcesses
+from deft_bringup.testing import Probe, start_graph
 
-ROOT = Path(__file__).resolve().parents[3]
+LOG_ROOT = Path(__file__).resolve().parents[3] / '.ros' / 'test-logs'
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
 # Faster than the defaults so the suite stays short; the behaviour under test is the same.
 FAST = {
@@ -24,13 +20,6 @@ FAST = {
 }
 
 
-def start_graph(name, profile='sim', overrides=None, only=None):
-    """Start a graph with its logs under .ros/test-logs/<name>-<time>."""
-    log_dir = ROOT / '.ros' / 'test-logs' / f'{name}-{time.strftime("%H%M%S")}-{os.getpid()}'
-    nodes = describe(profile, overrides=overrides, config_dir=CONFIG, only=only)
-    return GraphProcesses(nodes, log_dir=log_dir)
-
-
 @pytest.fixture(scope='session')
 def ros():
     rclpy.init()
@@ -38,10 +27,18 @@ def ros():
     rclpy.try_shutdown()
 
 
+@pytest.fixture
+def make_graph(ros):
+    """Return a factory of graphs (config from the source tree, logs under .ros/test-logs)."""
+    def make(name, **kw):
+        return start_graph(name, LOG_ROOT, config_dir=CONFIG, **kw)
+    return make
+
+
 @pytest.fixture(scope='module')
 def graph(ros):
-    """Start the whole sim graph, one process per node."""
-    g = start_graph('graph', overrides=FAST)
+    """Start the whole sim graph, one process per node; stop it whatever happens."""
+    g = start_graph('graph', LOG_ROOT, overrides=FAST, config_dir=CONFIG)
     with g:
         yield g
     for name, proc in g.procs.items():
@@ -61,45 +58,8 @@ def episodes(graph):
     client.close()
 
 
-class Probe:
-    """A test-side node spinning in the background, for services and topics."""
-
-    def __init__(self):
-        self.node = Node('probe', namespace='/deft')
-        self.executor = MultiThreadedExecutor(num_threads=2)
-        self.executor.add_node(self.node)
-        import threading
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-
-    def call(self, srv_type, name, request, timeout=10.0):
-        client = self.node.create_client(srv_type, name)
-        try:
-            assert client.wait_for_service(timeout_sec=timeout), f'service {name} not available'
-            future = client.call_async(request)
-            deadline = time.monotonic() + timeout
-            while not future.done():
-                assert time.monotonic() < deadline, f'{name} did not answer in {timeout} s'
-                time.sleep(0.02)
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
-
-    def close(self):
-        self.executor.shutdown(timeout_sec=2.0)
-        self.node.destroy_node()
-
-
 @pytest.fixture(scope='module')
 def probe(ros):
-    p = Probe()
+    p = Probe(name='test_probe')
     yield p
     p.close()
-
-
-def wait_until(predicate, timeout, what):
-    """Poll a predicate until true; fail the test with `what` after the deadline."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f'timed out after {timeout} s waiting for {what}'
-        time.sleep(0.05)

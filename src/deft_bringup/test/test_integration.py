@@ -13,7 +13,7 @@ from action_msgs.msg import GoalStatus
 import pytest
 from sensor_msgs.msg import JointState
 
-from conftest import wait_until
+from deft_bringup.testing import wait_until
 from deft_interfaces.action import RunEpisode
 from deft_interfaces.msg import EpisodeRecord
 from deft_interfaces.srv import ResetSim, Segment, SubmitReward

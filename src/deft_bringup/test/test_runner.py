@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import start_graph, wait_until
+from deft_bringup.testing import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -21,8 +21,8 @@ def alive(pid):
     return True
 
 
-def test_stop_leaves_no_process(ros):
-    graph = start_graph('runner', only=['hand_driver', 'arm'])
+def test_stop_leaves_no_process(make_graph):
+    graph = make_graph('runner', only=['hand_driver', 'arm'])
     with graph:
         pids = [p.pid for p in graph.procs.values()]
         time.sleep(2.0)
@@ -30,9 +30,9 @@ def test_stop_leaves_no_process(ros):
     assert not any(alive(pid) for pid in pids)
 
 
-def test_a_node_with_a_bad_parameter_exits_with_a_reason(ros):
-    graph = start_graph('badparam', only=['hand_driver'],
-                        overrides={'hand_driver': {'backend': 'warp_drive'}})
+def test_a_node_with_a_bad_parameter_exits_with_a_reason(make_graph):
+    graph = make_graph('badparam', only=['hand_driver'],
+                       overrides={'hand_driver': {'backend': 'warp_drive'}})
     with graph:
         wait_until(lambda: graph.exited(), 30, 'the node to exit')
         assert graph.exited()['hand_driver'] != 0
@@ -41,17 +41,21 @@ def test_a_node_with_a_bad_parameter_exits_with_a_reason(ros):
 
 
 def test_deft_run_cli_stops_everything_on_sigterm(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, '-m', 'deft_bringup.runner', 'sim', '--log_dir', str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    logs = tmp_path / 'logs'
+    out_file = tmp_path / 'runner.out'
+    with open(out_file, 'wb') as out:
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'deft_bringup.runner', 'sim', '--log_dir', str(logs)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_until(lambda: len(list(tmp_path.glob('*.log'))) == 6, 30, 'six node logs')
+        wait_until(lambda: len(list(logs.glob('*.log'))) == 6, 30, 'six node logs')
         time.sleep(3.0)
         children = subprocess.run(['pgrep', '-g', str(proc.pid)], capture_output=True,
                                   text=True).stdout.split()
         assert len(children) >= 7  # the runner and six nodes
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        out = out_file.read_bytes()
         assert proc.returncode == 0, out.decode()
         assert b'started sim, perception, affordance, hand_driver, arm, episode' in out
         assert not any(alive(int(pid)) for pid in children if int(pid) != proc.pid)

@@ -1,0 +1,61 @@
+"""Helpers for tests that run the graph as processes: start it, probe it, wait with deadlines."""
+
+import os
+from pathlib import Path
+import threading
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+
+from deft_bringup.graph import describe
+from deft_bringup.runner import GraphProcesses
+
+
+def start_graph(name: str, log_root: Path, profile: str = 'sim',
+                overrides: Optional[Dict[str, dict]] = None,
+                only: Optional[Sequence[str]] = None,
+                config_dir: Optional[Path] = None) -> GraphProcesses:
+    """Describe a graph (not yet started) with its logs under log_root/<name>-<time>-<pid>."""
+    log_dir = Path(log_root) / f'{name}-{time.strftime("%H%M%S")}-{os.getpid()}'
+    nodes = describe(profile, overrides=overrides, config_dir=config_dir, only=only)
+    return GraphProcesses(nodes, log_dir=log_dir)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll a predicate until true; raise AssertionError naming `what` after the deadline."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+        time.sleep(0.05)
+
+
+class Probe:
+    """A node spinning in a background thread, for calling services and watching topics."""
+
+    def __init__(self, namespace: str = '/deft', name: str = 'probe'):
+        self.node = Node(name, namespace=namespace)
+        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def call(self, srv_type, name: str, request, timeout: float = 10.0):
+        """Call a service and return its response; AssertionError if absent or silent."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise AssertionError(f'service {name} not available within {timeout} s')
+            future = client.call_async(request)
+            wait_until(future.done, timeout, f'an answer from {name}')
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        """Stop spinning and destroy the node."""
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        self.thread.join(timeout=2.0)
