@@ -1,0 +1,162 @@
+"""
+Run directories of fine-tuning: nothing finished is ever lost, nothing is duplicated.
+
+    <run_root>/<run_id>/
+        run.json               settings (task, N, M, E, optimizer, seed, parameter names, ...)
+        episodes/000007.json   one file per finished episode (xi, eps, reward, ...), atomic
+        report.png, summary.txt
+
+A file appears under its final name only once complete (write to a temporary file, fsync, rename,
+fsync the directory), so a process killed at any moment leaves either the whole episode or none of
+it. Episodes are numbered from 0 without gaps; a run resumes at the first missing index.
+"""
+
+from dataclasses import asdict, dataclass, field
+import json
+import math
+import os
+from pathlib import Path
+import re
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence
+
+RUN_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
+
+
+@dataclass
+class RunSettings:
+    """What fixes a run: resuming with other settings would make a different run."""
+
+    task: str
+    object_prompt: str
+    episodes: int
+    warmup_episodes: int
+    elites: int
+    initial_std: List[float]
+    reward_source: str
+    optimizer: str
+    prior: str
+    seed: int
+    parameter_names: List[str]
+    created: float = field(default_factory=time.time)
+
+    def conflicts(self, other: 'RunSettings') -> List[str]:
+        """Return the names of the settings that differ from another run's (not `created`)."""
+        mine, theirs = asdict(self), asdict(other)
+        return [k for k in mine if k != 'created' and mine[k] != theirs[k]]
+
+
+@dataclass
+class EpisodeEntry:
+    """One finished episode of a run."""
+
+    episode: int
+    xi: List[float]
+    eps: List[float]
+    reward: float
+    reward_source: str
+    stamp: float
+    bag_path: str = ''
+    message: str = ''
+
+
+def check_run_id(run_id: str) -> str:
+    """Return the run id or raise ValueError saying what a run id may contain."""
+    if not RUN_ID.match(run_id or ''):
+        raise ValueError(f'run_id {run_id!r} is not valid: use 1-128 letters, digits, ".", "_" '
+                         'or "-", starting with a letter or digit')
+    return run_id
+
+
+def new_run_id() -> str:
+    """Return a fresh timestamped run id."""
+    return time.strftime('%Y%m%d-%H%M%S') + f'-{os.getpid() % 10000:04d}'
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write text to path so that it either fully exists under its name or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name, suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class RunStore:
+    """Reads and appends the run directory of one run."""
+
+    def __init__(self, root: Path, run_id: str):
+        self.run_id = check_run_id(run_id)
+        self.dir = Path(root) / run_id
+        self.episodes_dir = self.dir / 'episodes'
+
+    @property
+    def exists(self) -> bool:
+        """Return whether the run was created."""
+        return (self.dir / 'run.json').is_file()
+
+    def create(self, settings: RunSettings) -> None:
+        """Create the run; FileExistsError if it exists."""
+        if self.exists:
+            raise FileExistsError(f'run {self.run_id!r} already exists in {self.dir}')
+        self.episodes_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.dir / 'run.json', json.dumps(asdict(settings), indent=2))
+
+    def settings(self) -> RunSettings:
+        """Load the run's settings; FileNotFoundError / ValueError with the path."""
+        path = self.dir / 'run.json'
+        if not path.is_file():
+            raise FileNotFoundError(f'run {self.run_id!r} not found (no {path})')
+        try:
+            return RunSettings(**json.loads(path.read_text()))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f'{path} is not a run description: {exc}') from exc
+
+    def episodes(self) -> List[EpisodeEntry]:
+        """Load the finished episodes in order; ValueError on a gap or a malformed file."""
+        entries: Dict[int, EpisodeEntry] = {}
+        if self.episodes_dir.is_dir():
+            for path in sorted(self.episodes_dir.glob('[0-9]*.json')):
+                try:
+                    entry = EpisodeEntry(**json.loads(path.read_text()))
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f'{path} is not an episode record: {exc}') from exc
+                entries[entry.episode] = entry
+        if sorted(entries) != list(range(len(entries))):
+            raise ValueError(f'run {self.run_id!r} has gaps in its episodes: {sorted(entries)}')
+        return [entries[k] for k in range(len(entries))]
+
+    def append(self, entry: EpisodeEntry) -> Path:
+        """Record a finished episode; it must be the next index (no loss, no duplicate)."""
+        expected = len(self.episodes())
+        if entry.episode != expected:
+            raise ValueError(f'episode {entry.episode} cannot follow {expected} finished episodes '
+                             f'of run {self.run_id!r}')
+        if not math.isfinite(entry.reward):
+            raise ValueError(f'episode {entry.episode}: reward {entry.reward} is not finite')
+        path = self.episodes_dir / f'{entry.episode:06d}.json'
+        atomic_write(path, json.dumps(asdict(entry)))
+        return path
+
+
+def history(entries: Sequence[EpisodeEntry]) -> List[tuple]:
+    """Return [(eps, reward), ...] of the entries, for optimizers.replay()."""
+    return [(e.eps, e.reward) for e in entries]
+
+
+def find_run(root: Path, run_id: str) -> Optional[RunStore]:
+    """Return the store of an existing run, or None."""
+    store = RunStore(root, run_id)
+    return store if store.exists else None
