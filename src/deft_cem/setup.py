@@ -23,6 +23,7 @@ setup(
     entry_points={
         'console_scripts': [
             'episode_node = deft_cem.episode_node:main',
+            'deft_report = deft_cem.report:main',
         ],
     },
 )

@@ -1,0 +1,109 @@
+"""
+Report a run: the paper's Figure 4 as a PNG and a text summary.
+
+The plot shows the reward per episode, the mean of the E best so far and the warm-up boundary.
+
+    python -m deft_cem.report runs/<run_id>         # writes report.png and summary.txt there
+"""
+
+import argparse
+from pathlib import Path
+import sys
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from deft_cem.runs import EpisodeEntry, RunSettings, RunStore
+
+
+def elite_means(rewards: Sequence[float], elites: int) -> List[float]:
+    """Return, after each episode k, the mean reward of the E best episodes among 0..k."""
+    out, seen = [], []
+    for r in rewards:
+        seen.append(r)
+        out.append(float(np.mean(sorted(seen, reverse=True)[:elites])))
+    return out
+
+
+def summary_text(settings: RunSettings, entries: Sequence[EpisodeEntry], run_id: str) -> str:
+    """Return a short plain-text summary of a run."""
+    rewards = [e.reward for e in entries]
+    lines = [f'run {run_id}: "{settings.task}" ({settings.optimizer}, prior {settings.prior}, '
+             f'reward {settings.reward_source}, seed {settings.seed})',
+             f'episodes: {len(entries)} of {settings.episodes} '
+             f'(warm-up {settings.warmup_episodes}, elites {settings.elites})']
+    if rewards:
+        best = int(np.argmax(rewards))
+        warm = rewards[:settings.warmup_episodes]
+        after = rewards[settings.warmup_episodes:]
+        lines += [f'best reward: {rewards[best]:.3f} at episode {best}',
+                  f'mean reward, warm-up: {np.mean(warm):.3f}'
+                  + (f'; after warm-up: {np.mean(after):.3f}' if after else ''),
+                  f'elite mean at the end: {elite_means(rewards, settings.elites)[-1]:.3f}',
+                  'best residual: ' + ', '.join(f'{n}={v:+.4f}' for n, v in
+                                                zip(settings.parameter_names, entries[best].eps))]
+    else:
+        lines.append('no finished episode yet')
+    return '\n'.join(lines) + '\n'
+
+
+def plot(settings: RunSettings, entries: Sequence[EpisodeEntry], path: Path, title: str) -> None:
+    """Write the reward-per-episode PNG."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    rewards = [e.reward for e in entries]
+    k = np.arange(len(rewards))
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    try:
+        ax.plot(k, rewards, 'o', color='tab:blue', alpha=0.7, label='episode reward')
+        if rewards:
+            ax.plot(k, elite_means(rewards, settings.elites), '-', color='tab:orange', lw=2,
+                    label=f'mean of the {settings.elites} best so far')
+        ax.axvline(settings.warmup_episodes - 0.5, color='gray', ls='--',
+                   label=f'end of warm-up (M = {settings.warmup_episodes})')
+        ax.set_xlim(-0.5, max(settings.episodes, len(rewards)) - 0.5)
+        ax.set_xlabel('episode')
+        ax.set_ylabel(f'reward ({settings.reward_source})')
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc='lower right', fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write report.png and summary.txt into a run directory; return the PNG path."""
+    run_dir = Path(run_dir)
+    store = RunStore(run_dir.parent, run_dir.name)
+    settings = store.settings()
+    entries = store.episodes()
+    (run_dir / 'summary.txt').write_text(summary_text(settings, entries, store.run_id))
+    png = run_dir / 'report.png'
+    plot(settings, entries, png, f'{settings.task} ({store.run_id})')
+    return png
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line: report one or more run directories."""
+    parser = argparse.ArgumentParser(prog='deft_report', description=__doc__.split('\n\n')[0])
+    parser.add_argument('run_dirs', nargs='+', type=Path, help='run directories')
+    opts = parser.parse_args(argv)
+    code = 0
+    for run_dir in opts.run_dirs:
+        try:
+            png = write_report(run_dir)
+        except (OSError, ValueError) as exc:
+            print(f'deft_report: {run_dir}: {exc}', file=sys.stderr)
+            code = 1
+            continue
+        print((run_dir / 'summary.txt').read_text(), end='')
+        print(f'plot: {png}')
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())

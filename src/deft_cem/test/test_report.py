@@ -1,0 +1,39 @@
+import pytest
+
+from deft_cem.report import elite_means, main, summary_text, write_report
+from deft_cem.runs import EpisodeEntry, RunSettings, RunStore
+
+
+def make_run(root, rewards, warmup=3, elites=2):
+    store = RunStore(root, 'demo')
+    store.create(RunSettings(task='pick up the cup', object_prompt='', episodes=8,
+                             warmup_episodes=warmup, elites=elites, initial_std=[0.1],
+                             reward_source='sim', optimizer='cem', prior='affordance', seed=1,
+                             parameter_names=['contact_x']))
+    for k, r in enumerate(rewards):
+        store.append(EpisodeEntry(episode=k, xi=[0.5], eps=[0.01 * k], reward=r,
+                                  reward_source='sim', stamp=0.0))
+    return store
+
+
+def test_elite_means_track_the_best_so_far():
+    assert elite_means([0.1, 0.5, 0.3, 0.9], 2) == pytest.approx([0.1, 0.3, 0.4, 0.7])
+
+
+def test_report_files(tmp_path):
+    store = make_run(tmp_path, [0.1, 0.2, 0.0, 0.6, 0.8])
+    png = write_report(store.dir)
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 10_000
+    text = (store.dir / 'summary.txt').read_text()
+    assert 'episodes: 5 of 8 (warm-up 3, elites 2)' in text
+    assert 'best reward: 0.800 at episode 4' in text
+    assert 'mean reward, warm-up: 0.100; after warm-up: 0.700' in text
+    assert 'contact_x=+0.0400' in text
+
+
+def test_empty_run_and_cli_errors(tmp_path, capsys):
+    store = make_run(tmp_path, [])
+    assert 'no finished episode yet' in summary_text(store.settings(), [], 'demo')
+    assert main([str(store.dir)]) == 0
+    assert main([str(tmp_path / 'missing')]) == 1
+    assert "run 'missing' not found" in capsys.readouterr().err
