@@ -187,3 +187,12 @@ def _explicit(req: FineTuneRequest, stored: RunSettings) -> RunSettings:
         if value not in ('', 0, [], None):
             values[key] = value
     return RunSettings(**values)
+
+
+def load_distribution(root: Path, run_id: str):
+    """Return (mean, std) of an existing run's current distribution D, or None if no such run."""
+    store = RunStore(root, check_run_id(run_id))
+    if not store.exists:
+        return None
+    optimizer = replay(build_optimizer(store.settings()), history(store.episodes()))
+    return optimizer.mean, optimizer.std
