@@ -69,20 +69,30 @@ class GraphProcesses:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             for node in self.nodes:
-                cmd = [executable_path(node)] + node.ros_args()
-                out = self._open_output(node.name)
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, env=self.env,
-                                        start_new_session=True)
-                self.procs[node.name] = proc
-                if self.echo:
-                    thread = threading.Thread(target=self._pump, args=(node.name, proc),
-                                              daemon=True)
-                    thread.start()
-                    self._threads.append(thread)
+                self._spawn(node)
         except BaseException:
             self.stop()
             raise
+
+    def restart(self, name: str) -> None:
+        """Start a node again after it exited or was killed (its log is appended to)."""
+        node = next((n for n in self.nodes if n.name == name), None)
+        if node is None:
+            raise KeyError(f'no node {name!r} in this graph')
+        if self.procs[name].poll() is None:
+            raise RuntimeError(f'node {name!r} is still running')
+        self._spawn(node)
+
+    def _spawn(self, node: NodeLaunch) -> None:
+        cmd = [executable_path(node)] + node.ros_args()
+        out = self._open_output(node.name)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        self.procs[node.name] = proc
+        if self.echo:
+            thread = threading.Thread(target=self._pump, args=(node.name, proc), daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def _open_output(self, name: str):
         if self.echo:
@@ -90,11 +100,13 @@ class GraphProcesses:
         path = self.log_path(name)
         if path is None:
             return subprocess.DEVNULL
-        self._logs[name] = open(path, 'wb')
+        if name in self._logs:
+            self._logs[name].close()
+        self._logs[name] = open(path, 'ab')
         return self._logs[name]
 
     def _pump(self, name: str, proc: subprocess.Popen) -> None:
-        log = open(self.log_path(name), 'wb') if self.log_dir else None
+        log = open(self.log_path(name), 'ab') if self.log_dir else None
         for line in iter(proc.stdout.readline, b''):
             sys.stdout.write(f'[{name}] {line.decode(errors="replace")}')
             sys.stdout.flush()

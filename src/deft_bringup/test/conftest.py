@@ -7,17 +7,10 @@ import pytest
 import rclpy
 
 from deft_bringup.client import EpisodeClient
-from deft_bringup.testing import Probe, start_graph
+from deft_bringup.testing import FAST_SIM, Probe, start_graph
 
 LOG_ROOT = Path(__file__).resolve().parents[3] / '.ros' / 'test-logs'
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
-# Faster than the defaults so the suite stays short; the behaviour under test is the same.
-FAST = {
-    'sim': {'camera_rate_hz': 4.0},
-    'arm': {'max_speed': 1.0, 'max_angular_speed': 6.0},
-    'hand_driver': {'default_duration': 0.3},
-    'episode': {'service_timeout': 5.0, 'operator_timeout': 60.0},
-}
 
 
 @pytest.fixture(scope='session')
@@ -38,7 +31,7 @@ def make_graph(ros):
 @pytest.fixture(scope='module')
 def graph(ros):
     """Start the whole sim graph, one process per node; stop it whatever happens."""
-    g = start_graph('graph', LOG_ROOT, overrides=FAST, config_dir=CONFIG)
+    g = start_graph('graph', LOG_ROOT, overrides=FAST_SIM, config_dir=CONFIG)
     with g:
         yield g
     for name, proc in g.procs.items():

@@ -246,7 +246,7 @@ class EpisodeNode(Node):
         self.get_logger().info(f'fine_tune {run_id}: episodes {run.next_episode}..'
                                f'{s.episodes - 1} in {run.store.dir}')
         try:
-            await self.steps.reset(s.seed, phase, arm_and_hand=False)
+            await self.steps.reset(s.seed, phase)  # a crashed run may have left the hand closed
             while not run.done:
                 k = run.next_episode
                 eps_k = run.ask()
