@@ -11,7 +11,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export HF_HUB_OFFLINE := 1
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint unit integration clean
+.PHONY: setup demo test lint bench clean
 
 setup:
 	@DEFT_VENV=$(VENV) tools/setup.sh
@@ -23,6 +23,10 @@ demo: setup
 ## The whole test suite: lint, unit tests of the pure modules, integration tests over DDS.
 test: setup lint
 	python -m pytest $(PYTEST_ARGS)
+
+## Benchmarks (medians over repeats), merged into results/bench.json.
+bench: setup
+	python -m deft_cem.bench --out results/bench.json
 
 lint: setup
 	ruff check src tools
