@@ -24,6 +24,7 @@ setup(
         'console_scripts': [
             'episode_node = deft_cem.episode_node:main',
             'deft_report = deft_cem.report:main',
+            'deft_score = deft_cem.score_cli:main',
         ],
     },
 )

@@ -14,6 +14,7 @@ import numpy as np
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
 
 from deft_cem.episode import MODES, REWARD_SOURCES, parse_waypoints, residual
 from deft_cem.episode_steps import EpisodeCanceled, EpisodeFailure, EpisodeSteps, StepSettings
@@ -77,8 +78,14 @@ class EpisodeNode(Node):
         self.rewards = OperatorRewardBox()
         self.steps = EpisodeSteps(self, group, self.space, tau, StepSettings(
             self.p.service_timeout, self.p.arm_timeout, self.p.hand_timeout,
-            self.p.operator_timeout, self.p.approach_distance, self.p.reset_sim), self.rewards)
+            self.p.operator_timeout, self.p.approach_distance, self.p.reset_sim), self.rewards,
+            self.announce_reward_request)
         self.records = self.create_publisher(EpisodeRecord, 'episodes', 10)
+        # The episode waiting for its operator score (latched for a `deft_score` started late).
+        self.reward_requests = self.create_publisher(
+            EpisodeRecord, 'reward_request',
+            QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.current = {}
         self.busy = False
         self.create_service(SubmitReward, 'submit_reward', self.on_submit_reward,
                             callback_group=group)
@@ -133,6 +140,14 @@ class EpisodeNode(Node):
             error = 'prior "heuristic" is not available in this version; use "affordance"'
         return self._accept('fine_tune', error)
 
+    def announce_reward_request(self, run_id: str, episode: int, task: str) -> None:
+        """Publish which episode waits for the operator (for deft_score and rqt)."""
+        record = EpisodeRecord(run_id=run_id, episode=episode, task=task, reward=math.nan,
+                               xi=self.current.get('xi', []), eps=self.current.get('eps', []),
+                               parameter_names=self.space.names, reward_source='operator',
+                               stamp=self.get_clock().now().to_msg())
+        self.reward_requests.publish(record)
+
     def on_submit_reward(self, request, response):
         """Deliver the operator's score to the episode waiting for it."""
         response.accepted, response.message = self.rewards.submit(
@@ -151,8 +166,9 @@ class EpisodeNode(Node):
             if handle.is_cancel_requested:
                 raise EpisodeCanceled()
             eps = eps_of()
+            self.current = {'xi': [float(v) for v in xi], 'eps': [float(v) for v in eps]}
             await steps.execute_grasp(handle, prior.header.frame_id, xi, eps, phase)
-            reward = await steps.reward(handle, source, run_id, index, phase)
+            reward = await steps.reward(handle, source, run_id, index, task, phase)
             await steps.reset(seed, phase)
             return xi, eps, reward
         except EpisodeCanceled:

@@ -56,9 +56,10 @@ class EpisodeSteps:
     """Clients of the graph, and one coroutine per episode step."""
 
     def __init__(self, node: Node, group: CallbackGroup, space: ParameterSpace,
-                 tau: np.ndarray, settings: StepSettings, rewards: OperatorRewardBox):
+                 tau: np.ndarray, settings: StepSettings, rewards: OperatorRewardBox,
+                 announce: Callable[[str, int, str], None]):
         self.node, self.group, self.space, self.tau = node, group, space, tau
-        self.s, self.rewards = settings, rewards
+        self.s, self.rewards, self.announce = settings, rewards, announce
         self.segment = node.create_client(Segment, 'perception/segment', callback_group=group)
         self.predict = node.create_client(PredictGrasp, 'affordance/predict',
                                           callback_group=group)
@@ -169,7 +170,7 @@ class EpisodeSteps:
                 else R.ARM_FAILED
             raise EpisodeFailure(code, f'arm: {arm.message} (stage {arm.final_stage})')
 
-    async def reward(self, goal_handle, source: str, run_id: str, episode: int,
+    async def reward(self, goal_handle, source: str, run_id: str, episode: int, task: str,
                      phase: Phase) -> float:
         """Collect the reward from the simulated world or the operator."""
         if goal_handle.is_cancel_requested:
@@ -182,6 +183,7 @@ class EpisodeSteps:
                 raise EpisodeFailure(R.SERVICE_UNAVAILABLE, f'sim/reward: {response.message}')
             return float(response.reward)
         self.rewards.expect(run_id, episode)
+        self.announce(run_id, episode, task)
         try:
             clock = self.node.get_clock()
             deadline = clock.now().nanoseconds * 1e-9 + self.s.operator_timeout

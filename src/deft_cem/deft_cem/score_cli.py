@@ -1,0 +1,131 @@
+"""
+`deft_score`: the operator's terminal. Shows each episode that waits for a score and sends it.
+
+    deft_score      # namespace /deft; type a score in [0, 1], "d" to discard, "q" to quit
+
+It listens to `reward_request` (the episode node announces there which run and episode is waiting)
+and calls `submit_reward`. rqt's service caller on `submit_reward` does the same by hand.
+"""
+
+import argparse
+import math
+import queue
+import sys
+import threading
+from typing import Optional, Sequence, TextIO, Tuple
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+
+from deft_interfaces.msg import EpisodeRecord
+from deft_interfaces.srv import SubmitReward
+
+
+def parse_score(text: str) -> Tuple[str, float]:
+    """Read an operator's answer: ('score', value) | ('discard', nan) | ('quit', nan)."""
+    text = text.strip().lower()
+    if text in ('q', 'quit', 'exit'):
+        return 'quit', math.nan
+    if text in ('d', 'discard'):
+        return 'discard', math.nan
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f'{text!r} is not a score; type a number in [0, 1], d or q') from None
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f'{value} is outside [0, 1]')
+    return 'score', value
+
+
+def describe(record: EpisodeRecord, top: int = 6) -> str:
+    """Return a few lines about the waiting episode."""
+    label = f'episode {record.episode}' if record.episode >= 0 else 'one-off episode'
+    lines = [f'{label} of run {record.run_id!r} waits for a score: "{record.task}"']
+    if record.eps:
+        biggest = sorted(zip(record.parameter_names, record.eps), key=lambda p: -abs(p[1]))[:top]
+        lines.append('  largest residuals: ' + ', '.join(f'{n} {v:+.3f}' for n, v in biggest))
+    return '\n'.join(lines)
+
+
+class ScoreTerminal(Node):
+    """Subscribes to reward requests; a call to submit_reward per answer."""
+
+    def __init__(self, namespace: str = '/deft'):
+        super().__init__('score_terminal', namespace=namespace)
+        self.requests: 'queue.Queue[EpisodeRecord]' = queue.Queue()
+        self.client = self.create_client(SubmitReward, 'submit_reward')
+        qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_subscription(EpisodeRecord, 'reward_request', self.requests.put, qos)
+
+    def submit(self, record: EpisodeRecord, kind: str, value: float,
+               timeout: float = 10.0) -> Tuple[bool, str]:
+        """Send the answer; return (accepted, message)."""
+        if not self.client.wait_for_service(timeout_sec=timeout):
+            return False, 'submit_reward is not available (is the episode node running?)'
+        request = SubmitReward.Request(run_id=record.run_id, episode=record.episode,
+                                       reward=0.0 if kind == 'discard' else value,
+                                       discard=kind == 'discard')
+        future = self.client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            return False, f'no answer from submit_reward within {timeout} s'
+        response = future.result()
+        return response.accepted, response.message
+
+
+def loop(node: ScoreTerminal, stdin: TextIO, out: TextIO) -> int:
+    """Ask for a score for each waiting episode until EOF or q."""
+    print('deft_score: waiting for episodes (q to quit)', file=out, flush=True)
+    while True:
+        record = None
+        while record is None:
+            try:
+                record = node.requests.get(timeout=0.2)
+            except queue.Empty:
+                if not rclpy.ok():
+                    return 0
+        print(describe(record), file=out, flush=True)
+        while True:
+            print('score [0..1], d = discard, q = quit: ', end='', file=out, flush=True)
+            line = stdin.readline()
+            if not line:
+                return 0
+            try:
+                kind, value = parse_score(line)
+            except ValueError as exc:
+                print(f'  {exc}', file=out, flush=True)
+                continue
+            if kind == 'quit':
+                return 0
+            accepted, message = node.submit(record, kind, value)
+            print(f'  {"sent" if accepted else "refused"}: {message}', file=out, flush=True)
+            if accepted or 'no episode is waiting' in message:
+                break
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the operator's terminal."""
+    parser = argparse.ArgumentParser(prog='deft_score', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--namespace', default='/deft')
+    opts, ros_args = parser.parse_known_args(argv)
+    rclpy.init(args=ros_args)
+    node = ScoreTerminal(opts.namespace)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        return loop(node, sys.stdin, sys.stdout)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
