@@ -6,6 +6,8 @@ Tests run in file order on one graph; the last one kills a node.
 """
 
 import math
+import subprocess
+import sys
 import threading
 import time
 
@@ -98,6 +100,32 @@ def test_operator_reward_flow(graph, episodes, probe):
     assert outcome.result.record.reward_source == 'operator'
     late = probe.call(SubmitReward, 'submit_reward', SubmitReward.Request(run_id='op', reward=1))
     assert not late.accepted and 'no episode is waiting' in late.message
+
+
+def test_operator_terminal_scores_an_episode(graph, episodes, tmp_path):
+    out_file = tmp_path / 'score.out'
+    with open(out_file, 'w') as out:
+        tool = subprocess.Popen([sys.executable, '-m', 'deft_cem.score_cli'],
+                                stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                text=True)
+    try:
+        def answer(fb):
+            if fb.phase == 'reward' and tool.stdin and not tool.stdin.closed:
+                tool.stdin.write('great\n0.4\n')
+                tool.stdin.flush()
+                tool.stdin.close()
+
+        outcome = episodes.run(goal(run_id='term', reward_source='operator'), timeout=90,
+                               on_feedback=answer)
+        assert outcome.result.success, outcome.result.message
+        assert outcome.result.reward == pytest.approx(0.4)
+        tool.wait(timeout=15)
+        text = out_file.read_text()
+        assert "one-off episode of run 'term' waits for a score" in text
+        assert "'great' is not a score" in text and 'sent:' in text
+    finally:
+        if tool.poll() is None:
+            tool.kill()
 
 
 def test_cancel_during_approach_opens_the_hand(graph, episodes, probe):
