@@ -1,0 +1,103 @@
+"""The affordance node: `affordance/predict` = segment the object, predict the grasp prior."""
+
+import time
+
+import numpy as np
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+
+from deft_affordance.geometric_prior import geometric_prior
+from deft_common.node_main import ConfigurationError, run_node
+from deft_common.ros_async import sleep, wait_for
+from deft_common.ros_params import Param, declare
+from deft_common.rotations import Transform
+from deft_hand_driver.hand_config import load_hand_config
+from deft_interfaces.srv import PredictGrasp, Segment
+
+P = PredictGrasp.Response
+PARAMS = (
+    Param('backend', 'fake', 'Affordance backend (fake: geometric prior, no model).',
+          choices=('fake',)),
+    Param('base_frame', 'base_link', 'Frame of the predicted grasp.'),
+    Param('camera_to_base', [0.5, 0.0, 0.9, 1.0, 0.0, 0.0, 0.0],
+          'Camera optical frame pose in base_frame: x y z (m) qx qy qz qw.'),
+    Param('hand_config', '', 'Hand config YAML; empty = the installed LEAP-class 16-DOF hand.'),
+    Param('grasp_pose_name', 'closed', 'fake: named hand pose of the grasp.'),
+    Param('top_band', 0.02, 'fake: depth of the top surface the contact is taken from, m.',
+          range=(0.001, 0.5)),
+    Param('wrist_yaw', 0.0, 'fake: turn of the top-down wrist about the vertical, rad.',
+          range=(-3.1416, 3.1416)),
+    Param('segment_service', 'perception/segment', 'Segmentation service to call.'),
+    Param('segment_timeout', 5.0, 'Seconds for segmentation to answer.', range=(0.1, 600.0)),
+)
+
+
+class AffordanceNode(Node):
+    """Predicts the grasp prior of the object named by a prompt, for a task."""
+
+    def __init__(self, **kwargs):
+        super().__init__('affordance', **kwargs)
+        self.p = declare(self, PARAMS)
+        try:
+            self.camera_to_base = Transform.from_list(self.p.camera_to_base)
+            self.hand = load_hand_config(self.p.hand_config)
+            self.hand_pose = self.hand.pose(self.p.grasp_pose_name)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        self.group = ReentrantCallbackGroup()
+        self.segment = self.create_client(Segment, self.p.segment_service,
+                                          callback_group=self.group)
+        self.create_service(PredictGrasp, 'affordance/predict', self.on_predict,
+                            callback_group=self.group)
+        self.get_logger().info(f'affordance backend {self.p.backend!r}')
+
+    async def on_predict(self, request, response):
+        """Segment, lift to the base frame, predict; errors as codes and messages."""
+        t0 = time.monotonic()
+        if not request.task.strip():
+            response.error_code, response.error_msg = P.BAD_REQUEST, 'task is empty'
+            return response
+        if not self.segment.service_is_ready():
+            await sleep(self, min(1.0, self.p.segment_timeout), self.group)
+            if not self.segment.service_is_ready():
+                response.error_code = P.SERVICE_UNAVAILABLE
+                response.error_msg = f'service {self.segment.srv_name} is not available'
+                return response
+        done, seg = await wait_for(self, self.segment.call_async(
+            Segment.Request(prompt=request.object_prompt)), self.p.segment_timeout, self.group)
+        if not done:
+            response.error_code = P.SERVICE_UNAVAILABLE
+            response.error_msg = (f'{self.segment.srv_name} did not answer within '
+                                  f'{self.p.segment_timeout} s')
+            return response
+        if not seg.success:
+            response.error_code, response.error_msg = P.SEGMENTATION_FAILED, seg.error_msg
+            return response
+        points = self.camera_to_base.apply(np.asarray(seg.points, dtype=float).reshape(-1, 3))
+        try:
+            grasp = geometric_prior(points, self.hand.joint_names, self.hand_pose,
+                                    self.p.top_band, self.p.wrist_yaw)
+        except ValueError as exc:
+            response.error_code, response.error_msg = P.BACKEND_ERROR, str(exc)
+            return response
+        prior = response.prior
+        prior.header.stamp, prior.header.frame_id = seg.header.stamp, self.p.base_frame
+        prior.contact_point.x, prior.contact_point.y, prior.contact_point.z = \
+            (float(v) for v in grasp.contact_point)
+        q = prior.wrist_orientation
+        q.x, q.y, q.z, q.w = (float(v) for v in grasp.wrist_orientation)
+        prior.contact_pixels = [seg.box.x_offset + seg.box.width / 2.0,
+                                seg.box.y_offset + seg.box.height / 2.0]
+        prior.hand_joint_names = grasp.hand_joint_names
+        prior.hand_joint_positions = grasp.hand_joint_positions.tolist()
+        prior.source = self.p.backend
+        response.success, response.latency = True, time.monotonic() - t0
+        self.get_logger().info(f'prior for "{request.task}": contact '
+                               f'{np.round(grasp.contact_point, 3).tolist()} in '
+                               f'{response.latency * 1000:.0f} ms')
+        return response
+
+
+def main(args=None):
+    """Run the affordance node."""
+    raise SystemExit(run_node(AffordanceNode, args))

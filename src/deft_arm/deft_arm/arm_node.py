@@ -1,0 +1,230 @@
+"""The arm node: `arm/execute_grasp`, `arm/home`, `arm/wrist_pose` over a backend."""
+
+import math
+import threading
+
+from action_msgs.msg import GoalStatus
+from geometry_msgs.msg import PoseStamped
+import numpy as np
+from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from std_srvs.srv import Trigger
+
+from deft_arm.backends import BACKENDS, make_backend
+from deft_arm.motion import Pose, Workspace, interpolate, pre_grasp_pose, waypoint_pose
+from deft_common.node_main import ConfigurationError, run_node
+from deft_common.ros_async import wait_for
+from deft_common.ros_params import Param, declare
+from deft_interfaces.action import ExecuteGrasp, HandGrasp
+
+E = ExecuteGrasp.Result
+PARAMS = (
+    Param('backend', 'fake', 'Arm backend.', choices=BACKENDS),
+    Param('base_frame', 'base_link', 'Frame of every pose (the arm base).'),
+    Param('home_pose', [0.35, 0.0, 0.35, 1.0, 0.0, 0.0, 0.0],
+          'Home wrist pose, x y z (m) qx qy qz qw, base frame (default: palm down).'),
+    Param('workspace_min', [0.1, -0.5, 0.0], 'Workspace box minimum x y z, m.'),
+    Param('workspace_max', [0.8, 0.5, 0.7], 'Workspace box maximum x y z, m.'),
+    Param('max_speed', 0.25, 'Cartesian wrist speed limit, m/s.', range=(0.001, 5.0)),
+    Param('max_angular_speed', 1.5, 'Wrist rotation speed limit, rad/s.', range=(0.01, 20.0)),
+    Param('control_rate_hz', 50.0, 'Rate of motion steps, Hz.', range=(1.0, 1000.0)),
+    Param('approach_distance', 0.08, 'Default pre-grasp distance, m.', range=(0.0, 0.5)),
+    Param('hand_action', 'hand/grasp', 'Action that closes and opens the hand.'),
+    Param('hand_timeout', 10.0, 'Seconds a hand goal may take.', range=(0.1, 600.0)),
+    Param('state_rate_hz', 20.0, 'Rate of arm/wrist_pose, Hz.', range=(0.1, 1000.0)),
+)
+
+
+def finite(*values) -> bool:
+    """Return whether every value is a finite number."""
+    return all(math.isfinite(v) for v in values)
+
+
+class ArmNode(Node):
+    """Executes grasps: pre-grasp, approach, close the hand, post-grasp trajectory."""
+
+    def __init__(self, **kwargs):
+        super().__init__('arm', **kwargs)
+        self.p = declare(self, PARAMS)
+        try:
+            self.home = Pose.from_list(self.p.home_pose)
+            self.workspace = Workspace(np.array(self.p.workspace_min, dtype=float),
+                                       np.array(self.p.workspace_max, dtype=float))
+            if self.workspace.low.shape != (3,) or self.workspace.high.shape != (3,) or \
+                    np.any(self.workspace.low >= self.workspace.high):
+                raise ValueError('workspace_min/max need 3 values each with min < max')
+            if self.workspace.check(self.home, 'home_pose'):
+                raise ValueError(self.workspace.check(self.home, 'home_pose'))
+            self.backend = make_backend(self.p.backend, self.home)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        self.group = ReentrantCallbackGroup()
+        self.motion_lock = threading.Lock()
+        self.busy = False
+        self.pose_pub = self.create_publisher(PoseStamped, 'arm/wrist_pose', 10)
+        self.create_timer(1.0 / self.p.state_rate_hz, self.publish_pose)
+        self.hand = ActionClient(self, HandGrasp, self.p.hand_action, callback_group=self.group)
+        self.create_service(Trigger, 'arm/home', self.on_home, callback_group=self.group)
+        self.server = ActionServer(
+            self, ExecuteGrasp, 'arm/execute_grasp', execute_callback=self.execute,
+            goal_callback=self.on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
+            callback_group=self.group)
+        self.get_logger().info(f'{self.p.backend} arm ready, home {self.p.home_pose[:3]}')
+
+    def publish_pose(self) -> None:
+        """Publish the wrist pose."""
+        pose = self.backend.current_pose()
+        msg = PoseStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.p.base_frame
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = \
+            (float(v) for v in pose.position)
+        o = msg.pose.orientation
+        o.x, o.y, o.z, o.w = (float(v) for v in pose.orientation)
+        self.pose_pub.publish(msg)
+
+    def move_to(self, goal: Pose, should_stop=lambda: False, on_step=lambda k, p: None,
+                speed: float = 0.0) -> bool:
+        """Move the wrist to a pose at the speed limits; False if stopped."""
+        with self.motion_lock:
+            path = interpolate(self.backend.current_pose(), goal, speed or self.p.max_speed,
+                               self.p.max_angular_speed, self.p.control_rate_hz)
+            return self.backend.move(path, self.p.control_rate_hz, should_stop, on_step)
+
+    def on_home(self, request, response):
+        """Move home (blocks this service call until there)."""
+        if self.busy:
+            response.success, response.message = False, 'a grasp is being executed'
+            return response
+        self.move_to(self.home)
+        response.success, response.message = True, 'home'
+        return response
+
+    # --- execute_grasp ------------------------------------------------------------------
+    def malformed(self, goal) -> str:
+        """Return why a goal is malformed ('' if it is not)."""
+        frame = goal.contact_point.header.frame_id
+        if frame not in ('', self.p.base_frame):
+            return f'contact_point is in frame {frame!r}; expected {self.p.base_frame!r}'
+        c, q = goal.contact_point.point, goal.wrist_orientation
+        if not finite(c.x, c.y, c.z, q.x, q.y, q.z, q.w):
+            return 'contact_point and wrist_orientation must be finite'
+        if math.hypot(q.x, q.y, q.z, q.w) < 1e-6:
+            return 'wrist_orientation is a zero quaternion'
+        if goal.approach_distance < 0 or goal.max_speed < 0:
+            return 'approach_distance and max_speed must be >= 0'
+        if len(goal.hand_joint_names) != len(goal.hand_joint_positions):
+            return 'hand_joint_names and hand_joint_positions differ in length'
+        for wp in goal.post_grasp_waypoints:
+            p, o = wp.position, wp.orientation
+            if not finite(p.x, p.y, p.z, o.x, o.y, o.z, o.w):
+                return 'post_grasp_waypoints must be finite'
+        return ''
+
+    def on_goal(self, goal) -> GoalResponse:
+        """Reject malformed goals, and any goal while one runs (reason in the log)."""
+        reason = 'a grasp is already being executed' if self.busy else self.malformed(goal)
+        if reason:
+            self.get_logger().warning(f'execute_grasp goal rejected: {reason}')
+            return GoalResponse.REJECT
+        self.busy = True
+        return GoalResponse.ACCEPT
+
+    async def hand_goal(self, goal: HandGrasp.Goal) -> str:
+        """Send a hand goal and await it; return '' on success, else why not."""
+        if not self.hand.wait_for_server(timeout_sec=min(2.0, self.p.hand_timeout)):
+            return f'hand action {self.p.hand_action} is not available'
+        ok, handle = await wait_for(self, self.hand.send_goal_async(goal), self.p.hand_timeout,
+                                    self.group)
+        if not ok or not handle.accepted:
+            return 'the hand rejected the grasp targets'
+        ok, wrapped = await wait_for(self, handle.get_result_async(), self.p.hand_timeout,
+                                     self.group)
+        if not ok:
+            return f'the hand did not finish within {self.p.hand_timeout} s'
+        if wrapped.status != GoalStatus.STATUS_SUCCEEDED:
+            return f'hand: {wrapped.result.message}'
+        return ''
+
+    async def execute(self, handle):
+        """Run the stages; retreat with the hand open on cancel or failure."""
+        try:
+            return await self.run_grasp(handle)
+        finally:
+            self.busy = False
+
+    async def run_grasp(self, handle):
+        """Check reachability, then pre_grasp -> approach -> grasp -> post_grasp."""
+        goal = handle.request
+        c, q = goal.contact_point.point, goal.wrist_orientation
+        grasp = Pose(np.array([c.x, c.y, c.z]), np.array([q.x, q.y, q.z, q.w]) /
+                     math.hypot(q.x, q.y, q.z, q.w))
+        pre = pre_grasp_pose(grasp, goal.approach_distance or self.p.approach_distance)
+        waypoints = [waypoint_pose(grasp, [w.position.x, w.position.y, w.position.z],
+                                   [w.orientation.x, w.orientation.y, w.orientation.z,
+                                    w.orientation.w]) for w in goal.post_grasp_waypoints]
+        named = [('pre-grasp pose', pre), ('grasp pose', grasp)] + [
+            (f'post-grasp waypoint {i}', w) for i, w in enumerate(waypoints)]
+        for what, pose in named:
+            reason = self.workspace.check(pose, what)
+            if reason:
+                handle.abort()
+                return E(error_code=E.UNREACHABLE, message=f'unreachable: {reason}',
+                         final_stage='pre_grasp')
+        speed = goal.max_speed
+        stop = lambda: handle.is_cancel_requested  # noqa: E731
+
+        def stage_move(stage, target):
+            start = self.backend.current_pose().position
+            span = max(1e-9, float(np.linalg.norm(target.position - start)))
+
+            def step(k, pose):
+                left = float(np.linalg.norm(target.position - pose.position))
+                fb = ExecuteGrasp.Feedback(stage=stage, progress=max(0.0, 1.0 - left / span))
+                fb.wrist_pose.position.x, fb.wrist_pose.position.y, fb.wrist_pose.position.z = \
+                    (float(v) for v in pose.position)
+                o = fb.wrist_pose.orientation
+                o.x, o.y, o.z, o.w = (float(v) for v in pose.orientation)
+                handle.publish_feedback(fb)
+            handle.publish_feedback(ExecuteGrasp.Feedback(stage=stage, progress=0.0))
+            return self.move_to(target, stop, step, speed)
+
+        stage, failure = 'pre_grasp', None
+        if stage_move('pre_grasp', pre):
+            stage = 'approach'
+            if stage_move('approach', grasp):
+                stage = 'grasp'
+                handle.publish_feedback(ExecuteGrasp.Feedback(stage='grasp'))
+                hand = HandGrasp.Goal(joint_names=list(goal.hand_joint_names),
+                                      joint_positions=list(goal.hand_joint_positions))
+                if not goal.hand_joint_names:
+                    hand = HandGrasp.Goal(named_pose='closed')
+                reason = await self.hand_goal(hand)
+                if reason:
+                    failure = (E.HAND_FAILED, reason)
+                elif not stop():
+                    stage = 'post_grasp'
+                    for wp in waypoints:
+                        if not stage_move('post_grasp', wp):
+                            break
+                    else:
+                        handle.succeed()
+                        return E(success=True, final_stage='done',
+                                 message=f'grasped and followed {len(waypoints)} waypoints')
+        # cancelled or failed after motion began: open the hand, back off to the pre-grasp pose
+        handle.publish_feedback(ExecuteGrasp.Feedback(stage='retreat'))
+        opened = await self.hand_goal(HandGrasp.Goal(named_pose='open'))
+        self.move_to(Pose(pre.position, self.backend.current_pose().orientation))
+        note = f'; the hand did not open: {opened}' if opened else ''
+        if failure is None:
+            handle.canceled()
+            return E(error_code=E.CANCELED, final_stage=stage,
+                     message=f'cancelled during {stage}; retreated with the hand open{note}')
+        handle.abort()
+        return E(error_code=failure[0], final_stage=stage, message=failure[1] + note)
+
+
+def main(args=None):
+    """Run the arm node."""
+    raise SystemExit(run_node(ArmNode, args))

@@ -1,0 +1,108 @@
+"""The hand's hardware boundary: one abstract class, chosen by the `backend` parameter."""
+
+from abc import ABC, abstractmethod
+import math
+import time
+from typing import Callable, List, Tuple
+
+import numpy as np
+
+from deft_hand_driver.hand_config import HandConfig
+
+
+class HandBackend(ABC):
+    """A hand the driver reads and commands; angles in radians, in the config's joint order."""
+
+    def __init__(self, config: HandConfig):
+        self.config = config
+
+    @abstractmethod
+    def connect(self) -> None:
+        """Open the connection; raise RuntimeError with a reason a person can act on."""
+
+    @abstractmethod
+    def read(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return (positions rad, velocities rad/s, efforts as a fraction of the current limit)."""
+
+    @abstractmethod
+    def write(self, targets: np.ndarray) -> None:
+        """Command goal positions (already within the limits)."""
+
+    @abstractmethod
+    def set_torque(self, enabled: bool) -> None:
+        """Enable or disable holding torque on every joint."""
+
+    def hardware_errors(self) -> List[str]:
+        """Return hardware error descriptions (e.g. 'servo 3: overload'); empty when healthy."""
+        return []
+
+    def close(self) -> None:
+        """Release the hardware (torque off first)."""
+
+
+class FakeHand(HandBackend):
+    """
+    Honest dry-run hand: no hardware.
+
+    Each joint follows its target with a first-order lag
+    (time constant `time_constant`), integrated against `clock`. With `stall_closure` in (0, 1]
+    the fingers stop at that closure, as on an object, so stall handling can be exercised.
+    """
+
+    def __init__(self, config: HandConfig, time_constant: float = 0.08,
+                 stall_closure: float = 0.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__(config)
+        if time_constant <= 0:
+            raise ValueError('time_constant must be > 0')
+        self.tau, self.stall_closure, self.clock = time_constant, stall_closure, clock
+        self.pos = config.pose('open')
+        self.vel = np.zeros(config.size)
+        self.target = self.pos.copy()
+        self.torque = False
+        self._t = clock()
+
+    def connect(self) -> None:
+        """Nothing to open."""
+        self._t = self.clock()
+
+    def _step(self) -> None:
+        now = self.clock()
+        dt = max(0.0, now - self._t)
+        self._t = now
+        if not self.torque or dt == 0.0:
+            self.vel[:] = 0.0
+            return
+        old = self.pos.copy()
+        self.pos = self.target + (self.pos - self.target) * math.exp(-dt / self.tau)
+        if self.stall_closure > 0:
+            open_, closed = self.config.pose('open'), self.config.pose('closed')
+            limit = open_ + self.stall_closure * (closed - open_)
+            span = closed - open_
+            past = np.sign(span) * (self.pos - limit) > 0
+            self.pos[past] = limit[past]
+        self.vel = (self.pos - old) / dt
+
+    def read(self):
+        """Advance the lag to now and return the state."""
+        self._step()
+        return self.pos.copy(), self.vel.copy(), np.zeros(self.config.size)
+
+    def write(self, targets: np.ndarray) -> None:
+        """Set the targets the joints lag towards."""
+        self._step()
+        self.target = np.asarray(targets, dtype=float).copy()
+
+    def set_torque(self, enabled: bool) -> None:
+        """Torque off: joints stay where they are."""
+        self._step()
+        self.torque = enabled
+
+
+BACKENDS = ('fake',)
+
+
+def make_backend(name: str, config: HandConfig, **options) -> HandBackend:
+    """Build a backend by name; ValueError naming the choices."""
+    if name == 'fake':
+        return FakeHand(config, **options)
+    raise ValueError(f'unknown hand backend {name!r}; available: {", ".join(BACKENDS)}')

@@ -1,0 +1,208 @@
+"""The hand driver node: `hand/joint_states`, `hand/command`, `hand/grasp` over a backend."""
+
+import math
+import threading
+import time
+
+import numpy as np
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+
+from deft_common.node_main import ConfigurationError, run_node
+from deft_common.ros_params import Param, declare
+from deft_hand_driver.backends import BACKENDS, make_backend
+from deft_hand_driver.grasp_motion import StallDetector, ramp
+from deft_hand_driver.hand_config import load_hand_config
+from deft_interfaces.action import HandGrasp
+
+G = HandGrasp.Result
+PARAMS = (
+    Param('backend', 'fake', 'Hand hardware backend.', choices=BACKENDS),
+    Param('hand_config', '', 'Hand config YAML; empty = the installed LEAP-class 16-DOF hand.'),
+    Param('rate_hz', 50.0, 'Control loop and joint_states rate, Hz.', range=(1.0, 1000.0)),
+    Param('time_constant', 0.08, 'fake: first-order lag of the joints, s.', range=(0.001, 5.0)),
+    Param('stall_closure', 0.0, 'fake: closure (0..1) where an imaginary object stops the '
+          'fingers; 0 = no object.', range=(0.0, 1.0)),
+    Param('default_duration', 1.0, 'Time to reach grasp targets when a goal gives 0, s.',
+          range=(0.0, 60.0)),
+    Param('default_tolerance', 0.05, 'Joint error for success when a goal gives 0, rad.',
+          range=(0.001, 1.0)),
+    Param('settle_timeout', 2.0, 'Time after the duration before a grasp times out, s.',
+          range=(0.1, 60.0)),
+    Param('stall_velocity', 0.02, 'All joints slower than this count as stalled, rad/s.',
+          range=(0.0, 10.0)),
+    Param('stall_time', 0.3, 'How long the hand must be still to count as stalled, s.',
+          range=(0.01, 10.0)),
+)
+
+
+class HandDriverNode(Node):
+    """Reads the hand at a fixed rate, publishes its state and drives it to targets."""
+
+    def __init__(self, **kwargs):
+        super().__init__('hand_driver', **kwargs)
+        self.p = declare(self, PARAMS)
+        try:
+            self.config = load_hand_config(self.p.hand_config)
+            options = {}
+            if self.p.backend == 'fake':
+                options = dict(time_constant=self.p.time_constant,
+                               stall_closure=self.p.stall_closure)
+            self.backend = make_backend(self.p.backend, self.config, **options)
+            self.backend.connect()
+            self.backend.set_torque(True)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ConfigurationError(str(exc)) from exc
+        self.lock = threading.Lock()
+        self.pos, self.vel, self.eff = self.backend.read()
+        self.setpoint = self.pos.copy()
+        self.active_goal = None
+        self.failed = ''
+        self.pub = self.create_publisher(JointState, 'hand/joint_states', 10)
+        self.create_timer(1.0 / self.p.rate_hz, self.control_step,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        group = ReentrantCallbackGroup()
+        self.create_subscription(JointState, 'hand/command', self.on_command, 10,
+                                 callback_group=group)
+        self.server = ActionServer(
+            self, HandGrasp, 'hand/grasp', execute_callback=self.execute,
+            goal_callback=self.on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
+            callback_group=group)
+        self.get_logger().info(f'{self.p.backend} hand {self.config.name!r}: '
+                               f'{self.config.size} joints at {self.p.rate_hz:.0f} Hz')
+
+    # --- the control loop ---------------------------------------------------------------
+    def control_step(self) -> None:
+        """Read the backend, publish joint_states, write the current setpoint."""
+        try:
+            pos, vel, eff = self.backend.read()
+            with self.lock:
+                self.pos, self.vel, self.eff = pos, vel, eff
+                setpoint = self.setpoint.copy()
+            self.backend.write(setpoint)
+            errors = self.backend.hardware_errors()
+            if errors:
+                raise RuntimeError('; '.join(errors))
+        except (RuntimeError, OSError) as exc:
+            if not self.failed:
+                self.get_logger().error(f'hand hardware error: {exc}')
+            self.failed = str(exc)
+            return
+        self.failed = ''
+        msg = JointState(name=self.config.joint_names, position=pos.tolist(),
+                         velocity=vel.tolist(), effort=eff.tolist())
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub.publish(msg)
+
+    def set_targets(self, names, positions, base=None):
+        """Resolve targets by name, clamp them (warning) and make them the setpoint."""
+        targets, clamped = self.config.resolve(names, positions, base)
+        if clamped:
+            self.get_logger().warning(f'targets clamped to the limits for {", ".join(clamped)}',
+                                      throttle_duration_sec=2.0)
+        return targets
+
+    def on_command(self, msg: JointState) -> None:
+        """Stream targets: names + positions, applied at once."""
+        with self.lock:
+            base = self.setpoint.copy()
+        try:
+            targets = self.set_targets(list(msg.name), list(msg.position), base)
+        except ValueError as exc:
+            self.get_logger().warning(f'hand/command ignored: {exc}', throttle_duration_sec=2.0)
+            return
+        with self.lock:
+            self.setpoint = targets
+
+    # --- the grasp action ---------------------------------------------------------------
+    def goal_targets(self, goal) -> np.ndarray:
+        """Return the full target vector of a goal; ValueError if malformed."""
+        if goal.duration < 0 or goal.tolerance < 0 or not math.isfinite(goal.duration):
+            raise ValueError('duration and tolerance must be finite and >= 0')
+        if goal.named_pose:
+            if goal.joint_names:
+                raise ValueError('give either named_pose or joint targets, not both')
+            return self.config.pose(goal.named_pose)
+        if not goal.joint_names:
+            raise ValueError('no targets: give named_pose or joint_names + joint_positions')
+        with self.lock:
+            base = self.setpoint.copy()
+        return self.set_targets(list(goal.joint_names), list(goal.joint_positions), base)
+
+    def on_goal(self, goal) -> GoalResponse:
+        """Reject malformed goals (the reason goes to the log)."""
+        try:
+            self.goal_targets(goal)
+        except ValueError as exc:
+            self.get_logger().warning(f'hand/grasp goal rejected: {exc}')
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def execute(self, handle):
+        """Ramp the setpoint to the targets, then wait for arrival, a stall or the timeout."""
+        goal = handle.request
+        me = object()
+        self.active_goal = me
+        goal_pos = self.goal_targets(goal)
+        duration = goal.duration or self.p.default_duration
+        tol = goal.tolerance or self.p.default_tolerance
+        with self.lock:
+            start = self.setpoint.copy()
+        stall = StallDetector(self.p.stall_velocity, self.p.stall_time)
+        t0 = time.monotonic()
+        period = 1.0 / self.p.rate_hz
+        result = G(joint_names=self.config.joint_names)
+        outcome = None
+        while outcome is None:
+            elapsed = time.monotonic() - t0
+            if self.active_goal is not me:
+                outcome = ('abort', G.CANCELED, 'preempted by a newer hand/grasp goal')
+                break
+            if handle.is_cancel_requested:
+                with self.lock:
+                    self.setpoint = self.pos.copy()  # hold where it is
+                outcome = ('cancel', G.CANCELED, 'cancelled; holding the current position')
+                break
+            if self.failed:
+                outcome = ('abort', G.HARDWARE_ERROR, f'hand hardware error: {self.failed}')
+                break
+            with self.lock:
+                self.setpoint = ramp(start, goal_pos, elapsed, duration)
+                pos, vel = self.pos.copy(), self.vel.copy()
+            error = float(np.max(np.abs(goal_pos - pos)))
+            handle.publish_feedback(HandGrasp.Feedback(max_error=error, elapsed=elapsed))
+            if elapsed >= duration:
+                if error <= tol:
+                    outcome = ('succeed', G.NONE, f'reached the targets (max error {error:.3f})')
+                elif stall.update(elapsed, vel):
+                    result.stalled = True
+                    outcome = ('succeed', G.NONE,
+                               f'stopped on contact {error:.3f} rad short of the targets')
+                elif elapsed > duration + self.p.settle_timeout:
+                    worst = self.config.joint_names[int(np.argmax(np.abs(goal_pos - pos)))]
+                    outcome = ('abort', G.TIMEOUT, f'targets not reached after {elapsed:.1f} s '
+                               f'(max error {error:.3f} rad at {worst})')
+            if outcome is None:
+                time.sleep(period)
+        with self.lock:
+            result.joint_positions = self.pos.tolist()
+        kind, result.error_code, result.message = outcome
+        result.success = kind == 'succeed'
+        getattr(handle, {'succeed': 'succeed', 'abort': 'abort', 'cancel': 'canceled'}[kind])()
+        return result
+
+    def destroy_node(self):
+        """Torque off before the node goes away."""
+        try:
+            self.backend.set_torque(False)
+            self.backend.close()
+        except (RuntimeError, OSError) as exc:
+            self.get_logger().error(f'could not switch the torque off: {exc}')
+        return super().destroy_node()
+
+
+def main(args=None):
+    """Run the hand driver node."""
+    raise SystemExit(run_node(HandDriverNode, args))

@@ -1,0 +1,147 @@
+"""The perception node: `perception/segment` over the latest RGB-D frame."""
+
+import threading
+import time
+
+import numpy as np
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
+
+from deft_common import image_codec
+from deft_common.node_main import ConfigurationError, run_node
+from deft_common.ros_params import Param, declare
+from deft_interfaces.srv import Segment
+from deft_perception.geometry import CameraModel, crop_resize, crop_window, mask_box
+from deft_perception.prompts import parse_prompt
+from deft_perception.segmentation import BACKENDS, SegmentationError, make_segmenter
+
+S = Segment.Response
+PARAMS = (
+    Param('backend', 'fake', 'Segmentation backend.', choices=BACKENDS),
+    Param('crop_size', 224, 'Side of the square crop for the model, px.', range=(8, 2048)),
+    Param('crop_margin', 0.15, 'Margin around the box in the crop, fraction of its side.',
+          range=(0.0, 2.0)),
+    Param('center_fraction', 0.3, 'fake: fraction of each image side the mask covers.',
+          range=(0.01, 1.0)),
+    Param('min_height', 0.01, 'depth: height above the support plane of an object, m.',
+          range=(0.0, 1.0)),
+    Param('min_area', 150, 'depth: smallest object, px.', range=(1, 10_000_000)),
+    Param('ransac_iterations', 200, 'depth: RANSAC iterations of the plane fit.',
+          range=(1, 100_000)),
+    Param('plane_inlier_distance', 0.01, 'depth: plane inlier distance, m.', range=(0.0001, 0.5)),
+    Param('max_sync_skew', 0.2, 'Largest stamp difference of colour and depth, s.',
+          range=(0.0, 10.0)),
+    Param('seed', 0, 'Seed of the RANSAC sampling.', range=(0, 2**31 - 1)),
+)
+
+
+class PerceptionNode(Node):
+    """Keeps the latest colour, depth and camera info; segments on request."""
+
+    def __init__(self, **kwargs):
+        super().__init__('perception', **kwargs)
+        self.p = declare(self, PARAMS)
+        try:
+            self.segmenter = make_segmenter(
+                self.p.backend, center_fraction=self.p.center_fraction,
+                min_height=self.p.min_height, min_area=self.p.min_area,
+                iterations=self.p.ransac_iterations,
+                inlier_distance=self.p.plane_inlier_distance, seed=self.p.seed)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        self.lock = threading.Lock()
+        self.latest = {'colour': None, 'depth': None, 'info': None}
+        group = ReentrantCallbackGroup()
+        for key, msg_type, topic in (('colour', Image, 'camera/color/image_raw'),
+                                     ('depth', Image, 'camera/depth/image_raw'),
+                                     ('info', CameraInfo, 'camera/color/camera_info')):
+            self.create_subscription(msg_type, topic, lambda m, k=key: self.keep(k, m),
+                                     qos_profile_sensor_data, callback_group=group)
+        self.create_service(Segment, 'perception/segment', self.on_segment, callback_group=group)
+        self.get_logger().info(f'segmentation backend {self.p.backend!r}')
+
+    def keep(self, key, msg) -> None:
+        """Store the latest message of a camera topic."""
+        with self.lock:
+            self.latest[key] = msg
+
+    def on_segment(self, request, response):
+        """Segment the latest frame; every failure is an error code and a message."""
+        t0 = time.monotonic()
+        try:
+            self.segment(request, response)
+            response.success = True
+        except _Failure as exc:
+            response.success, response.error_code, response.error_msg = False, exc.code, str(exc)
+            self.get_logger().warning(f'segment {request.prompt!r}: {exc}')
+        self.get_logger().debug(f'segment took {time.monotonic() - t0:.3f} s')
+        return response
+
+    def segment(self, request, response) -> None:
+        """Fill the response or raise _Failure."""
+        with self.lock:
+            colour, depth_msg, info = (self.latest[k] for k in ('colour', 'depth', 'info'))
+        missing = [t for t, m in (('camera/color/image_raw', colour),
+                                  ('camera/depth/image_raw', depth_msg),
+                                  ('camera/color/camera_info', info)) if m is None]
+        if missing:
+            raise _Failure(S.NO_IMAGE, f'nothing received yet on {", ".join(missing)}')
+        skew = abs((Time.from_msg(colour.header.stamp) -
+                    Time.from_msg(depth_msg.header.stamp)).nanoseconds) * 1e-9
+        if skew > self.p.max_sync_skew:
+            raise _Failure(S.NO_IMAGE, f'colour and depth are {skew:.3f} s apart '
+                           f'(max_sync_skew {self.p.max_sync_skew} s)')
+        try:
+            rgb = image_codec.to_rgb(colour)
+            depth = image_codec.depth_in_metres(depth_msg)
+            camera = CameraModel.from_camera_info(info.k, info.width, info.height)
+        except ValueError as exc:
+            raise _Failure(S.NO_IMAGE, f'unusable camera data: {exc}') from exc
+        if rgb.shape[:2] != depth.shape:
+            raise _Failure(S.NO_IMAGE, f'colour {rgb.shape[:2]} and depth {depth.shape} differ '
+                           'in size (align depth to colour)')
+        h, w = depth.shape
+        try:
+            prompt = parse_prompt(request.prompt, w, h)
+        except ValueError as exc:
+            raise _Failure(S.BAD_PROMPT, f'bad prompt: {exc}') from exc
+        try:
+            mask = self.segmenter.segment(rgb, depth, camera, prompt)
+        except SegmentationError as exc:
+            raise _Failure(S.NOT_FOUND, str(exc)) from exc
+        except (ValueError, RuntimeError) as exc:
+            raise _Failure(S.BACKEND_ERROR, f'{self.p.backend} backend: {exc}') from exc
+        if not mask.any():
+            raise _Failure(S.NOT_FOUND, 'the mask is empty')
+        points, valid = camera.backproject(mask, depth)
+        if len(points) == 0:
+            raise _Failure(S.NO_VALID_DEPTH, 'the object has no valid depth (all NaN, zero or '
+                           'negative): check the depth stream and the object distance')
+        u0, v0, u1, v1 = mask_box(mask)
+        size = request.crop_size or self.p.crop_size
+        window = crop_window((u0, v0, u1, v1), self.p.crop_margin, w, h)
+        response.header = colour.header
+        response.mask = image_codec.to_msg(mask.astype(np.uint8) * 255, 'mono8', colour.header)
+        response.box = RegionOfInterest(x_offset=u0, y_offset=v0, width=u1 - u0,
+                                        height=v1 - v0)
+        response.crop = image_codec.to_msg(crop_resize(rgb, window, size), 'rgb8', colour.header)
+        response.crop_window = RegionOfInterest(x_offset=window[0], y_offset=window[1],
+                                                width=window[2], height=window[2])
+        response.points = points.ravel().tolist()
+        c = points.mean(axis=0)
+        response.centroid.x, response.centroid.y, response.centroid.z = (float(v) for v in c)
+        response.depth_valid_fraction = valid
+
+
+class _Failure(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def main(args=None):
+    """Run the perception node."""
+    raise SystemExit(run_node(PerceptionNode, args))
