@@ -9,6 +9,8 @@ from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo
 
 from deft_interfaces.action import RunEpisode
 
@@ -45,6 +47,16 @@ class EpisodeClient:
     def wait_for_server(self, timeout: float) -> bool:
         """Wait until the run_episode action server is discovered."""
         return self.action.wait_for_server(timeout_sec=timeout)
+
+    def wait_for_camera(self, timeout: float) -> bool:
+        """Wait until a camera_info message arrives (the camera, or the simulated one, is up)."""
+        seen = threading.Event()
+        sub = self.node.create_subscription(CameraInfo, 'camera/color/camera_info',
+                                            lambda _: seen.set(), qos_profile_sensor_data)
+        try:
+            return seen.wait(timeout)
+        finally:
+            self.node.destroy_subscription(sub)
 
     def run(self, goal: RunEpisode.Goal, timeout: float,
             on_feedback: Optional[Callable[[RunEpisode.Feedback], None]] = None,

@@ -53,6 +53,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             while not client.wait_for_server(timeout=0.5):
                 if graph.exited() or time.monotonic() - started > opts.startup_timeout:
                     return report_dead(graph, opts.startup_timeout)
+            if not client.wait_for_camera(opts.startup_timeout):
+                print('no camera frames from the simulated world', file=sys.stderr)
+                return report_dead(graph, opts.startup_timeout)
             print(f'graph up in {time.monotonic() - started:.1f} s; sending run_episode '
                   f'(task "{opts.task}", mode {opts.mode}, reward sim)', flush=True)
             goal = RunEpisode.Goal(task=opts.task, object_prompt=opts.object_prompt,
@@ -70,11 +73,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             r = outcome.result
             print(f'result: {outcome.status_name}\n  success: {str(r.success).lower()}\n'
                   f'  reward: {r.reward:.3f}\n  message: {r.message}\n'
-                  f'  phases: {" -> ".join(outcome.phases)}\n'
-                  f'  xi ({len(r.record.xi)} parameters): '
-                  + ', '.join(f'{n}={v:.3f}' for n, v in
-                              list(zip(r.record.parameter_names, r.record.xi))[:6]) + ', ...',
-                  flush=True)
+                  f'  phases: {" -> ".join(outcome.phases)}', flush=True)
+            if r.record.xi:
+                print(f'  xi ({len(r.record.xi)} parameters): ' + ', '.join(
+                    f'{n}={v:.3f}' for n, v in
+                    list(zip(r.record.parameter_names, r.record.xi))[:6]) + ', ...', flush=True)
             code = 0 if r.success else 1
     except TimeoutError as exc:
         print(f'deft_demo: {exc}', file=sys.stderr)

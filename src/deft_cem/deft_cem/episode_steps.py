@@ -83,12 +83,20 @@ class EpisodeSteps:
         return response
 
     async def perceive(self, prompt: str, phase: Phase) -> None:
-        """Segment the object (fails early when it is not visible)."""
+        """Segment the object (fails early when it is not visible); waits for a first image."""
         phase('perceive', f'segmenting {prompt or "the salient object"}')
-        response = await self.call(self.segment, Segment.Request(prompt=prompt),
-                                   R.PERCEPTION_FAILED)
-        if not response.success:
-            raise EpisodeFailure(R.PERCEPTION_FAILED, f'perception: {response.error_msg}')
+        clock = self.node.get_clock()
+        deadline = clock.now().nanoseconds * 1e-9 + self.s.service_timeout
+        while True:
+            response = await self.call(self.segment, Segment.Request(prompt=prompt),
+                                       R.PERCEPTION_FAILED)
+            if response.success:
+                return
+            if response.error_code != Segment.Response.NO_IMAGE or \
+                    clock.now().nanoseconds * 1e-9 > deadline:
+                raise EpisodeFailure(R.PERCEPTION_FAILED, f'perception: {response.error_msg}')
+            phase('perceive', f'waiting for the camera: {response.error_msg}')
+            await sleep(self.node, 0.25, self.group)
 
     async def predict_prior(self, task: str, prompt: str, phase: Phase):
         """Ask the affordance node for the grasp prior; return (prior msg, xi)."""

@@ -4,7 +4,11 @@ import sys
 from typing import Callable, Optional
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 from rclpy.node import Node
 
 from deft_common.ros_params import ParameterError
@@ -15,13 +19,19 @@ class ConfigurationError(RuntimeError):
 
 
 def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: int = 4) -> int:
-    """Build the node, spin it until SIGINT/SIGTERM, destroy it; return a process exit code."""
+    """
+    Build the node, spin it until SIGINT/SIGTERM, destroy it; return a process exit code.
+
+    threads = 1 spins a SingleThreadedExecutor: right for nodes whose callbacks never wait on
+    others, since rclpy's MultiThreadedExecutor busy-loops while its pool is saturated.
+    """
     rclpy.init(args=args)
     node = None
     code = 0
     try:
         node = factory()
-        executor = MultiThreadedExecutor(num_threads=threads)
+        executor = SingleThreadedExecutor() if threads <= 1 else \
+            MultiThreadedExecutor(num_threads=threads)
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -6,7 +6,7 @@ import time
 import numpy as np
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 
@@ -35,6 +35,9 @@ PARAMS = (
     Param('max_sync_skew', 0.2, 'Largest stamp difference of colour and depth, s.',
           range=(0.0, 10.0)),
     Param('seed', 0, 'Seed of the RANSAC sampling.', range=(0, 2**31 - 1)),
+    Param('image_qos', 'reliable', 'Reliability of the camera subscriptions: reliable (large '
+          'images arrive whole) or best_effort (for drivers that only publish best effort).',
+          choices=('reliable', 'best_effort')),
 )
 
 
@@ -55,11 +58,14 @@ class PerceptionNode(Node):
         self.lock = threading.Lock()
         self.latest = {'colour': None, 'depth': None, 'info': None}
         group = ReentrantCallbackGroup()
+        qos = QoSProfile(depth=2, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.RELIABLE if self.p.image_qos == 'reliable'
+                         else ReliabilityPolicy.BEST_EFFORT)
         for key, msg_type, topic in (('colour', Image, 'camera/color/image_raw'),
                                      ('depth', Image, 'camera/depth/image_raw'),
                                      ('info', CameraInfo, 'camera/color/camera_info')):
             self.create_subscription(msg_type, topic, lambda m, k=key: self.keep(k, m),
-                                     qos_profile_sensor_data, callback_group=group)
+                                     qos, callback_group=group)
         self.create_service(Segment, 'perception/segment', self.on_segment, callback_group=group)
         self.get_logger().info(f'segmentation backend {self.p.backend!r}')
 

@@ -158,8 +158,13 @@ class TabletopWorld:
         return 0.3 * float(np.clip(closeness, 0.0, 1.0)), False
 
     # --- rendering -------------------------------------------------------------------
-    def render(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Return (rgb uint8 H x W x 3, depth float32 H x W in metres along the optical axis)."""
+    def render(self, object_pose=None) -> Tuple[np.ndarray, np.ndarray]:
+        """
+        Return (rgb uint8 H x W x 3, depth float32 H x W in metres along the optical axis).
+
+        `object_pose` (position, orientation) renders a snapshot taken earlier (default: now).
+        """
+        position, orientation = object_pose or self.object_pose()
         rot = rotations.to_matrix(self.camera_to_base.rotation)
         origin = self.camera_to_base.translation
         dirs = self._rays @ rot.T  # base frame, optical z component = 1 per unit t
@@ -181,8 +186,8 @@ class TabletopWorld:
         depth[floor] = t_floor[floor]
         rgb[floor] = [70, 70, 75]
         # the box: slab test in its own frame
-        r_obj = rotations.to_matrix(self.state.orientation)
-        o = (origin - self.state.position) @ r_obj
+        r_obj = rotations.to_matrix(orientation)
+        o = (origin - position) @ r_obj
         d = dirs @ r_obj
         with np.errstate(divide='ignore', invalid='ignore'):
             t1 = (-self.half - o) / d

@@ -3,7 +3,6 @@
 import threading
 
 from geometry_msgs.msg import PoseStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -25,7 +24,7 @@ PARAMS = (
     Param('camera_to_base', [0.5, 0.0, 0.9, 1.0, 0.0, 0.0, 0.0],
           'Camera optical frame pose in base_frame: x y z (m) qx qy qz qw.'),
     Param('hand_config', '', 'Hand config YAML; empty = the installed LEAP-class 16-DOF hand.'),
-    Param('camera_rate_hz', 5.0, 'Rate of rendered RGB-D frames, Hz.', range=(0.1, 60.0)),
+    Param('camera_rate_hz', 2.0, 'Rate of rendered RGB-D frames, Hz.', range=(0.1, 60.0)),
     Param('width', 640, 'Image width, px.', range=(16, 4096)),
     Param('height', 480, 'Image height, px.', range=(16, 4096)),
     Param('fx', 554.3, 'Focal length x, px.', range=(1.0, 1e5)),
@@ -80,9 +79,8 @@ class SimNode(Node):
         self.depth_pub = self.create_publisher(Image, 'camera/depth/image_raw', qos)
         self.info_pub = self.create_publisher(CameraInfo, 'camera/color/camera_info', qos)
         self.object_pub = self.create_publisher(PoseStamped, 'sim/object_pose', 10)
-        self.create_timer(1.0 / self.p.camera_rate_hz, self.publish_frame,
-                          callback_group=MutuallyExclusiveCallbackGroup())
-        group = ReentrantCallbackGroup()
+        self.create_timer(1.0 / self.p.camera_rate_hz, self.publish_frame)
+        group = None
         self.create_subscription(PoseStamped, 'arm/wrist_pose', self.on_wrist, 10,
                                  callback_group=group)
         self.create_subscription(JointState, 'hand/joint_states', self.on_hand, 10,
@@ -105,8 +103,8 @@ class SimNode(Node):
     def publish_frame(self) -> None:
         """Render and publish colour, depth and camera info with one stamp."""
         with self.lock:
-            rgb, depth = self.world.render()
             position, orientation = self.world.object_pose()
+        rgb, depth = self.world.render((position, orientation))
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.p.camera_frame)
         self.rgb_pub.publish(image_codec.to_msg(rgb, 'rgb8', header))
         self.depth_pub.publish(image_codec.to_msg(depth, '32FC1', header))
@@ -180,4 +178,4 @@ class SimNode(Node):
 
 def main(args=None):
     """Run the simulated world node."""
-    raise SystemExit(run_node(SimNode, args))
+    raise SystemExit(run_node(SimNode, args, threads=1))  # no callback waits on another
