@@ -13,16 +13,17 @@ from deft_common.ros_async import sleep, wait_for
 
 @pytest.fixture
 def node():
-    rclpy.init()
-    n = rclpy.create_node('async_test')
-    ex = MultiThreadedExecutor(num_threads=2)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    n = rclpy.create_node('async_test', context=ctx)
+    ex = MultiThreadedExecutor(num_threads=2, context=ctx)
     ex.add_node(n)
     thread = threading.Thread(target=ex.spin, daemon=True)
     thread.start()
     yield n, ex
     ex.shutdown(timeout_sec=2.0)
     n.destroy_node()
-    rclpy.try_shutdown()
+    rclpy.try_shutdown(context=ctx)
 
 
 def run(ex, coro_fn, timeout=5.0):

@@ -16,17 +16,18 @@ TABLE = (
 
 @pytest.fixture
 def context():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
 
 
-def make(overrides):
-    return rclpy.create_node('params_test', parameter_overrides=overrides)
+def make(ctx, overrides):
+    return rclpy.create_node('params_test', parameter_overrides=overrides, context=ctx)
 
 
 def test_defaults_descriptions_and_overrides(context):
-    node = make([Parameter('rate', value=20.0)])
+    node = make(context, [Parameter('rate', value=20.0)])
     values = declare(node, TABLE)
     assert values.rate == 20.0 and values.count == 3 and values.names == ['a', 'b']
     desc = node.describe_parameter('backend')
@@ -42,7 +43,7 @@ def test_defaults_descriptions_and_overrides(context):
     (Parameter('rate', value='fast'), 'rate'),
 ])
 def test_bad_values_name_the_parameter(context, override, match):
-    node = make([override])
+    node = make(context, [override])
     with pytest.raises(ParameterError, match=match):
         declare(node, TABLE)
     node.destroy_node()
