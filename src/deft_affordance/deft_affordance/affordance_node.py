@@ -8,7 +8,7 @@ from rclpy.node import Node
 
 from deft_affordance.geometric_prior import geometric_prior
 from deft_common.node_main import ConfigurationError, run_node
-from deft_common.ros_async import sleep, wait_for
+from deft_common.ros_async import wait_for, wait_until
 from deft_common.ros_params import Param, declare
 from deft_common.rotations import Transform
 from deft_hand_driver.hand_config import load_hand_config
@@ -57,12 +57,11 @@ class AffordanceNode(Node):
         if not request.task.strip():
             response.error_code, response.error_msg = P.BAD_REQUEST, 'task is empty'
             return response
-        if not self.segment.service_is_ready():
-            await sleep(self, min(1.0, self.p.segment_timeout), self.group)
-            if not self.segment.service_is_ready():
-                response.error_code = P.SERVICE_UNAVAILABLE
-                response.error_msg = f'service {self.segment.srv_name} is not available'
-                return response
+        if not await wait_until(self, self.segment.service_is_ready, self.p.segment_timeout,
+                                self.group):
+            response.error_code = P.SERVICE_UNAVAILABLE
+            response.error_msg = f'service {self.segment.srv_name} is not available'
+            return response
         done, seg = await wait_for(self, self.segment.call_async(
             Segment.Request(prompt=request.object_prompt)), self.p.segment_timeout, self.group)
         if not done:
@@ -100,4 +99,5 @@ class AffordanceNode(Node):
 
 def main(args=None):
     """Run the affordance node."""
-    raise SystemExit(run_node(AffordanceNode, args))
+    # Every callback is a coroutine that awaits, never blocks: one thread serves them all.
+    raise SystemExit(run_node(AffordanceNode, args, threads=1))

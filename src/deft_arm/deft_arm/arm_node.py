@@ -227,4 +227,6 @@ class ArmNode(Node):
 
 def main(args=None):
     """Run the arm node."""
+    # Motions block their thread for their duration (the backend follows the trajectory in
+    # real time): other threads keep answering cancel requests, arm/home and feedback.
     raise SystemExit(run_node(ArmNode, args))

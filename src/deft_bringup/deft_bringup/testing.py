@@ -49,18 +49,27 @@ class Probe:
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
+        # One client per service, kept: destroying a client while the executor thread waits on
+        # it aborts the process inside rcl.
+        self.clients: Dict[tuple, object] = {}
+        self.lock = threading.Lock()
+
+    def client(self, srv_type, name: str):
+        """The probe's client of service `name` (created on first use)."""
+        with self.lock:
+            key = (srv_type, name)
+            if key not in self.clients:
+                self.clients[key] = self.node.create_client(srv_type, name)
+            return self.clients[key]
 
     def call(self, srv_type, name: str, request, timeout: float = 10.0):
         """Call a service and return its response; AssertionError if absent or silent."""
-        client = self.node.create_client(srv_type, name)
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise AssertionError(f'service {name} not available within {timeout} s')
-            future = client.call_async(request)
-            wait_until(future.done, timeout, f'an answer from {name}')
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+        client = self.client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise AssertionError(f'service {name} not available within {timeout} s')
+        future = client.call_async(request)
+        wait_until(future.done, timeout, f'an answer from {name}')
+        return future.result()
 
     def close(self) -> None:
         """Stop spinning and destroy the node."""

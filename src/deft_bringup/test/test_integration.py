@@ -98,7 +98,7 @@ def test_operator_reward_flow(graph, episodes, probe):
     assert good.accepted
     assert outcome.result.reward == pytest.approx(0.7)
     assert outcome.result.record.reward_source == 'operator'
-    late = probe.call(SubmitReward, 'submit_reward', SubmitReward.Request(run_id='op', reward=1))
+    late = probe.call(SubmitReward, 'submit_reward', SubmitReward.Request(run_id='op', reward=1.0))
     assert not late.accepted and 'no episode is waiting' in late.message
 
 

@@ -140,8 +140,18 @@ class EpisodeNode(Node):
             error = 'prior "heuristic" is not available in this version; use "affordance"'
         return self._accept('fine_tune', error)
 
-    def announce_reward_request(self, run_id: str, episode: int, task: str) -> None:
-        """Publish which episode waits for the operator (for deft_score and rqt)."""
+    def announce_reward_request(self, run_id: Optional[str], episode: int, task: str) -> None:
+        """
+        Publish which episode waits for the operator (for deft_score and rqt), latched.
+
+        run_id None publishes "nothing waits" (reward_source empty), so a terminal started later
+        is not shown an episode that was already scored.
+        """
+        if run_id is None:
+            record = EpisodeRecord(episode=-1, reward=math.nan, reward_source='',
+                                   stamp=self.get_clock().now().to_msg())
+            self.reward_requests.publish(record)
+            return
         record = EpisodeRecord(run_id=run_id, episode=episode, task=task, reward=math.nan,
                                xi=self.current.get('xi', []), eps=self.current.get('eps', []),
                                parameter_names=self.space.names, reward_source='operator',
@@ -152,8 +162,11 @@ class EpisodeNode(Node):
         """Deliver the operator's score to the episode waiting for it."""
         response.accepted, response.message = self.rewards.submit(
             request.run_id, request.episode, request.reward, request.discard)
-        log = self.get_logger().info if response.accepted else self.get_logger().warning
-        log(f'submit_reward: {response.message}')
+        # rclpy ties a severity to each call site: one call per severity.
+        if response.accepted:
+            self.get_logger().info(f'submit_reward: {response.message}')
+        else:
+            self.get_logger().warning(f'submit_reward: {response.message}')
         return response
 
     # --- one episode ----------------------------------------------------------------------
@@ -308,4 +321,5 @@ class EpisodeNode(Node):
 
 def main(args=None):
     """Run the episode node."""
-    raise SystemExit(run_node(EpisodeNode, args))
+    # Every callback is a coroutine that awaits, never blocks: one thread serves them all.
+    raise SystemExit(run_node(EpisodeNode, args, threads=1))

@@ -20,7 +20,7 @@ from std_srvs.srv import Trigger
 from deft_cem.episode import ARM_STAGE_PHASE, scaled_waypoints
 from deft_cem.grasp_params import ParameterSpace
 from deft_cem.rewards import OperatorRewardBox
-from deft_common.ros_async import sleep, wait_for
+from deft_common.ros_async import sleep, wait_for, wait_until
 from deft_interfaces.action import ExecuteGrasp, HandGrasp, RunEpisode
 from deft_interfaces.srv import GetTaskReward, PredictGrasp, ResetSim, Segment
 
@@ -57,7 +57,7 @@ class EpisodeSteps:
 
     def __init__(self, node: Node, group: CallbackGroup, space: ParameterSpace,
                  tau: np.ndarray, settings: StepSettings, rewards: OperatorRewardBox,
-                 announce: Callable[[str, int, str], None]):
+                 announce: Callable[[Optional[str], int, str], None]):
         self.node, self.group, self.space, self.tau = node, group, space, tau
         self.s, self.rewards, self.announce = settings, rewards, announce
         self.segment = node.create_client(Segment, 'perception/segment', callback_group=group)
@@ -72,14 +72,14 @@ class EpisodeSteps:
     async def call(self, client, request, code: int):
         """Call a service with the service deadline; EpisodeFailure if absent or silent."""
         name = client.srv_name
-        if not client.service_is_ready():
-            await sleep(self.node, min(1.0, self.s.service_timeout), self.group)
-            if not client.service_is_ready():
-                raise EpisodeFailure(R.SERVICE_UNAVAILABLE, f'service {name} is not available')
+        if not await wait_until(self.node, client.service_is_ready, self.s.service_timeout,
+                                self.group):
+            raise EpisodeFailure(R.SERVICE_UNAVAILABLE, f'service {name} is not available')
         done, response = await wait_for(self.node, client.call_async(request),
                                         self.s.service_timeout, self.group)
         if not done:
-            raise EpisodeFailure(code, f'{name} did not answer within {self.s.service_timeout} s')
+            raise EpisodeFailure(code, f'{name} did not answer within {self.s.service_timeout} s '
+                                 '(is its node running?)')
         return response
 
     async def perceive(self, prompt: str, phase: Phase) -> None:
@@ -89,7 +89,7 @@ class EpisodeSteps:
         deadline = clock.now().nanoseconds * 1e-9 + self.s.service_timeout
         while True:
             response = await self.call(self.segment, Segment.Request(prompt=prompt),
-                                       R.PERCEPTION_FAILED)
+                                       R.SERVICE_UNAVAILABLE)
             if response.success:
                 return
             if response.error_code != Segment.Response.NO_IMAGE or \
@@ -103,7 +103,7 @@ class EpisodeSteps:
         phase('predict', f'grasp prior for "{task}"')
         response = await self.call(
             self.predict, PredictGrasp.Request(task=task, object_prompt=prompt),
-            R.PERCEPTION_FAILED)
+            R.SERVICE_UNAVAILABLE)
         if not response.success:
             raise EpisodeFailure(R.PERCEPTION_FAILED, f'affordance: {response.error_msg}')
         p = response.prior
@@ -138,11 +138,9 @@ class EpisodeSteps:
     async def execute_grasp(self, goal_handle, frame_id: str, xi, eps, phase: Phase) -> None:
         """Run arm/execute_grasp, mirroring its stages as phases; cancel it on cancel."""
         phase('approach', 'sending the grasp to the arm')
-        if not self.arm.server_is_ready():
-            await sleep(self.node, min(1.0, self.s.service_timeout), self.group)
-            if not self.arm.server_is_ready():
-                raise EpisodeFailure(R.SERVICE_UNAVAILABLE,
-                                     'action arm/execute_grasp is not available')
+        if not await wait_until(self.node, self.arm.server_is_ready, self.s.service_timeout,
+                                self.group):
+            raise EpisodeFailure(R.SERVICE_UNAVAILABLE, 'action arm/execute_grasp is not available')
         last = ['approach']
 
         def on_feedback(msg):
@@ -210,16 +208,16 @@ class EpisodeSteps:
                 await sleep(self.node, 0.2, self.group)
         finally:
             self.rewards.close()
+            self.announce(None, episode, task)  # nothing waits any more
         if verdict.discard:
             raise EpisodeFailure(R.REWARD_DISCARDED, 'the operator discarded this episode')
         return verdict.reward
 
     async def open_hand(self) -> None:
         """Open the hand (hand/grasp named pose 'open')."""
-        if not self.hand.server_is_ready():
-            await sleep(self.node, min(1.0, self.s.service_timeout), self.group)
-            if not self.hand.server_is_ready():
-                raise EpisodeFailure(R.RESET_FAILED, 'action hand/grasp is not available')
+        if not await wait_until(self.node, self.hand.server_is_ready, self.s.service_timeout,
+                                self.group):
+            raise EpisodeFailure(R.RESET_FAILED, 'action hand/grasp is not available')
         ok, handle = await wait_for(self.node, self.hand.send_goal_async(
             HandGrasp.Goal(named_pose='open')), self.s.service_timeout, self.group)
         if not ok or not handle.accepted:

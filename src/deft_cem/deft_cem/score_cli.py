@@ -76,23 +76,86 @@ class ScoreTerminal(Node):
         return response.accepted, response.message
 
 
+def waits(record: EpisodeRecord) -> bool:
+    """True for an announcement of an episode waiting (False for "nothing waits")."""
+    return record.reward_source == 'operator'
+
+
+def same_episode(a: EpisodeRecord, b: EpisodeRecord) -> bool:
+    """True when two announcements name the same waiting episode."""
+    return (a.run_id, a.episode, a.reward_source, a.stamp.sec, a.stamp.nanosec) == \
+        (b.run_id, b.episode, b.reward_source, b.stamp.sec, b.stamp.nanosec)
+
+
+def latest(requests: 'queue.Queue[EpisodeRecord]') -> Optional[EpisodeRecord]:
+    """Drain the queue; return its newest announcement (None if it was empty)."""
+    newest = None
+    while True:
+        try:
+            newest = requests.get_nowait()
+        except queue.Empty:
+            return newest
+
+
+class LineReader:
+    """Reads a text stream on a thread, so waiting for episodes can notice EOF and "q"."""
+
+    def __init__(self, stream: TextIO):
+        self.lines: 'queue.Queue[str]' = queue.Queue()
+        self.eof = threading.Event()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: TextIO) -> None:
+        for line in iter(stream.readline, ''):
+            self.lines.put(line)
+        self.eof.set()
+
+    def finished(self) -> bool:
+        """True when the input ended (or "q" is the next line) and nothing else is pending."""
+        pending = list(self.lines.queue)
+        if pending:
+            try:
+                return parse_score(pending[0])[0] == 'quit'
+            except ValueError:
+                return False
+        return self.eof.is_set()
+
+    def readline(self) -> str:
+        """The next line, '' at EOF."""
+        while True:
+            try:
+                return self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.eof.is_set() and self.lines.empty():
+                    return ''
+
+
 def loop(node: ScoreTerminal, stdin: TextIO, out: TextIO) -> int:
     """Ask for a score for each waiting episode until EOF or q."""
     print('deft_score: waiting for episodes (q to quit)', file=out, flush=True)
+    reader = LineReader(stdin)
     while True:
         record = None
-        while record is None:
+        while record is None or not waits(record):
             try:
                 record = node.requests.get(timeout=0.2)
             except queue.Empty:
-                if not rclpy.ok():
+                if not rclpy.ok() or reader.finished():
                     return 0
         print(describe(record), file=out, flush=True)
         while True:
             print('score [0..1], d = discard, q = quit: ', end='', file=out, flush=True)
-            line = stdin.readline()
+            line = reader.readline()
             if not line:
                 return 0
+            newer = latest(node.requests)
+            if newer is not None and not same_episode(newer, record):
+                if not waits(newer):
+                    print('\n  that episode no longer waits (scored elsewhere, cancelled or '
+                          'timed out)', file=out, flush=True)
+                    break
+                record = newer
+                print('\n' + describe(record), file=out, flush=True)
             try:
                 kind, value = parse_score(line)
             except ValueError as exc:

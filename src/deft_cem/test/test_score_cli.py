@@ -28,3 +28,41 @@ def test_describe_lists_the_largest_residuals():
     text = describe(rec, top=2)
     assert "episode 4 of run 'cup1'" in text
     assert 'b -0.500, c +0.200' in text
+
+
+def test_reader_reports_end_of_input_and_quit_only_when_nothing_else_is_pending():
+    import io
+    import time
+
+    from deft_cem.score_cli import LineReader
+
+    reader = LineReader(io.StringIO('great\n0.4\n'))
+    deadline = time.monotonic() + 5
+    while not reader.eof.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not reader.finished()  # two answers are still pending
+    assert reader.readline() == 'great\n' and reader.readline() == '0.4\n'
+    assert reader.finished() and reader.readline() == ''
+    quitter = LineReader(io.StringIO('q\n'))
+    while not quitter.eof.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert quitter.finished()
+
+
+def test_latest_announcement_wins_and_a_cleared_one_means_nothing_waits():
+    import queue
+
+    from deft_cem.score_cli import latest, same_episode, waits
+
+    q = queue.Queue()
+    assert latest(q) is None
+    first = EpisodeRecord(run_id='a', episode=1, reward_source='operator')
+    second = EpisodeRecord(run_id='a', episode=2, reward_source='operator')
+    cleared = EpisodeRecord(episode=-1, reward_source='')
+    for r in (first, second):
+        q.put(r)
+    newest = latest(q)
+    assert newest.episode == 2 and q.empty()
+    assert waits(second) and not waits(cleared)
+    assert same_episode(first, EpisodeRecord(run_id='a', episode=1, reward_source='operator'))
+    assert not same_episode(first, second)

@@ -1,6 +1,7 @@
 """The perception node: `perception/segment` over the latest RGB-D frame."""
 
 import threading
+from collections import deque
 import time
 
 import numpy as np
@@ -34,6 +35,10 @@ PARAMS = (
     Param('plane_inlier_distance', 0.01, 'depth: plane inlier distance, m.', range=(0.0001, 0.5)),
     Param('max_sync_skew', 0.2, 'Largest stamp difference of colour and depth, s.',
           range=(0.0, 10.0)),
+    Param('frame_timeout', 5.0, 'How long a segment request waits for the first colour, depth '
+          'and camera info after start-up, s (0: answer NO_IMAGE at once).', range=(0.0, 120.0)),
+    Param('sync_queue', 5, 'Colour and depth frames kept to pair them by stamp.',
+          range=(1, 100)),
     Param('seed', 0, 'Seed of the RANSAC sampling.', range=(0, 2**31 - 1)),
     Param('image_qos', 'reliable', 'Reliability of the camera subscriptions: reliable (large '
           'images arrive whole) or best_effort (for drivers that only publish best effort).',
@@ -55,8 +60,10 @@ class PerceptionNode(Node):
                 inlier_distance=self.p.plane_inlier_distance, seed=self.p.seed)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
-        self.lock = threading.Lock()
-        self.latest = {'colour': None, 'depth': None, 'info': None}
+        self.lock = threading.Condition()
+        self.recent = {'colour': deque(maxlen=self.p.sync_queue),
+                       'depth': deque(maxlen=self.p.sync_queue)}
+        self.latest = {'info': None}
         group = ReentrantCallbackGroup()
         qos = QoSProfile(depth=2, history=HistoryPolicy.KEEP_LAST,
                          reliability=ReliabilityPolicy.RELIABLE if self.p.image_qos == 'reliable'
@@ -70,9 +77,39 @@ class PerceptionNode(Node):
         self.get_logger().info(f'segmentation backend {self.p.backend!r}')
 
     def keep(self, key, msg) -> None:
-        """Store the latest message of a camera topic."""
+        """Store a camera message: the last few colour and depth frames, the latest info."""
         with self.lock:
-            self.latest[key] = msg
+            if key == 'info':
+                self.latest['info'] = msg
+            else:
+                self.recent[key].append(msg)
+            self.lock.notify_all()
+
+    def synced_frame(self):
+        """
+        Return (colour, depth, info, skew): the newest colour frame with the depth frame closest
+        to it in time (colour and depth travel as separate messages, so the newest of each may
+        belong to different frames). Call with the lock held.
+        """
+        colours, depths = self.recent['colour'], self.recent['depth']
+        info = self.latest['info']
+        if not colours or not depths:
+            return (colours[-1] if colours else None), (depths[-1] if depths else None), info, 0.0
+        best = None
+        for colour in reversed(colours):
+            t = Time.from_msg(colour.header.stamp).nanoseconds
+            depth = min(depths, key=lambda d: abs(Time.from_msg(d.header.stamp).nanoseconds - t))
+            skew = abs(Time.from_msg(depth.header.stamp).nanoseconds - t) * 1e-9
+            if best is None or skew < best[3] - 1e-9:
+                best = (colour, depth, info, skew)
+            if skew <= self.p.max_sync_skew:
+                return colour, depth, info, skew
+        return best
+
+    def _frame_ready(self) -> bool:
+        colour, depth, info, skew = self.synced_frame()
+        return colour is not None and depth is not None and info is not None \
+            and skew <= self.p.max_sync_skew
 
     def on_segment(self, request, response):
         """Segment the latest frame; every failure is an error code and a message."""
@@ -89,14 +126,17 @@ class PerceptionNode(Node):
     def segment(self, request, response) -> None:
         """Fill the response or raise _Failure."""
         with self.lock:
-            colour, depth_msg, info = (self.latest[k] for k in ('colour', 'depth', 'info'))
+            # Right after start-up the camera may not have published yet: wait (the subscriptions
+            # run on other executor threads), up to frame_timeout.
+            self.lock.wait_for(self._frame_ready, timeout=self.p.frame_timeout)
+            colour, depth_msg, info, skew = self.synced_frame()
         missing = [t for t, m in (('camera/color/image_raw', colour),
                                   ('camera/depth/image_raw', depth_msg),
                                   ('camera/color/camera_info', info)) if m is None]
         if missing:
-            raise _Failure(S.NO_IMAGE, f'nothing received yet on {", ".join(missing)}')
-        skew = abs((Time.from_msg(colour.header.stamp) -
-                    Time.from_msg(depth_msg.header.stamp)).nanoseconds) * 1e-9
+            raise _Failure(S.NO_IMAGE, f'nothing received on {", ".join(missing)} within '
+                           f'frame_timeout {self.p.frame_timeout} s: is the camera running and '
+                           'are the topics remapped?')
         if skew > self.p.max_sync_skew:
             raise _Failure(S.NO_IMAGE, f'colour and depth are {skew:.3f} s apart '
                            f'(max_sync_skew {self.p.max_sync_skew} s)')

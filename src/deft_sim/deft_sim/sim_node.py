@@ -81,9 +81,13 @@ class SimNode(Node):
         self.object_pub = self.create_publisher(PoseStamped, 'sim/object_pose', 10)
         self.create_timer(1.0 / self.p.camera_rate_hz, self.publish_frame)
         group = None
-        self.create_subscription(PoseStamped, 'arm/wrist_pose', self.on_wrist, 10,
+        # Keep only the newest wrist pose and hand state: the world follows the robot's present
+        # state, and a backlog queued behind a slow render would otherwise still be replayed
+        # when sim/reward is asked (the reward would see the robot as it was, not as it is).
+        latest = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(PoseStamped, 'arm/wrist_pose', self.on_wrist, latest,
                                  callback_group=group)
-        self.create_subscription(JointState, 'hand/joint_states', self.on_hand, 10,
+        self.create_subscription(JointState, 'hand/joint_states', self.on_hand, latest,
                                  callback_group=group)
         self.create_service(ResetSim, 'sim/reset', self.on_reset, callback_group=group)
         self.create_service(GetTaskReward, 'sim/reward', self.on_reward, callback_group=group)
