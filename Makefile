@@ -11,7 +11,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export HF_HUB_OFFLINE := 1
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test integration lint bench clean
+.PHONY: setup demo test unit lint bench clean
 
 setup:
 	@DEFT_VENV=$(VENV) tools/setup.sh
@@ -20,13 +20,14 @@ setup:
 demo: setup
 	deft_demo
 
-## The whole test suite: lint, unit tests of the pure modules, integration tests over DDS.
+## The whole test suite: lint, unit tests of the pure modules, and the integration tests that start
+## the graph as real processes over DDS (operator flow, cancel, fine_tune with SIGKILL and resume).
 test: setup lint
-	python -m pytest -m 'not integration' $(PYTEST_ARGS)
+	python -m pytest $(PYTEST_ARGS)
 
-## The extended multi-process suite (operator flow, cancel, fine_tune resume, ...): not yet green.
-integration: setup
-	python -m pytest -m integration $(PYTEST_ARGS)
+## Only the fast tests (no multi-process graph): for the edit-test loop.
+unit: setup
+	python -m pytest -m 'not integration' $(PYTEST_ARGS)
 
 ## Benchmarks (medians over repeats), merged into results/bench.json.
 bench: setup

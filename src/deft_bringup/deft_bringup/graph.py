@@ -13,6 +13,7 @@ overrides.
 from dataclasses import dataclass, field
 import json
 from pathlib import Path
+import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 DEFAULT_NAMESPACE = '/deft'
@@ -79,23 +80,41 @@ class NodeLaunch:
     remappings: Tuple[Tuple[str, str], ...] = ()
     log_level: str = 'info'
 
-    def ros_args(self) -> List[str]:
-        """Return the `--ros-args ...` command-line arguments of the node process."""
+    def ros_args(self, overrides_file: Optional[str] = None) -> List[str]:
+        """
+        Return the `--ros-args ...` command-line arguments of the node process.
+
+        Overrides go last as a parameter file (`overrides_file`, written by the caller from
+        overrides_yaml()): rcl applies `-p` values as a `/**` wildcard section, which the
+        node-specific sections of the YAML files then override again, so `-p` alone would lose.
+        Without a file the overrides are given as `-p` (enough where no file sets the same name).
+        """
         args = ['--ros-args', '-r', f'__node:={self.name}', '-r', f'__ns:={self.namespace}',
                 '--log-level', self.log_level]
         for f in self.param_files:
             args += ['--params-file', f]
-        for key, value in self.overrides.items():
-            args += ['-p', f'{key}:={json.dumps(value)}']
+        if self.overrides and overrides_file:
+            args += ['--params-file', overrides_file]
+        else:
+            for key, value in self.overrides.items():
+                args += ['-p', f'{key}:={json.dumps(value)}']
         for src, dst in self.remappings:
             args += ['-r', f'{src}:={dst}']
         return args
 
+    def overrides_yaml(self) -> str:
+        """Return the overrides as a parameter file with this node's section (JSON is YAML)."""
+        return json.dumps({f'/**/{self.name}': {'ros__parameters': dict(self.overrides)}},
+                          indent=2) + '\n'
+
     def launch_kwargs(self) -> dict:
         """Return keyword arguments for launch_ros.actions.Node."""
         parameters: List[object] = list(self.param_files)
-        if self.overrides:
-            parameters.append(dict(self.overrides))
+        if self.overrides:  # a file with this node's section, for the reason in ros_args()
+            with tempfile.NamedTemporaryFile('w', prefix=f'deft_{self.name}_', suffix='.yaml',
+                                             delete=False) as f:
+                f.write(self.overrides_yaml())
+            parameters.append(f.name)
         return dict(package=self.package, executable=self.executable, name=self.name,
                     namespace=self.namespace, parameters=parameters,
                     remappings=list(self.remappings), output='screen',

@@ -9,17 +9,22 @@ or when a node exits on its own (the exit code and the tail of its log are print
 """
 
 import argparse
+import ctypes
 import os
 from pathlib import Path
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import IO, Dict, List, Optional, Sequence
 
 from deft_bringup.graph import ARGUMENTS, PROFILES, NodeLaunch, describe
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def executable_path(node: NodeLaunch) -> str:
@@ -39,6 +44,19 @@ def executable_path(node: NodeLaunch) -> str:
     return found
 
 
+def _die_with_parent() -> None:
+    """
+    In the child before exec: ask Linux to SIGTERM it when the process that started it dies.
+
+    Nodes run in their own sessions (so a Ctrl-C in the terminal reaches the runner, which stops
+    them in order); without this a runner killed with SIGKILL, or a crashed test process, would
+    leave the whole graph running and answering on the same DDS domain.
+    """
+    if sys.platform.startswith('linux'):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class GraphProcesses:
     """The processes of a graph; a context manager that never leaves one behind."""
 
@@ -51,6 +69,7 @@ class GraphProcesses:
         self.procs: Dict[str, subprocess.Popen] = {}
         self._logs: Dict[str, IO] = {}
         self._threads: List[threading.Thread] = []
+        self._tmp: Optional[tempfile.TemporaryDirectory] = None  # the overrides files
 
     def __enter__(self) -> 'GraphProcesses':
         self.start()
@@ -84,10 +103,21 @@ class GraphProcesses:
         self._spawn(node)
 
     def _spawn(self, node: NodeLaunch) -> None:
-        cmd = [executable_path(node)] + node.ros_args()
+        overrides_file = None
+        if node.overrides:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix='deft_run_')
+            overrides_file = os.path.join(self._tmp.name, f'{node.name}.overrides.yaml')
+            with open(overrides_file, 'w') as f:
+                f.write(node.overrides_yaml())
+        cmd = [executable_path(node)] + node.ros_args(overrides_file)
         out = self._open_output(node.name)
+        if self.log_dir:  # the log starts with the exact command, to reproduce a run by hand
+            with open(self.log_path(node.name), 'a') as log:
+                log.write('$ ' + ' '.join(shlex.quote(c) for c in cmd) + '\n')
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+                                stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+                                preexec_fn=_die_with_parent)
         self.procs[node.name] = proc
         if self.echo:
             thread = threading.Thread(target=self._pump, args=(node.name, proc), daemon=True)
@@ -159,6 +189,9 @@ class GraphProcesses:
         for log in self._logs.values():
             log.close()
         self._logs.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -168,6 +201,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     for arg in ARGUMENTS:
         parser.add_argument(f'--{arg.name}', default=arg.default, help=arg.description)
     parser.add_argument('--log_dir', default='', help='also write one log file per node here')
+    parser.add_argument('--only', nargs='+', metavar='NODE', default=None,
+                        help='start only these nodes of the profile (e.g. hand_driver arm)')
     return parser.parse_args(argv)
 
 
@@ -176,7 +211,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     opts = parse_args(argv)
     arguments = {a.name: getattr(opts, a.name) for a in ARGUMENTS}
     try:
-        nodes = describe(opts.profile, arguments)
+        nodes = describe(opts.profile, arguments, only=opts.only)
     except ValueError as exc:
         print(f'deft_run: {exc}', file=sys.stderr)
         return 2

@@ -55,7 +55,7 @@ class Probe:
         self.lock = threading.Lock()
 
     def client(self, srv_type, name: str):
-        """The probe's client of service `name` (created on first use)."""
+        """Return the probe's client of service `name` (created on first use)."""
         with self.lock:
             key = (srv_type, name)
             if key not in self.clients:

@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from deft_bringup import graph
 
@@ -41,12 +42,20 @@ def test_arguments_and_overrides_reach_the_command_line(tmp_path):
     assert args[:5] == ['--ros-args', '-r', '__node:=sim', '-r', '__ns:=/lab']
     assert args[-8:].count('--params-file') == 1 and str(extra) in args
     assert 'camera_rate_hz:=2.0' in args and 'object_size:=[1, 2]' in args
+    assert json.loads(args[args.index('-p') + 1].split(':=')[1]) == '/h.yaml'
     assert by['episode'].overrides['default_reward_source'] == 'operator'
     assert all(n.overrides['hand_config'] == '/h.yaml' for n in nodes)
+    # with an overrides file, it is the last parameter file and holds the node's own section
+    with_file = by['sim'].ros_args('/tmp/o.yaml')
+    files = [with_file[i + 1] for i, a in enumerate(with_file) if a == '--params-file']
+    assert files[-1] == '/tmp/o.yaml' and '-p' not in with_file
+    section = yaml.safe_load(by['sim'].overrides_yaml())
+    assert section == {'/**/sim': {'ros__parameters': {
+        'hand_config': '/h.yaml', 'camera_rate_hz': 2.0, 'object_size': [1, 2]}}}
     kwargs = by['sim'].launch_kwargs()
-    assert kwargs['parameters'][-1] == {'hand_config': '/h.yaml', 'camera_rate_hz': 2.0,
-                                        'object_size': [1, 2]}
-    assert json.loads(args[args.index('-p') + 1].split(':=')[1]) == '/h.yaml'
+    last = Path(kwargs['parameters'][-1])
+    assert yaml.safe_load(last.read_text()) == section
+    last.unlink()
 
 
 @pytest.mark.parametrize('call,match', [

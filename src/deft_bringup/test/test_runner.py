@@ -50,9 +50,10 @@ def test_deft_run_cli_stops_everything_on_sigterm(tmp_path):
     try:
         wait_until(lambda: len(list(logs.glob('*.log'))) == 6, 30, 'six node logs')
         time.sleep(3.0)
-        children = subprocess.run(['pgrep', '-g', str(proc.pid)], capture_output=True,
+        # each node runs in a session of its own (so the runner stops them in order)
+        children = subprocess.run(['pgrep', '-P', str(proc.pid)], capture_output=True,
                                   text=True).stdout.split()
-        assert len(children) >= 7  # the runner and six nodes
+        assert len(children) == 6, out_file.read_text()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         out = out_file.read_bytes()
@@ -62,3 +63,23 @@ def test_deft_run_cli_stops_everything_on_sigterm(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_nodes_die_with_a_runner_killed_by_sigkill(tmp_path):
+    """A crashed runner (or test process) must not leave a graph answering on its domain."""
+    logs = tmp_path / 'logs'
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'deft_bringup.runner', 'sim', '--log_dir', str(logs),
+         '--only', 'hand_driver', 'arm'],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: len(list(logs.glob('*.log'))) == 2, 30, 'two node logs')
+        children = [int(p) for p in subprocess.run(['pgrep', '-P', str(proc.pid)],
+                                                   capture_output=True, text=True).stdout.split()]
+        assert len(children) == 2
+        proc.kill()
+        proc.wait(timeout=10)
+        wait_until(lambda: not any(alive(pid) for pid in children), 20, 'the orphans to exit')
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -140,7 +140,8 @@ class EpisodeSteps:
         phase('approach', 'sending the grasp to the arm')
         if not await wait_until(self.node, self.arm.server_is_ready, self.s.service_timeout,
                                 self.group):
-            raise EpisodeFailure(R.SERVICE_UNAVAILABLE, 'action arm/execute_grasp is not available')
+            raise EpisodeFailure(R.SERVICE_UNAVAILABLE,
+                                 'action arm/execute_grasp is not available')
         last = ['approach']
 
         def on_feedback(msg):

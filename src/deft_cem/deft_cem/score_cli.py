@@ -77,12 +77,12 @@ class ScoreTerminal(Node):
 
 
 def waits(record: EpisodeRecord) -> bool:
-    """True for an announcement of an episode waiting (False for "nothing waits")."""
+    """Tell an announcement of a waiting episode from a "nothing waits" one."""
     return record.reward_source == 'operator'
 
 
 def same_episode(a: EpisodeRecord, b: EpisodeRecord) -> bool:
-    """True when two announcements name the same waiting episode."""
+    """Return True when two announcements name the same waiting episode."""
     return (a.run_id, a.episode, a.reward_source, a.stamp.sec, a.stamp.nanosec) == \
         (b.run_id, b.episode, b.reward_source, b.stamp.sec, b.stamp.nanosec)
 
@@ -111,7 +111,7 @@ class LineReader:
         self.eof.set()
 
     def finished(self) -> bool:
-        """True when the input ended (or "q" is the next line) and nothing else is pending."""
+        """Return True when the input ended (or "q" is next) with nothing else pending."""
         pending = list(self.lines.queue)
         if pending:
             try:
@@ -121,7 +121,7 @@ class LineReader:
         return self.eof.is_set()
 
     def readline(self) -> str:
-        """The next line, '' at EOF."""
+        """Return the next line, '' at EOF."""
         while True:
             try:
                 return self.lines.get(timeout=0.2)

@@ -1,7 +1,7 @@
 """The perception node: `perception/segment` over the latest RGB-D frame."""
 
-import threading
 from collections import deque
+import threading
 import time
 
 import numpy as np
@@ -87,9 +87,11 @@ class PerceptionNode(Node):
 
     def synced_frame(self):
         """
-        Return (colour, depth, info, skew): the newest colour frame with the depth frame closest
-        to it in time (colour and depth travel as separate messages, so the newest of each may
-        belong to different frames). Call with the lock held.
+        Return (colour, depth, info, skew) of the newest frame whose colour and depth match.
+
+        The newest colour frame with the depth frame closest to it in time: colour and depth
+        travel as separate messages, so the newest of each may belong to different frames.
+        Call with the lock held.
         """
         colours, depths = self.recent['colour'], self.recent['depth']
         info = self.latest['info']
