@@ -9,6 +9,7 @@ export ROS_HOME := $(CURDIR)/.ros
 export ROS_LOG_DIR := $(CURDIR)/.ros/log
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export HF_HUB_OFFLINE := 1
+export MUJOCO_GL ?= egl
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test unit lint bench clean

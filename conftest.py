@@ -12,3 +12,4 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_HOME', str(ROOT / '.ros'))
 os.environ.setdefault('ROS_LOG_DIR', str(ROOT / '.ros' / 'log'))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('MUJOCO_GL', 'egl')  # offscreen rendering on the CPU, no display

@@ -7,6 +7,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
 from deft_affordance.geometric_prior import geometric_prior
+from deft_affordance.heuristic_prior import heuristic_prior
 from deft_common.node_main import ConfigurationError, run_node
 from deft_common.ros_async import wait_for, wait_until
 from deft_common.ros_params import Param, declare
@@ -15,6 +16,7 @@ from deft_hand_driver.hand_config import load_hand_config
 from deft_interfaces.srv import PredictGrasp, Segment
 
 P = PredictGrasp.Response
+METHODS = ('affordance', 'heuristic')
 PARAMS = (
     Param('backend', 'fake', 'Affordance backend (fake: geometric prior, no model).',
           choices=('fake',)),
@@ -27,6 +29,7 @@ PARAMS = (
           range=(0.001, 0.5)),
     Param('wrist_yaw', 0.0, 'fake: turn of the top-down wrist about the vertical, rad.',
           range=(-3.1416, 3.1416)),
+    Param('heuristic_pose_name', 'half', 'heuristic baseline: named hand pose (half-closed).'),
     Param('segment_service', 'perception/segment', 'Segmentation service to call.'),
     Param('segment_timeout', 5.0, 'Seconds for segmentation to answer.', range=(0.1, 600.0)),
 )
@@ -42,6 +45,7 @@ class AffordanceNode(Node):
             self.camera_to_base = Transform.from_list(self.p.camera_to_base)
             self.hand = load_hand_config(self.p.hand_config)
             self.hand_pose = self.hand.pose(self.p.grasp_pose_name)
+            self.half_pose = self.hand.pose(self.p.heuristic_pose_name)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
         self.group = ReentrantCallbackGroup()
@@ -56,6 +60,11 @@ class AffordanceNode(Node):
         t0 = time.monotonic()
         if not request.task.strip():
             response.error_code, response.error_msg = P.BAD_REQUEST, 'task is empty'
+            return response
+        method = request.method or 'affordance'
+        if method not in METHODS:
+            response.error_code = P.BAD_REQUEST
+            response.error_msg = f'method {method!r} is not one of {", ".join(METHODS)}'
             return response
         if not await wait_until(self, self.segment.service_is_ready, self.p.segment_timeout,
                                 self.group):
@@ -74,8 +83,12 @@ class AffordanceNode(Node):
             return response
         points = self.camera_to_base.apply(np.asarray(seg.points, dtype=float).reshape(-1, 3))
         try:
-            grasp = geometric_prior(points, self.hand.joint_names, self.hand_pose,
-                                    self.p.top_band, self.p.wrist_yaw)
+            if method == 'heuristic':
+                rng = np.random.default_rng(None if request.seed < 0 else request.seed)
+                grasp = heuristic_prior(points, self.hand.joint_names, self.half_pose, rng)
+            else:
+                grasp = geometric_prior(points, self.hand.joint_names, self.hand_pose,
+                                        self.p.top_band, self.p.wrist_yaw)
         except ValueError as exc:
             response.error_code, response.error_msg = P.BACKEND_ERROR, str(exc)
             return response
@@ -89,9 +102,9 @@ class AffordanceNode(Node):
                                 seg.box.y_offset + seg.box.height / 2.0]
         prior.hand_joint_names = grasp.hand_joint_names
         prior.hand_joint_positions = grasp.hand_joint_positions.tolist()
-        prior.source = self.p.backend
+        prior.source = 'heuristic' if method == 'heuristic' else self.p.backend
         response.success, response.latency = True, time.monotonic() - t0
-        self.get_logger().info(f'prior for "{request.task}": contact '
+        self.get_logger().info(f'{prior.source} prior for "{request.task}": contact '
                                f'{np.round(grasp.contact_point, 3).tolist()} in '
                                f'{response.latency * 1000:.0f} ms')
         return response

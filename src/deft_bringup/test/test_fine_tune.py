@@ -134,3 +134,21 @@ def test_sigkill_mid_run_then_resume_loses_nothing(tuned, run_root):
     np.testing.assert_allclose(entries[3].eps, expected)
     assert json.loads((store.dir / 'run.json').read_text())['seed'] == 9
     client.destroy()
+
+
+def test_heuristic_baseline_run_keeps_one_prior(tuned, run_root):
+    """prior: heuristic (the paper's "real-world only") fine-tunes around one random-yaw prior."""
+    graph, probe = tuned
+    client = ActionClient(probe.node, FineTune, 'fine_tune')
+    assert client.wait_for_server(timeout_sec=30)
+    goal = FineTune.Goal(task='pick up the cup', episodes=2, warmup_episodes=2, elites=1,
+                         reward_source='sim', prior='heuristic', run_id='baseline', seed=4)
+    status, result, _ = send(client, goal, timeout=120)
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    store = RunStore(run_root, 'baseline')
+    entries, names = store.episodes(), store.settings().parameter_names
+    wrist = [i for i, n in enumerate(names) if n.startswith('wrist')]
+    assert wrist and np.allclose([entries[0].xi[i] for i in wrist],
+                                 [entries[1].xi[i] for i in wrist])
+    assert store.settings().prior == 'heuristic'
+    client.destroy()

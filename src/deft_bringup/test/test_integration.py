@@ -16,9 +16,10 @@ import pytest
 from sensor_msgs.msg import JointState
 
 from deft_bringup.testing import wait_until
+from deft_hand_driver.hand_config import load_hand_config
 from deft_interfaces.action import RunEpisode
 from deft_interfaces.msg import EpisodeRecord
-from deft_interfaces.srv import ResetSim, Segment, SubmitReward
+from deft_interfaces.srv import PredictGrasp, ResetSim, Segment, SubmitReward
 
 pytestmark = pytest.mark.integration
 PHASES = ['perceive', 'predict', 'approach', 'grasp', 'post_grasp', 'reward', 'reset']
@@ -40,6 +41,31 @@ def test_every_service_of_the_graph_answers(graph, episodes, probe):
     assert seg.header.frame_id == 'camera_color_optical_frame'
     assert len(seg.points) % 3 == 0 and len(seg.points) > 30
     assert seg.crop.width == seg.crop.height == 224
+
+
+def test_heuristic_baseline_prior_is_seeded_and_differs_from_the_affordance_prior(graph, probe):
+    def predict(**kw):
+        r = probe.call(PredictGrasp, 'affordance/predict',
+                       PredictGrasp.Request(task='pick up the cup', **kw), timeout=20)
+        assert r.success, r.error_msg
+        return r.prior
+
+    def quat(p):
+        q = p.wrist_orientation
+        return [q.x, q.y, q.z, q.w]
+
+    model, a, b, c = predict(), predict(method='heuristic', seed=1), \
+        predict(method='heuristic', seed=1), predict(method='heuristic', seed=2)
+    assert model.source == 'fake' and a.source == 'heuristic'
+    half = load_hand_config('').pose('half')
+    assert list(a.hand_joint_positions) == pytest.approx(list(half))
+    assert quat(a) == pytest.approx(quat(b)) and quat(a) != pytest.approx(quat(c))
+    # bounding-box centre, below the top surface the geometric prior grasps
+    assert a.contact_point.z < model.contact_point.z - 0.005
+    bad = probe.call(PredictGrasp, 'affordance/predict',
+                     PredictGrasp.Request(task='pick up the cup', method='magic'))
+    assert not bad.success and bad.error_code == PredictGrasp.Response.BAD_REQUEST
+    assert "'magic'" in bad.error_msg
 
 
 def test_prior_episode_end_to_end(graph, episodes, probe):

@@ -22,6 +22,7 @@ from deft_cem.fine_tune import FineTuneError, FineTuneRequest, FineTuneRun, load
 from deft_cem.grasp_params import ParameterSpace
 from deft_cem.report import write_report
 from deft_cem.rewards import OperatorRewardBox
+from deft_cem.runs import RunStore, check_run_id
 from deft_common.node_main import ConfigurationError, run_node
 from deft_common.ros_params import Param, declare
 from deft_hand_driver.hand_config import load_hand_config
@@ -136,8 +137,6 @@ class EpisodeNode(Node):
             error = 'task is empty; say what to do, e.g. "pick up the cup"'
         elif goal.reward_source:
             error = self._reward_error(goal.reward_source)
-        if not error and goal.prior == 'heuristic':
-            error = 'prior "heuristic" is not available in this version; use "affordance"'
         return self._accept('fine_tune', error)
 
     def announce_reward_request(self, run_id: Optional[str], episode: int, task: str) -> None:
@@ -170,12 +169,13 @@ class EpisodeNode(Node):
         return response
 
     # --- one episode ----------------------------------------------------------------------
-    async def episode(self, handle, task, prompt, source, run_id, index, eps_of, seed, phase):
+    async def episode(self, handle, task, prompt, source, run_id, index, eps_of, seed, phase,
+                      prior_method='affordance', prior_seed=None):
         """Perceive, predict, execute xi + eps, reward, reset; return (xi, eps, reward)."""
         steps = self.steps
         try:
             await steps.perceive(prompt, phase)
-            prior, xi = await steps.predict_prior(task, prompt, phase)
+            prior, xi = await steps.predict_prior(task, prompt, phase, prior_method, prior_seed)
             if handle.is_cancel_requested:
                 raise EpisodeCanceled()
             eps = eps_of()
@@ -223,9 +223,16 @@ class EpisodeNode(Node):
                 return np.zeros(self.space.size)
             return mean + residual(goal.mode, std, rng)
 
+        prior_method, prior_seed = 'affordance', None
         try:
+            if goal.run_id:  # an episode of a run uses the run's prior (and its heuristic seed)
+                store = RunStore(self.run_root, check_run_id(goal.run_id))
+                if store.exists:
+                    settings = store.settings()
+                    prior_method, prior_seed = settings.prior, settings.seed
             xi, eps, reward = await self.episode(handle, goal.task, goal.object_prompt, source,
-                                                 goal.run_id, -1, eps_of, seed, phase)
+                                                 goal.run_id, -1, eps_of, seed, phase,
+                                                 prior_method, prior_seed)
             result.record = self.publish_record(goal.run_id, -1, goal.task, xi, eps, reward,
                                                 source)
             result.success, result.reward = True, reward
@@ -282,7 +289,7 @@ class EpisodeNode(Node):
                 try:
                     xi, eps, reward = await self.episode(
                         handle, s.task, s.object_prompt, s.reward_source, run_id, k,
-                        lambda eps_k=eps_k: eps_k, s.seed, phase)
+                        lambda eps_k=eps_k: eps_k, s.seed, phase, s.prior, s.seed)
                 except EpisodeFailure as exc:
                     if exc.code != R.REWARD_DISCARDED:
                         raise

@@ -98,11 +98,18 @@ class EpisodeSteps:
             phase('perceive', f'waiting for the camera: {response.error_msg}')
             await sleep(self.node, 0.25, self.group)
 
-    async def predict_prior(self, task: str, prompt: str, phase: Phase):
-        """Ask the affordance node for the grasp prior; return (prior msg, xi)."""
-        phase('predict', f'grasp prior for "{task}"')
+    async def predict_prior(self, task: str, prompt: str, phase: Phase,
+                            method: str = 'affordance', seed: Optional[int] = None):
+        """
+        Ask the affordance node for the grasp prior; return (prior msg, xi).
+
+        method 'heuristic' asks for the "real-world only" baseline prior; its random wrist yaw
+        is drawn from `seed`, so one run keeps one prior.
+        """
+        phase('predict', f'{method} grasp prior for "{task}"')
         response = await self.call(
-            self.predict, PredictGrasp.Request(task=task, object_prompt=prompt),
+            self.predict, PredictGrasp.Request(task=task, object_prompt=prompt, method=method,
+                                               seed=-1 if seed is None else int(seed)),
             R.SERVICE_UNAVAILABLE)
         if not response.success:
             raise EpisodeFailure(R.PERCEPTION_FAILED, f'affordance: {response.error_msg}')
