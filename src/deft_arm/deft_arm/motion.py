@@ -62,6 +62,8 @@ class Workspace:
         """Return why the pose is out of reach, or None."""
         for i, axis in enumerate('xyz'):
             v, lo, hi = pose.position[i], self.low[i], self.high[i]
+            if not np.isfinite(v):
+                return f'{what} {axis} = {v} is not a finite position'
             if v < lo:
                 return f'{what} {axis} = {v:.3f} m is below the workspace minimum {lo:.3f}'
             if v > hi:

@@ -45,7 +45,8 @@ class HandConfig:
                 raise ValueError(f'hand {self.name!r}: named pose {pose!r} is required')
         for pose, values in self.named_poses.items():
             values = np.asarray(values, dtype=float)
-            if values.shape != (n,) or np.any(values < self.lower) or np.any(values > self.upper):
+            # written so that NaN fails too
+            if values.shape != (n,) or not np.all((values >= self.lower) & (values <= self.upper)):
                 raise ValueError(
                     f'hand {self.name!r}: named pose {pose!r} outside the joint limits')
             self.named_poses[pose] = values
@@ -70,13 +71,22 @@ class HandConfig:
         except (KeyError, TypeError) as exc:
             raise ValueError(f'hand config: missing or malformed field {exc}') from exc
         poses = {}
-        for pose, values in (data.get('named_poses') or {}).items():
+        named_poses = data.get('named_poses') or {}
+        if not isinstance(named_poses, dict):
+            raise ValueError('hand config: named_poses must map pose names to {joint: angle}')
+        for pose, values in named_poses.items():
             values = values or {}
-            unknown = sorted(set(values) - set(names))
+            if not isinstance(values, dict):
+                raise ValueError(
+                    f'hand config: named pose {pose!r} must map joint names to angles')
+            unknown = sorted(str(j) for j in set(values) - set(names))
             if unknown:
                 raise ValueError(
                     f'hand config: named pose {pose!r} names unknown joints {unknown}')
-            poses[pose] = [float(values.get(n, 0.0)) for n in names]
+            try:
+                poses[pose] = [float(values.get(n, 0.0)) for n in names]
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f'hand config: named pose {pose!r}: {exc}') from exc
         return HandConfig(named_poses=poses, **config)
 
     def index(self, name: str) -> int:

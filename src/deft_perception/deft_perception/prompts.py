@@ -1,6 +1,7 @@
 """Object prompts: "", "point: u, v", "box: u0, v0, u1, v1", "label: text"."""
 
 from dataclasses import dataclass
+import math
 from typing import Optional, Tuple
 
 
@@ -23,6 +24,8 @@ def _numbers(text: str, count: int, kind: str):
                          f'{text.strip()!r}') from None
     if len(values) != count:
         raise ValueError(f'{kind} prompt needs {count} numbers, got {len(values)}')
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f'{kind} prompt needs finite pixel coordinates, got {text.strip()!r}')
     return values
 
 

@@ -92,12 +92,14 @@ class DepthPlaneSegmenter(Segmenter):
         return n, d
 
     def components(self, depth: np.ndarray, camera: CameraModel):
-        """Return (labels, count) of the things standing on the support plane."""
+        """Return the labels (0: none) of the things standing on the support plane."""
         valid = np.isfinite(depth) & (depth > 0)
         if valid.sum() < 100:
             raise SegmentationError('too little valid depth to find the table')
         sample = np.zeros_like(valid)
         sample[::self.stride, ::self.stride] = True
+        if np.count_nonzero(valid & sample) < 3:  # valid depth only between the sample grid
+            sample = valid
         pts, _ = camera.backproject(valid & sample, depth)
         n, d = self.fit_plane(pts)
         v, u = np.mgrid[0:depth.shape[0], 0:depth.shape[1]]
@@ -106,11 +108,10 @@ class DepthPlaneSegmenter(Segmenter):
         height = xyz @ n + d
         above = valid & (height > self.min_height)
         labels, count = ndimage.label(above)
-        if count:
+        if count:  # one pass over the image, however many specks the depth noise makes
             sizes = ndimage.sum(above, labels, index=np.arange(1, count + 1))
-            for i, size in enumerate(sizes, start=1):
-                if size < self.min_area:
-                    labels[labels == i] = 0
+            keep = np.concatenate([[False], sizes >= self.min_area])
+            labels[~keep[labels]] = 0
         return labels
 
     def segment(self, rgb, depth, camera, prompt):
