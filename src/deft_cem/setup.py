@@ -25,6 +25,7 @@ setup(
             'episode_node = deft_cem.episode_node:main',
             'deft_report = deft_cem.report:main',
             'deft_score = deft_cem.score_cli:main',
+            'deft_train_policy = deft_cem.policy_cli:main',
         ],
     },
 )

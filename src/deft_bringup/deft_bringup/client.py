@@ -74,8 +74,7 @@ class EpisodeClient:
             if on_feedback:
                 on_feedback(fb)
 
-        goal_future = self.action.send_goal_async(goal, feedback_callback=feedback)
-        handle = self._wait(goal_future, timeout, 'goal response')
+        handle = self._send(goal, feedback, timeout)
         if not handle.accepted:
             return outcome
         handle_box['handle'] = handle
@@ -83,6 +82,34 @@ class EpisodeClient:
         wrapped = self._wait(handle.get_result_async(), timeout, 'result')
         outcome.status, outcome.result = wrapped.status, wrapped.result
         return outcome
+
+    def _send(self, goal, feedback, timeout: float, resend_after: float = 5.0):
+        """
+        Send the goal and return its handle; resend when no goal response comes.
+
+        Right after the server starts, this client may already see it while the server does not
+        yet see this client: a request sent then is lost (volatile QoS). So the goal is sent again
+        every `resend_after` seconds; should a late response accept an earlier copy too, that
+        copy is cancelled at once, so one goal runs.
+        """
+        deadline = time.monotonic() + timeout
+        if not self.action.wait_for_server(timeout_sec=timeout):
+            raise TimeoutError(f'the run_episode action server did not appear within {timeout} s '
+                               '(is the episode node running, in this namespace and domain?)')
+        futures = []
+        while True:
+            futures.append(self.action.send_goal_async(goal, feedback_callback=feedback))
+            resend = min(deadline, time.monotonic() + resend_after)
+            while time.monotonic() < resend:
+                done = next((f for f in futures if f.done()), None)
+                if done is not None:
+                    for other in futures:
+                        if other is not done:
+                            other.add_done_callback(_cancel_if_accepted)
+                    return done.result()
+                time.sleep(0.02)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f'no goal response from run_episode within {timeout} s')
 
     @staticmethod
     def _wait(future, timeout: float, what: str):
@@ -98,3 +125,10 @@ class EpisodeClient:
         self.executor.shutdown(timeout_sec=2.0)
         self.node.destroy_node()
         self._thread.join(timeout=2.0)
+
+
+def _cancel_if_accepted(future) -> None:
+    """Cancel a duplicate goal that a late response accepted."""
+    handle = future.result()
+    if handle is not None and handle.accepted:
+        handle.cancel_goal_async()

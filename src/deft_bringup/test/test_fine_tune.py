@@ -7,6 +7,8 @@ no finished episode lost or duplicated, the same distribution.
 
 import json
 from pathlib import Path
+import subprocess
+import sys
 import time
 
 from action_msgs.msg import GoalStatus
@@ -18,7 +20,7 @@ from deft_bringup.testing import FAST_SIM, Probe, start_graph, wait_until
 from deft_cem.fine_tune import build_optimizer
 from deft_cem.optimizers import replay
 from deft_cem.runs import RunStore, history
-from deft_interfaces.action import FineTune
+from deft_interfaces.action import FineTune, RunEpisode
 
 pytestmark = pytest.mark.integration
 LOG_ROOT = Path(__file__).resolve().parents[3] / '.ros' / 'test-logs'
@@ -35,6 +37,9 @@ def tuned(ros, run_root):
     """Start the sim graph with runs in a temporary directory, and a probe node."""
     overrides = {name: dict(values) for name, values in FAST_SIM.items()}
     overrides['episode']['run_root'] = str(run_root)
+    # the embedding reward with a randomly initialised ResNet-18 saved as a real weights file
+    weights, goal = embedding_files(run_root.parent)
+    overrides['episode'].update(embedding_weights=str(weights), embedding_goal_image=str(goal))
     graph = start_graph('fine_tune', LOG_ROOT, overrides=overrides, config_dir=CONFIG)
     with graph:
         probe = Probe(name='tune_probe')
@@ -42,6 +47,20 @@ def tuned(ros, run_root):
             yield graph, probe
         finally:
             probe.close()
+
+
+def embedding_files(folder: Path):
+    """Write a random-init ResNet-18 state dict and a goal image (the test builds both)."""
+    import torch
+    from torchvision.models import resnet18
+
+    from deft_cem.policy import save_initial_image
+
+    torch.manual_seed(0)
+    weights = folder / 'resnet18.pt'
+    torch.save(resnet18(weights=None).state_dict(), weights)
+    goal = save_initial_image(folder / 'goal', 0, np.full((60, 80, 3), 200, np.uint8))
+    return weights, goal
 
 
 def send(client, goal, timeout, on_feedback=None, kill_when=None):
@@ -90,6 +109,9 @@ def test_short_run_end_to_end(tuned, run_root):
     store = RunStore(run_root, 'short')
     assert [e.episode for e in store.episodes()] == [0, 1, 2, 3]
     assert (store.dir / 'report.png').stat().st_size > 10_000
+    # every finished episode keeps its initial image I0 for the residual policy
+    assert sorted(p.name for p in store.episodes_dir.glob('*.I0.png')) == [
+        f'{k:06d}.I0.png' for k in range(4)]
     assert 'report.png' in result.message
     assert {f.episode for f in feedback} >= {0, 1, 2, 3}
     assert 'refit' in {f.phase for f in feedback}
@@ -152,3 +174,60 @@ def test_heuristic_baseline_run_keeps_one_prior(tuned, run_root):
                                  [entries[1].xi[i] for i in wrist])
     assert store.settings().prior == 'heuristic'
     client.destroy()
+
+
+def test_embedding_reward_scores_the_final_image(tuned):
+    graph, probe = tuned
+    client = ActionClient(probe.node, RunEpisode, 'run_episode')
+    assert client.wait_for_server(timeout_sec=30)
+    goal = RunEpisode.Goal(task='pick up the cup', mode='prior', reward_source='embedding',
+                           seed=3)
+    future = client.send_goal_async(goal)
+    wait_until(future.done, 10, 'the run_episode goal response')
+    result = future.result().get_result_async()
+    wait_until(result.done, 90, 'the run_episode result')
+    r = result.result().result
+    assert result.result().status == GoalStatus.STATUS_SUCCEEDED, r.message
+    assert r.record.reward_source == 'embedding' and 0.0 < r.reward < 1.0
+    assert 'embedding distance' in graph.tail('episode', 200)
+    client.destroy()
+
+
+def run_episode(probe, goal, timeout=90):
+    """Send a RunEpisode goal; return (accepted, status, result)."""
+    client = ActionClient(probe.node, RunEpisode, 'run_episode')
+    try:
+        assert client.wait_for_server(timeout_sec=30)
+        future = client.send_goal_async(goal)
+        wait_until(future.done, 10, 'the run_episode goal response')
+        if not future.result().accepted:
+            return False, None, None
+        result = future.result().get_result_async()
+        wait_until(result.done, timeout, 'the run_episode result')
+        return True, result.result().status, result.result().result
+    finally:
+        client.destroy()
+
+
+def test_policy_trained_on_a_run_gives_the_residual_of_mode_policy(tuned, run_root):
+    """deft_train_policy on the short run, then run_episode mode policy with that run_id."""
+    graph, probe = tuned
+    run_dir = run_root / 'short'
+    assert run_dir.is_dir(), 'needs test_short_run_end_to_end first'
+    weights = run_root.parent / 'resnet18.pt'
+    train = subprocess.run(
+        [sys.executable, '-m', 'deft_cem.policy_cli', str(run_dir), '--model', 'cvae',
+         '--elites', '3', '--epochs', '20', '--features', 'image', '--resnet-weights',
+         str(weights), '--image-size', '64', '--threads', '1', '--quiet'],
+        capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stdout + train.stderr
+    assert (run_dir / 'policy_cvae.pt').is_file()
+    goal = RunEpisode.Goal(task='pick up the cup', mode='policy', run_id='short',
+                           reward_source='sim', seed=3)
+    accepted, status, result = run_episode(probe, goal)
+    assert accepted and status == GoalStatus.STATUS_SUCCEEDED, result and result.message
+    assert any(result.record.eps), 'the policy must add its residual'
+    assert 'policy residual' in graph.tail('episode', 400)
+    # without a trained policy for the run, mode policy is refused up front
+    other = RunEpisode.Goal(task='pick up the cup', mode='policy', run_id='crash')
+    assert run_episode(probe, other)[0] is False

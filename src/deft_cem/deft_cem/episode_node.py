@@ -14,7 +14,8 @@ import numpy as np
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
 
 from deft_cem.episode import MODES, REWARD_SOURCES, parse_waypoints, residual
 from deft_cem.episode_steps import EpisodeCanceled, EpisodeFailure, EpisodeSteps, StepSettings
@@ -23,7 +24,9 @@ from deft_cem.grasp_params import ParameterSpace
 from deft_cem.report import write_report
 from deft_cem.rewards import OperatorRewardBox
 from deft_cem.runs import RunStore, check_run_id
+from deft_common.image_codec import LatestFrame
 from deft_common.node_main import ConfigurationError, run_node
+from deft_common.ros_async import wait_until
 from deft_common.ros_params import Param, declare
 from deft_hand_driver.hand_config import load_hand_config
 from deft_interfaces.action import FineTune, RunEpisode
@@ -31,10 +34,9 @@ from deft_interfaces.msg import EpisodeRecord
 from deft_interfaces.srv import SubmitReward
 
 R, F = RunEpisode.Result, FineTune.Result
-AVAILABLE_REWARDS = ('operator', 'sim')  # 'embedding' needs an image encoder (not configured)
 PARAMS = (
     Param('default_reward_source', 'sim', 'Reward source when a goal leaves it empty.',
-          choices=AVAILABLE_REWARDS),
+          choices=REWARD_SOURCES),
     Param('hand_config', '', 'Hand config YAML; empty = the installed LEAP-class 16-DOF hand.'),
     Param('run_root', '', 'Directory of fine-tuning runs; empty = $ROS_HOME/deft/runs.'),
     Param('elites', 5, 'Default number of elites E of fine_tune.', range=(1, 1000)),
@@ -54,6 +56,26 @@ PARAMS = (
     Param('arm_timeout', 120.0, 'Seconds the whole arm/execute_grasp may take.',
           range=(1.0, 3600.0)),
     Param('hand_timeout', 15.0, 'Seconds opening the hand may take.', range=(0.5, 600.0)),
+    Param('embedding_encoder', 'resnet18', 'embedding reward: image encoder.',
+          choices=('resnet18', 'r3m')),
+    Param('embedding_weights', '', 'embedding reward: encoder weights (a torchvision ResNet-18 '
+          'state dict, or an R3M checkpoint); empty = the embedding reward is off.'),
+    Param('embedding_goal_image', '', 'embedding reward: image of the task done (PNG/JPEG).'),
+    Param('embedding_scale', 20.0, 'embedding reward: distance scale d0 of reward = '
+          'exp(-d / d0), in embedding units.', range=(1e-6, 1e6)),
+    Param('image_qos', 'reliable', 'Reliability of the camera subscription (initial and final '
+          'images): reliable or best_effort.', choices=('reliable', 'best_effort')),
+    Param('final_image_timeout', 5.0, 'Seconds to wait for a camera frame taken after the '
+          'motion (embedding reward).', range=(0.1, 120.0)),
+    Param('policy_checkpoint', 'policy_cvae.pt', 'mode policy: residual policy checkpoint '
+          '(deft_train_policy): an absolute path, or a file name in the directory of the '
+          "goal's run_id (the default is what deft_train_policy writes there)."),
+    Param('policy_resnet_weights', '', 'mode policy: ResNet-18 weights of phi(I0) if they moved '
+          'since training (empty = the path stored in the checkpoint).'),
+    Param('policy_sample', False, 'mode policy, cVAE: draw z ~ N(0, I) (seeded by the goal) '
+          'instead of z = 0.'),
+    Param('save_initial_images', True, "Store each fine-tuning episode's initial image I0 in "
+          "the run (the residual policy's input)."),
 )
 FINE_TUNE_CODES = {'BAD_GOAL': F.BAD_GOAL, 'RUN_EXISTS': F.RUN_EXISTS,
                    'RUN_NOT_FOUND': F.RUN_NOT_FOUND}
@@ -73,6 +95,23 @@ class EpisodeNode(Node):
             tau = parse_waypoints(self.p.post_grasp_waypoints)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
+        self.embedding = None
+        if self.p.embedding_weights:
+            from deft_cem.embedding_reward import EmbeddingReward  # torch: only when used
+            try:
+                self.embedding = EmbeddingReward.from_config(
+                    self.p.embedding_encoder, self.p.embedding_weights,
+                    self.p.embedding_goal_image or None, scale=self.p.embedding_scale)
+            except (ValueError, OSError) as exc:
+                raise ConfigurationError(f'embedding reward: {exc}') from exc
+        if self.p.default_reward_source == 'embedding' and not self.embedding_ready():
+            raise ConfigurationError('default_reward_source is embedding, but embedding_weights '
+                                     'and embedding_goal_image are not both set')
+        self.policies = {}  # checkpoint path -> (mtime, policy): loaded on first use
+        self.camera = LatestFrame()
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE
+                         if self.p.image_qos == 'reliable' else ReliabilityPolicy.BEST_EFFORT)
+        self.create_subscription(Image, 'camera/color/image_raw', self.camera.keep, qos)
         ros_home = Path(os.environ.get('ROS_HOME', Path.home() / '.ros'))
         self.run_root = Path(self.p.run_root or ros_home / 'deft' / 'runs').expanduser()
         group = ReentrantCallbackGroup()
@@ -87,6 +126,7 @@ class EpisodeNode(Node):
             EpisodeRecord, 'reward_request',
             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.current = {}
+        self.initial_image: Optional[np.ndarray] = None
         self.busy = False
         self.create_service(SubmitReward, 'submit_reward', self.on_submit_reward,
                             callback_group=group)
@@ -101,12 +141,62 @@ class EpisodeNode(Node):
                                f'{self.run_root}, reward default {self.p.default_reward_source}')
 
     # --- goals and the operator's reward -------------------------------------------------
+    def policy_path(self, run_id: str) -> Optional[Path]:
+        """Return the checkpoint mode policy uses for a goal's run_id (None: none exists)."""
+        path = Path(self.p.policy_checkpoint).expanduser()
+        if not path.is_absolute():
+            if not run_id:
+                return None
+            try:
+                path = self.run_root / check_run_id(run_id) / path
+            except ValueError:
+                return None
+        return path if path.is_file() else None
+
+    def load_policy(self, path: Path):
+        """Load (or reuse) the residual policy in `path`; EpisodeFailure saying why not."""
+        mtime = path.stat().st_mtime_ns
+        cached = self.policies.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        from deft_cem.policy import load_policy  # torch: only when used
+        try:
+            policy = load_policy(path, self.space.names, self.p.policy_resnet_weights or None)
+        except (ValueError, OSError) as exc:
+            raise EpisodeFailure(R.BAD_GOAL, f'residual policy: {exc}') from exc
+        if policy.config.feature_kind == 'file':
+            raise EpisodeFailure(R.BAD_GOAL, f'residual policy {path} was trained on precomputed '
+                                 'feature files; the robot can only give it images (train with '
+                                 '--features image or none)')
+        self.get_logger().info(f'residual policy {path}: {policy.config.model!r} on '
+                               f'{policy.config.feature_kind!r} features, z '
+                               f'{"sampled" if self.p.policy_sample else "= 0"}')
+        self.policies[path] = (mtime, policy)
+        return policy
+
+    def embedding_ready(self) -> bool:
+        """Return True when the embedding reward has an encoder and a goal image."""
+        return self.embedding is not None and self.embedding.has_goal
+
     def _reward_error(self, source: str) -> Optional[str]:
         if source not in REWARD_SOURCES:
             return f'reward_source {source!r} is not one of {", ".join(REWARD_SOURCES)}'
-        if source not in AVAILABLE_REWARDS:
-            return f'reward_source {source!r} needs an image encoder; none is configured'
+        if source == 'embedding' and not self.embedding_ready():
+            return ('reward_source "embedding" needs the parameters embedding_weights and '
+                    'embedding_goal_image')
         return None
+
+    async def final_image(self, after_ns: int) -> np.ndarray:
+        """Return the first camera frame stamped after `after_ns` (the end of the motion)."""
+        ok = await wait_until(self, lambda: self.camera.stamp_ns() > after_ns,
+                              self.p.final_image_timeout)
+        if not ok:
+            raise EpisodeFailure(R.SERVICE_UNAVAILABLE, 'no camera frame after the motion within '
+                                 f'{self.p.final_image_timeout} s (camera/color/image_raw)')
+        try:
+            return self.camera.rgb()
+        except ValueError as exc:
+            raise EpisodeFailure(R.SERVICE_UNAVAILABLE, f'unusable camera frame: {exc}') from exc
 
     def _accept(self, kind: str, error: Optional[str]) -> GoalResponse:
         if self.busy:
@@ -124,8 +214,9 @@ class EpisodeNode(Node):
             error = 'task is empty; say what to do, e.g. "pick up the cup"'
         elif goal.mode not in MODES:
             error = f'mode {goal.mode!r} is not one of {", ".join(MODES)}'
-        elif goal.mode == 'policy':
-            error = 'mode "policy" needs a trained residual policy; none is loaded'
+        elif goal.mode == 'policy' and self.policy_path(goal.run_id) is None:
+            error = (f'mode "policy": no checkpoint {self.p.policy_checkpoint!r} for run_id '
+                     f'{goal.run_id!r} (train one with deft_train_policy <run dir>)')
         else:
             error = self._reward_error(goal.reward_source or self.p.default_reward_source)
         return self._accept('run_episode', error)
@@ -175,13 +266,22 @@ class EpisodeNode(Node):
         steps = self.steps
         try:
             await steps.perceive(prompt, phase)
+            self.initial_image = self.camera.latest_rgb_or_none()
             prior, xi = await steps.predict_prior(task, prompt, phase, prior_method, prior_seed)
             if handle.is_cancel_requested:
                 raise EpisodeCanceled()
-            eps = eps_of()
+            eps = eps_of(xi)
             self.current = {'xi': [float(v) for v in xi], 'eps': [float(v) for v in eps]}
             await steps.execute_grasp(handle, prior.header.frame_id, xi, eps, phase)
-            reward = await steps.reward(handle, source, run_id, index, task, phase)
+            if source == 'embedding':
+                phase('reward', 'embedding distance of the final image to the goal image')
+                final = await self.final_image(self.get_clock().now().nanoseconds)
+                score = self.embedding.score(final)
+                self.get_logger().info(f'embedding distance {score.distance:.3f} -> reward '
+                                       f'{score.reward:.3f}')
+                reward = score.reward
+            else:
+                reward = await steps.reward(handle, source, run_id, index, task, phase)
             await steps.reset(seed, phase)
             return xi, eps, reward
         except EpisodeCanceled:
@@ -191,6 +291,34 @@ class EpisodeNode(Node):
             if exc.code != R.RESET_FAILED:
                 await steps.safe_reset(seed, phase)
             raise
+
+    def policy_residual(self, run_id: str, xi, seed) -> np.ndarray:
+        """Return eps = pi(I0, xi) for this episode; EpisodeFailure when it cannot."""
+        path = self.policy_path(run_id)
+        if path is None:
+            raise EpisodeFailure(R.BAD_GOAL, 'the residual policy checkpoint disappeared')
+        policy = self.load_policy(path)
+        image = None
+        if policy.config.feature_kind == 'image':
+            image = self.initial_image
+            if image is None:
+                raise EpisodeFailure(R.PERCEPTION_FAILED, 'mode policy needs the initial image '
+                                     'I0; nothing came on camera/color/image_raw')
+        try:
+            eps = policy.residual(np.asarray(xi, dtype=float), image=image,
+                                       sample=self.p.policy_sample, seed=seed)
+        except ValueError as exc:
+            raise EpisodeFailure(R.BAD_GOAL, f'residual policy: {exc}') from exc
+        self.get_logger().info(f'policy residual |eps| {float(np.linalg.norm(eps)):.3f}')
+        return eps
+
+    def save_initial_image(self, run_dir: Path, episode: int) -> None:
+        """Store I0 of a finished episode beside its record (before the record is written)."""
+        from deft_cem.policy import save_initial_image  # torch: only when used
+        try:
+            save_initial_image(run_dir, episode, self.initial_image)
+        except (OSError, ValueError) as exc:
+            self.get_logger().warning(f'could not store I0 of episode {episode}: {exc}')
 
     def publish_record(self, run_id, index, task, xi, eps, reward, source):
         """Publish and return the EpisodeRecord of a finished episode."""
@@ -213,7 +341,9 @@ class EpisodeNode(Node):
         def phase(name, detail=''):
             handle.publish_feedback(RunEpisode.Feedback(phase=name, detail=detail))
 
-        def eps_of():
+        def eps_of(xi):
+            if goal.mode == 'policy':
+                return self.policy_residual(goal.run_id, xi, seed)
             mean, std = np.zeros(self.space.size), self.std0
             if goal.run_id and goal.mode != 'prior':
                 loaded = load_distribution(self.run_root, goal.run_id)
@@ -289,12 +419,14 @@ class EpisodeNode(Node):
                 try:
                     xi, eps, reward = await self.episode(
                         handle, s.task, s.object_prompt, s.reward_source, run_id, k,
-                        lambda eps_k=eps_k: eps_k, s.seed, phase, s.prior, s.seed)
+                        lambda xi, eps_k=eps_k: eps_k, s.seed, phase, s.prior, s.seed)
                 except EpisodeFailure as exc:
                     if exc.code != R.REWARD_DISCARDED:
                         raise
                     self.get_logger().info(f'episode {k} discarded; recording it again')
                     continue
+                if self.p.save_initial_images and self.initial_image is not None:
+                    self.save_initial_image(run.store.dir, k)
                 run.record(xi, eps, reward, s.reward_source)
                 self.publish_record(run_id, k, s.task, xi, eps, reward, s.reward_source)
                 fb.last_reward = reward

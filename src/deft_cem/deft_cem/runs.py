@@ -19,7 +19,7 @@ from pathlib import Path
 import re
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import IO, Callable, Dict, List, Optional, Sequence, Union
 
 RUN_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
 
@@ -74,13 +74,22 @@ def new_run_id() -> str:
     return time.strftime('%Y%m%d-%H%M%S') + f'-{os.getpid() % 10000:04d}'
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write text to path so that it either fully exists under its name or not at all."""
+def atomic_write(path: Path, data: Union[str, Callable[[IO[bytes]], None]]) -> Path:
+    """
+    Write to path so that it either fully exists under its name or not at all; return path.
+
+    `data` is text, or a function that writes the bytes into the binary file it is given
+    (PNG, torch checkpoints). The file and its directory entry are synced before returning.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name, suffix='.tmp')
     try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
+        with os.fdopen(fd, 'wb') as f:
+            if isinstance(data, str):
+                f.write(data.encode())
+            else:
+                data(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -92,6 +101,7 @@ def atomic_write(path: Path, text: str) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    return path
 
 
 class RunStore:

@@ -4,6 +4,7 @@ cv_bridge for ROS 2 is not installable from PyPI; these lines read encoding, ste
 """
 
 import sys
+import threading
 from typing import Optional
 
 import numpy as np
@@ -78,3 +79,39 @@ def to_rgb(msg: Image) -> np.ndarray:
     if msg.encoding in ('mono8', '8UC1'):
         return np.repeat(arr[..., None], 3, axis=2)
     raise ValueError(f'not a colour image encoding: {msg.encoding!r}')
+
+
+class LatestFrame:
+    """The newest message of an image topic, kept by a subscription callback (thread-safe)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._msg: Optional[Image] = None
+
+    def keep(self, msg: Image) -> None:
+        """Store a message (use as the subscription callback)."""
+        with self._lock:
+            self._msg = msg
+
+    def stamp_ns(self) -> int:
+        """Return the header stamp of the newest frame in nanoseconds (-1 when none came)."""
+        with self._lock:
+            msg = self._msg
+        if msg is None:
+            return -1
+        return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+    def rgb(self) -> np.ndarray:
+        """Return the newest frame as (H, W, 3) uint8 RGB; ValueError if none or undecodable."""
+        with self._lock:
+            msg = self._msg
+        if msg is None:
+            raise ValueError('no camera frame received yet')
+        return to_rgb(msg)
+
+    def latest_rgb_or_none(self) -> Optional[np.ndarray]:
+        """Return the newest frame as RGB, or None when there is none or it cannot be decoded."""
+        try:
+            return self.rgb()
+        except ValueError:
+            return None

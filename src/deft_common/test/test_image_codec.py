@@ -43,3 +43,23 @@ def test_bgr_becomes_rgb_and_errors_are_clear():
         image_codec.to_array(Image(encoding='mono8', width=4, height=4, step=4, data=b'ab'))
     with pytest.raises(ValueError, match='does not fit'):
         image_codec.to_msg(np.zeros((2, 2)), 'rgb8')
+
+
+def test_latest_frame_keeps_the_newest_and_decodes_it():
+    from builtin_interfaces.msg import Time
+
+    from deft_common.image_codec import LatestFrame, to_msg
+
+    frames = LatestFrame()
+    assert frames.stamp_ns() == -1 and frames.latest_rgb_or_none() is None
+    with pytest.raises(ValueError, match='no camera frame'):
+        frames.rgb()
+    for sec, value in ((1, 10), (2, 20)):
+        img = np.full((4, 5, 3), value, np.uint8)
+        msg = to_msg(img, 'bgr8')
+        msg.header.stamp = Time(sec=sec, nanosec=5)
+        frames.keep(msg)
+    assert frames.stamp_ns() == 2_000_000_005
+    assert frames.rgb().shape == (4, 5, 3) and int(frames.rgb()[0, 0, 0]) == 20
+    frames.keep(to_msg(np.zeros((2, 2), np.float32), '32FC1'))
+    assert frames.latest_rgb_or_none() is None  # a depth image is not a colour frame

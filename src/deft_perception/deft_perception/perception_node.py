@@ -29,6 +29,8 @@ PARAMS = (
           range=(0.01, 1.0)),
     Param('min_height', 0.01, 'depth: height above the support plane of an object, m.',
           range=(0.0, 1.0)),
+    Param('max_height', 0.25, 'depth: height above the support plane where objects end (the '
+          'robot above the table is not one), m.', range=(0.001, 5.0)),
     Param('min_area', 150, 'depth: smallest object, px.', range=(1, 10_000_000)),
     Param('ransac_iterations', 200, 'depth: RANSAC iterations of the plane fit.',
           range=(1, 100_000)),
@@ -55,7 +57,8 @@ class PerceptionNode(Node):
         try:
             self.segmenter = make_segmenter(
                 self.p.backend, center_fraction=self.p.center_fraction,
-                min_height=self.p.min_height, min_area=self.p.min_area,
+                min_height=self.p.min_height, max_height=self.p.max_height,
+                min_area=self.p.min_area,
                 iterations=self.p.ransac_iterations,
                 inlier_distance=self.p.plane_inlier_distance, seed=self.p.seed)
         except ValueError as exc:

@@ -54,13 +54,16 @@ class DepthPlaneSegmenter(Segmenter):
     Weight-free tabletop segmentation (`depth`).
 
     Fits the dominant support plane to the back-projected depth with RANSAC, keeps the pixels
-    more than `min_height` above it on the camera's side, labels 4-connected components, drops
-    those under `min_area` pixels, and picks one by the prompt.
+    more than `min_height` and less than `max_height` above it on the camera's side (what floats
+    higher, such as the robot's hand waiting above the table, is not an object on it), labels
+    4-connected components, drops those under `min_area` pixels, and picks one by the prompt.
     """
 
     def __init__(self, min_height=0.01, min_area=150, iterations=200, inlier_distance=0.01,
-                 seed=0, stride=4):
-        self.min_height, self.min_area = min_height, min_area
+                 seed=0, stride=4, max_height=0.25):
+        if not 0 <= min_height < max_height:
+            raise ValueError(f'need 0 <= min_height ({min_height}) < max_height ({max_height})')
+        self.min_height, self.max_height, self.min_area = min_height, max_height, min_area
         self.iterations, self.inlier_distance = iterations, inlier_distance
         self.seed, self.stride = seed, stride
 
@@ -106,7 +109,7 @@ class DepthPlaneSegmenter(Segmenter):
         z = np.where(valid, depth, np.nan)
         xyz = np.stack([(u - camera.cx) * z / camera.fx, (v - camera.cy) * z / camera.fy, z], -1)
         height = xyz @ n + d
-        above = valid & (height > self.min_height)
+        above = valid & (height > self.min_height) & (height < self.max_height)
         labels, count = ndimage.label(above)
         if count:  # one pass over the image, however many specks the depth noise makes
             sizes = ndimage.sum(above, labels, index=np.arange(1, count + 1))
@@ -161,6 +164,6 @@ def make_segmenter(name: str, **params) -> Segmenter:
     if name == 'fake':
         return CenterRegionSegmenter(params.get('center_fraction', 0.3))
     if name == 'depth':
-        keys = ('min_height', 'min_area', 'iterations', 'inlier_distance', 'seed')
+        keys = ('min_height', 'max_height', 'min_area', 'iterations', 'inlier_distance', 'seed')
         return DepthPlaneSegmenter(**{k: params[k] for k in keys if k in params})
     raise ValueError(f'unknown segmentation backend {name!r}; available: {", ".join(BACKENDS)}')

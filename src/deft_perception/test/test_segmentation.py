@@ -184,3 +184,23 @@ def test_make_segmenter_by_name():
     with pytest.raises(ValueError, match="unknown segmentation backend 'sam'; available: fake, "
                                          'depth'):
         make_segmenter('sam')
+
+
+def test_what_floats_above_max_height_is_not_an_object_on_the_table():
+    """The robot's hand waiting 35 cm above the table must not be taken for the object."""
+    from deft_perception.geometry import CameraModel
+    from deft_perception.prompts import parse_prompt
+    from deft_perception.segmentation import DepthPlaneSegmenter
+
+    cam = CameraModel(fx=100.0, fy=100.0, cx=39.5, cy=29.5, width=80, height=60)
+    depth = np.full((60, 80), 0.9, np.float32)
+    depth[5:25, 5:35] = 0.55   # a large "hand" 35 cm above the table
+    depth[35:50, 50:65] = 0.8  # a smaller cup, 10 cm tall
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    seg = DepthPlaneSegmenter(min_area=20, max_height=0.25)
+    mask = seg.segment(rgb, depth, cam, parse_prompt('', 80, 60))
+    assert mask[40, 55] and not mask[10, 10]
+    everything = DepthPlaneSegmenter(min_area=20, max_height=1.0)
+    assert everything.segment(rgb, depth, cam, parse_prompt('', 80, 60))[10, 10]
+    with pytest.raises(ValueError, match='max_height'):
+        DepthPlaneSegmenter(min_height=0.3, max_height=0.2)

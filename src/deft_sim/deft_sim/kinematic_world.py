@@ -73,6 +73,21 @@ class _State:
     noise: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
+def sample_placement(seed: int, split: str) -> Tuple[float, float, float, np.random.Generator]:
+    """
+    Draw an object placement (x, y in m, yaw in rad, base frame) of a split, from a seed.
+
+    Return the generator too, for anything else the scene draws after the object (a bowl).
+    """
+    if split not in SPLITS:
+        raise ValueError(f'unknown split {split!r}; expected one of {", ".join(SPLITS)}')
+    rng = np.random.default_rng(seed)
+    xr, yranges = SPLITS[split]
+    yr = yranges[rng.integers(len(yranges))]
+    x, y = rng.uniform(*xr), rng.uniform(*yr)
+    return float(x), float(y), float(rng.uniform(-np.pi, np.pi)), rng
+
+
 class TabletopWorld:
     """The kinematic tabletop with one box."""
 
@@ -90,13 +105,7 @@ class TabletopWorld:
     # --- placement -------------------------------------------------------------------
     def reset(self, seed: int, split: str = 'train') -> None:
         """Place the box anew: the same seed and split give the same placement."""
-        if split not in SPLITS:
-            raise ValueError(f'unknown split {split!r}; expected one of {", ".join(SPLITS)}')
-        rng = np.random.default_rng(seed)
-        xr, yranges = SPLITS[split]
-        yr = yranges[rng.integers(len(yranges))]
-        x, y = rng.uniform(*xr), rng.uniform(*yr)
-        yaw = rng.uniform(-np.pi, np.pi)
+        x, y, yaw, _ = sample_placement(seed, split)
         self.state = _State(np.array([x, y, self.half[2]]),
                             rotations.from_rotvec([0.0, 0.0, yaw]), seed=seed, split=split)
 

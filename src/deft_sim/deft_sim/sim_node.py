@@ -15,10 +15,15 @@ from deft_common.rotations import Transform
 from deft_hand_driver.hand_config import load_hand_config
 from deft_interfaces.srv import GetTaskReward, ResetSim
 from deft_sim.kinematic_world import SPLITS, PinholeCamera, TabletopWorld, WorldSettings
+from deft_sim.mujoco_world import TASKS, MujocoSettings, MujocoWorld
 
 PARAMS = (
-    Param('backend', 'fake', 'World backend (fake: kinematic tabletop, no physics).',
-          choices=('fake',)),
+    Param('backend', 'fake', 'World backend: fake (kinematic tabletop, no physics, a box that '
+          'sticks to a closed hand) or mujoco (physics: contact and friction hold the cup).',
+          choices=('fake', 'mujoco')),
+    Param('mujoco_task', 'pick_cup', 'mujoco: task scored by sim/reward.', choices=TASKS),
+    Param('physics_rate_hz', 100.0, 'mujoco: rate the physics is advanced at (real time), Hz.',
+          range=(10.0, 1000.0)),
     Param('base_frame', 'base_link', 'Frame of the world (REP 105).'),
     Param('camera_frame', 'camera_color_optical_frame', 'Optical frame of the camera (REP 103).'),
     Param('camera_to_base', [0.5, 0.0, 0.9, 1.0, 0.0, 0.0, 0.0],
@@ -58,15 +63,21 @@ class SimNode(Node):
         try:
             camera = PinholeCamera(self.p.width, self.p.height, self.p.fx, self.p.fy,
                                    self.p.cx, self.p.cy)
-            self.world = TabletopWorld(camera, Transform.from_list(self.p.camera_to_base),
-                                       WorldSettings(tuple(self.p.object_size),
-                                                     self.p.grasp_tolerance,
-                                                     self.p.grasp_closure,
-                                                     self.p.release_closure,
-                                                     self.p.palm_offset, self.p.lift_target))
             self.hand = load_hand_config(self.p.hand_config)
+            camera_to_base = Transform.from_list(self.p.camera_to_base)
+            if self.p.backend == 'mujoco':
+                self.world = MujocoWorld(camera, camera_to_base, self.hand, MujocoSettings(
+                    lift_target=self.p.lift_target, task=self.p.mujoco_task))
+            else:
+                self.world = TabletopWorld(camera, camera_to_base,
+                                           WorldSettings(tuple(self.p.object_size),
+                                                         self.p.grasp_tolerance,
+                                                         self.p.grasp_closure,
+                                                         self.p.release_closure,
+                                                         self.p.palm_offset, self.p.lift_target))
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
+        self.physics = self.p.backend == 'mujoco'
         self.camera = camera
         self.lock = threading.Lock()
         self.next_seed = self.p.seed
@@ -74,12 +85,15 @@ class SimNode(Node):
         self.next_seed += 1
         self.wrist = None
         self.closure = 0.0
+        self.hand_positions = None  # mujoco: the hand's joint angles, config order
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.rgb_pub = self.create_publisher(Image, 'camera/color/image_raw', qos)
         self.depth_pub = self.create_publisher(Image, 'camera/depth/image_raw', qos)
         self.info_pub = self.create_publisher(CameraInfo, 'camera/color/camera_info', qos)
         self.object_pub = self.create_publisher(PoseStamped, 'sim/object_pose', 10)
         self.create_timer(1.0 / self.p.camera_rate_hz, self.publish_frame)
+        if self.physics:  # physics runs in real time whether or not the robot moves
+            self.create_timer(1.0 / self.p.physics_rate_hz, self.advance)
         group = None
         # Keep only the newest wrist pose and hand state: the world follows the robot's present
         # state, and a backlog queued behind a slow render would otherwise still be replayed
@@ -91,7 +105,7 @@ class SimNode(Node):
                                  callback_group=group)
         self.create_service(ResetSim, 'sim/reset', self.on_reset, callback_group=group)
         self.create_service(GetTaskReward, 'sim/reward', self.on_reward, callback_group=group)
-        self.get_logger().info(f'fake world: {self.p.width}x{self.p.height} camera at '
+        self.get_logger().info(f'{self.p.backend} world: {self.p.width}x{self.p.height} camera at '
                                f'{self.p.camera_rate_hz} Hz, object at '
                                f'{self.world.object_pose()[0].round(3).tolist()}')
 
@@ -108,7 +122,10 @@ class SimNode(Node):
         """Render and publish colour, depth and camera info with one stamp."""
         with self.lock:
             position, orientation = self.world.object_pose()
-        rgb, depth = self.world.render((position, orientation))
+            if self.physics:  # renders the live physics state: under the lock
+                rgb, depth = self.world.render()
+        if not self.physics:
+            rgb, depth = self.world.render((position, orientation))
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.p.camera_frame)
         self.rgb_pub.publish(image_codec.to_msg(rgb, 'rgb8', header))
         self.depth_pub.publish(image_codec.to_msg(depth, '32FC1', header))
@@ -122,8 +139,19 @@ class SimNode(Node):
         self.object_pub.publish(pose)
 
     def _update(self) -> None:
+        if self.physics:
+            return  # targets only: advance() steps the physics
         if self.wrist is not None:
             self.world.update(self.wrist[0], self.wrist[1], self.closure)
+
+    def advance(self) -> None:
+        """mujoco: step the physics to now, toward the latest wrist and hand targets."""
+        with self.lock:
+            if self.wrist is None:
+                self.world.step(1.0 / self.p.physics_rate_hz)
+                return
+            hand = self.closure if self.hand_positions is None else self.hand_positions
+            self.world.update(self.wrist[0], self.wrist[1], hand)
 
     def on_wrist(self, msg: PoseStamped) -> None:
         """Follow the arm's wrist."""
@@ -146,6 +174,7 @@ class SimNode(Node):
             return
         with self.lock:
             self.closure = self.hand.closure(positions)
+            self.hand_positions = positions
             self._update()
 
     def on_reset(self, request, response):
@@ -155,6 +184,7 @@ class SimNode(Node):
         with self.lock:
             try:
                 self.world.reset(seed, split)
+                self.wrist = None  # the hand starts at home; the next wrist pose moves it
             except ValueError as exc:
                 response.success, response.message = False, str(exc)
                 return response

@@ -1,0 +1,260 @@
+"""
+MJCF of the physically simulated tabletop, built in code from the hand config and the camera.
+
+Frames and units: metres, radians, kilograms; base_link is the world frame, the table top is the
+plane z = 0 (as in the kinematic world). MuJoCo quaternions are (w, x, y, z); every quaternion
+in this package's public API is ROS order (x, y, z, w).
+
+The hand (LEAP-class proportions, 16 DOF) hangs on a free body 'palm' whose frame is the wrist
+frame of deft_arm: origin at the centre of the palm's inner face, +z out of the palm (the
+approach axis), fingers along +x, the index finger on +y; the finger roots sit on the palm's
+mid-plane, so the flat hand's inner face is flush and can rest on a surface. Index, middle and
+ring fingers carry `<finger>_abd` (side swing about the palm normal) and `<finger>_mcp`, `_pip`,
+`_dip` (flexion towards +z). The thumb is a simplification of LEAP's: it sits on the palm's
+proximal edge, opposite the fingers, and all four of its joints flex towards the palm
+(`thumb_cmc_abd` is the swing into opposition), so the config's `closed` pose is a power grasp
+in which thumb and fingers oppose each other. Joint names and limits come from the hand config,
+so they match the driver.
+"""
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from deft_common import rotations
+
+FINGERS = ('index', 'middle', 'ring')
+FINGER_JOINTS = ('abd', 'mcp', 'pip', 'dip')
+THUMB_JOINTS = ('thumb_cmc_abd', 'thumb_cmc', 'thumb_mcp', 'thumb_ip')
+HAND_GROUPS = ('palm',) + FINGERS + ('thumb',)  # contact groups of the hand
+
+
+@dataclass(frozen=True)
+class HandGeometry:
+    """Dimensions (m, kg) of the LEAP-class hand and its servos."""
+
+    palm_half: Tuple[float, float, float] = (0.05, 0.048, 0.01)  # x (fingers), y, z thickness
+    palm_mass: float = 0.30
+    finger_spacing: float = 0.033  # y distance between neighbouring fingers
+    finger_radius: float = 0.0095
+    links: Tuple[float, float, float] = (0.045, 0.035, 0.032)  # proximal, middle, distal
+    thumb_links: Tuple[float, float, float, float] = (0.02, 0.045, 0.035, 0.032)
+    thumb_offset_y: float = 0.012  # thumb root, towards the index side
+    link_density: float = 900.0
+    # Position servos (Dynamixel XC330-class): stiffness kp (N m / rad) and a torque limit (N m):
+    # a blocked finger presses with at most servo_torque, like a current-limited real servo.
+    kp: float = 3.0
+    servo_torque: float = 0.9
+    joint_damping: float = 0.08
+    armature: float = 0.002
+    friction: float = 1.2  # rubber finger pads
+
+
+@dataclass(frozen=True)
+class CupGeometry:
+    """A cup: a closed cylinder (collision) with a dark opening drawn on top; mass in kg."""
+
+    radius: float = 0.035
+    height: float = 0.10
+    mass: float = 0.12
+    friction: float = 1.0
+    rgba: Tuple[float, float, float, float] = (0.8, 0.14, 0.12, 1.0)
+
+
+@dataclass(frozen=True)
+class BowlGeometry:
+    """The target of the pour task: a low, static bowl (a solid cylinder with a dark inside)."""
+
+    radius: float = 0.06
+    height: float = 0.03
+    rgba: Tuple[float, float, float, float] = (0.85, 0.85, 0.8, 1.0)
+
+
+TABLE_EXTENT = ((0.0, 1.0), (-0.6, 0.6))  # table top x, y extent in base_link (as the fake world)
+TABLE_THICKNESS = 0.04
+FLOOR_Z = -0.75
+TIMESTEP = 0.002
+WELD_SOLREF = (0.02, 1.0)  # wrist weld: time constant (s), damping ratio of the soft constraint
+# Constant impedance 0.5 (MuJoCo's default 0.9..0.95 makes the weld ~50x stiffer): with the
+# world's max_wrist_lead of 3 cm the hand presses on the table with ~66 N (measured), and sags
+# ~1 mm holding the cup; the wrist lags ~8 mm behind a 0.25 m/s motion.
+WELD_SOLIMP = (0.5, 0.5, 0.001)
+CONTACT_SOLREF = (0.005, 1.0)  # stiffer than MuJoCo's default 0.02 s: mm, not cm, of penetration
+
+
+def _f(values: Sequence[float]) -> str:
+    return ' '.join(f'{float(v):.6g}' for v in values)
+
+
+def mj_quat(q_xyzw: Sequence[float]) -> np.ndarray:
+    """Return a ROS (x, y, z, w) quaternion as MuJoCo's (w, x, y, z)."""
+    q = rotations.normalize(q_xyzw)
+    return np.array([q[3], q[0], q[1], q[2]])
+
+
+def ros_quat(q_wxyz: Sequence[float]) -> np.ndarray:
+    """Return a MuJoCo (w, x, y, z) quaternion as ROS (x, y, z, w), normalised."""
+    return rotations.normalize([q_wxyz[1], q_wxyz[2], q_wxyz[3], q_wxyz[0]])
+
+
+def optical_to_mujoco_camera(q_optical_xyzw: Sequence[float]) -> np.ndarray:
+    """
+    Return the MuJoCo camera quaternion (w, x, y, z) of an optical frame orientation.
+
+    REP 103 optical frames look along +z with y down; MuJoCo cameras look along -z with y up:
+    the two differ by a half turn about x.
+    """
+    flip = rotations.from_rotvec([np.pi, 0.0, 0.0])
+    return mj_quat(rotations.multiply(q_optical_xyzw, flip))
+
+
+def _capsule(name: str, vec: Sequence[float], g: HandGeometry, rgba: str) -> str:
+    return (f'<geom name="{name}" type="capsule" fromto="0 0 0 {_f(vec)}" '
+            f'size="{g.finger_radius}" class="hand" rgba="{rgba}"/>')
+
+
+def _joint(name: str, axis: Sequence[float], limits: dict) -> str:
+    lo, hi = limits[name]
+    return f'<joint name="{name}" axis="{_f(axis)}" range="{lo:.6g} {hi:.6g}"/>'
+
+
+def hand_xml(limits: dict, g: HandGeometry) -> Tuple[str, str]:
+    """Return (body XML of the fingers and thumb inside 'palm', actuator XML), by joint name."""
+    bodies, actuators = [], []
+    skin, pad = '0.2 0.2 0.22 1', '0.93 0.93 0.9 1'
+    for k, finger in enumerate(FINGERS):
+        y = g.finger_spacing * (1 - k)  # index +y, middle 0, ring -y
+        l1, l2, l3 = g.links
+        bodies.append(
+            f'<body name="{finger}_proximal" pos="{g.palm_half[0]} {y:.6g} {-g.palm_half[2]}">'
+            + _joint(f'{finger}_abd', (0, 0, 1), limits)
+            + _joint(f'{finger}_mcp', (0, -1, 0), limits)
+            + _capsule(f'{finger}_proximal', (l1, 0, 0), g, skin)
+            + f'<body name="{finger}_middle" pos="{l1} 0 0">'
+            + _joint(f'{finger}_pip', (0, -1, 0), limits)
+            + _capsule(f'{finger}_middle', (l2, 0, 0), g, skin)
+            + f'<body name="{finger}_distal" pos="{l2} 0 0">'
+            + _joint(f'{finger}_dip', (0, -1, 0), limits)
+            + _capsule(f'{finger}_distal', (l3, 0, 0), g, pad)
+            + '</body></body></body>')
+    t0, t1, t2, t3 = g.thumb_links
+    bodies.append(
+        f'<body name="thumb_base" pos="{-g.palm_half[0]} {g.thumb_offset_y} {-g.palm_half[2]}">'
+        + _joint('thumb_cmc_abd', (0, 1, 0), limits)
+        + _capsule('thumb_base', (-t0, 0, 0), g, skin)
+        + f'<body name="thumb_proximal" pos="{-t0} 0 0">'
+        + _joint('thumb_cmc', (0, 1, 0), limits)
+        + _capsule('thumb_proximal', (-t1, 0, 0), g, skin)
+        + f'<body name="thumb_middle" pos="{-t1} 0 0">'
+        + _joint('thumb_mcp', (0, 1, 0), limits)
+        + _capsule('thumb_middle', (-t2, 0, 0), g, skin)
+        + f'<body name="thumb_distal" pos="{-t2} 0 0">'
+        + _joint('thumb_ip', (0, 1, 0), limits)
+        + _capsule('thumb_distal', (-t3, 0, 0), g, pad)
+        + '</body></body></body></body>')
+    for name in list(limits):
+        lo, hi = limits[name]
+        actuators.append(
+            f'<position name="{name}" joint="{name}" kp="{g.kp}" ctrlrange="{lo:.6g} {hi:.6g}" '
+            f'forcerange="{-g.servo_torque} {g.servo_torque}"/>')
+    return ''.join(bodies), ''.join(actuators)
+
+
+def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequence[float],
+               camera_position: Sequence[float], camera_quat_optical: Sequence[float],
+               fovy_deg: float, render_size: Tuple[int, int],
+               hand: HandGeometry = HandGeometry(), cup: CupGeometry = CupGeometry(),
+               home_position: Sequence[float] = (0.35, 0.0, 0.35),
+               home_quat: Sequence[float] = (1.0, 0.0, 0.0, 0.0),
+               bowl: Optional[BowlGeometry] = None) -> str:
+    """
+    Return the MJCF XML of the table, the cup, the mocap-driven hand and the RGB-D camera.
+
+    With `bowl`, a static bowl (mocap body 'bowl', placed by the world at reset) joins the scene.
+
+    `joint_names`, `lower`, `upper` are the hand config's (every joint of FINGERS x
+    FINGER_JOINTS and THUMB_JOINTS must be there, else ValueError). Quaternions are ROS order.
+    """
+    expected = {f'{f}_{j}' for f in FINGERS for j in FINGER_JOINTS} | set(THUMB_JOINTS)
+    if set(joint_names) != expected:
+        missing = sorted(expected - set(joint_names))
+        extra = sorted(set(joint_names) - expected)
+        raise ValueError(f'hand config does not describe the 16-DOF four-finger hand: '
+                         f'missing {missing}, unexpected {extra}')
+    limits = {n: (float(lo), float(hi)) for n, lo, hi in zip(joint_names, lower, upper)}
+    bodies, actuators = hand_xml(limits, hand)
+    (x0, x1), (y0, y1) = TABLE_EXTENT
+    table_half = ((x1 - x0) / 2, (y1 - y0) / 2, TABLE_THICKNESS / 2)
+    table_pos = ((x0 + x1) / 2, (y0 + y1) / 2, -TABLE_THICKNESS / 2)
+    r, hh = cup.radius, cup.height / 2
+    cup_inertia = (cup.mass * (3 * r * r + cup.height ** 2) / 12,) * 2 + (cup.mass * r * r / 2,)
+    width, height = render_size
+    bowl_xml = '' if bowl is None else (
+        f'<body name="bowl" mocap="true" pos="0.5 0.3 {bowl.height / 2}">'
+        f'<geom name="bowl" type="cylinder" size="{bowl.radius} {bowl.height / 2}" '
+        f'rgba="{_f(bowl.rgba)}" contype="1" conaffinity="3"/>'
+        f'<geom name="bowl_inside" type="cylinder" size="{0.85 * bowl.radius} 0.0005" '
+        f'pos="0 0 {bowl.height / 2}" rgba="0.35 0.3 0.25 1" contype="0" conaffinity="0"/>'
+        '</body>')
+    home = _f(home_position) + f'" quat="{_f(mj_quat(home_quat))}'
+    ph = hand.palm_half
+    return f"""<mujoco model="deft_tabletop">
+  <compiler angle="radian" autolimits="true"/>
+  <option timestep="{TIMESTEP}" integrator="implicitfast" cone="elliptic" impratio="10"/>
+  <statistic extent="1" center="0.5 0 0"/>
+  <visual>
+    <headlight ambient="0.25 0.25 0.25" diffuse="0.35 0.35 0.35" specular="0 0 0"/>
+    <global offwidth="{max(width, 64)}" offheight="{max(height, 64)}"/>
+    <map znear="0.01" zfar="20"/>
+    <quality shadowsize="1024"/>
+  </visual>
+  <asset>
+    <material name="matte" specular="0.05" shininess="0.1"/>
+  </asset>
+  <default>
+    <geom material="matte" solref="{_f(CONTACT_SOLREF)}" solimp="0.95 0.99 0.001"/>
+    <joint damping="{hand.joint_damping}" armature="{hand.armature}"/>
+    <default class="hand">
+      <geom contype="2" conaffinity="1" density="{hand.link_density}"
+            friction="{hand.friction} 0.01 0.0001" condim="4"/>
+    </default>
+  </default>
+  <worldbody>
+    <light name="sun" pos="0.5 0.3 2.0" dir="0 -0.15 -1" diffuse="0.6 0.6 0.6"
+           castshadow="false"/>
+    <light name="fill" pos="0.0 -0.5 1.5" dir="0.3 0.3 -1" diffuse="0.3 0.3 0.3"
+           castshadow="false"/>
+    <geom name="floor" type="plane" pos="0 0 {FLOOR_Z}" size="5 5 0.1" rgba="0.27 0.27 0.29 1"
+          contype="1" conaffinity="3"/>
+    <geom name="table" type="box" pos="{_f(table_pos)}" size="{_f(table_half)}"
+          rgba="0.59 0.48 0.36 1" contype="1" conaffinity="3" friction="0.6 0.005 0.0001"/>
+    <camera name="rgbd" pos="{_f(camera_position)}"
+            quat="{_f(optical_to_mujoco_camera(camera_quat_optical))}" fovy="{fovy_deg:.9g}"/>
+    <body name="wrist_target" mocap="true" pos="{home}"/>
+    <body name="palm" pos="{home}" gravcomp="1">
+      <freejoint name="palm_free"/>
+      <inertial pos="0 0 {-ph[2]}" mass="{hand.palm_mass}"
+                diaginertia="{_f(np.array([ph[1]**2 + ph[2]**2, ph[0]**2 + ph[2]**2,
+                                           ph[0]**2 + ph[1]**2]) * hand.palm_mass / 3)}"/>
+      <geom name="palm" type="box" size="{_f(ph)}" pos="0 0 {-ph[2]}" class="hand"
+            rgba="0.2 0.2 0.22 1"/>
+      {bodies}
+    </body>
+    <body name="cup" pos="0.5 0 {hh}">
+      <freejoint name="cup_free"/>
+      <inertial pos="0 0 0" mass="{cup.mass}" diaginertia="{_f(cup_inertia)}"/>
+      <geom name="cup" type="cylinder" size="{r} {hh}" rgba="{_f(cup.rgba)}"
+            friction="{cup.friction} 0.01 0.0001" condim="4" contype="1" conaffinity="3"/>
+      <geom name="cup_opening" type="cylinder" size="{0.85 * r} 0.0005" pos="0 0 {hh}"
+            rgba="0.25 0.05 0.04 1" contype="0" conaffinity="0"/>
+    </body>
+    {bowl_xml}
+  </worldbody>
+  <equality>
+    <weld name="wrist" body1="wrist_target" body2="palm" relpose="0 0 0 1 0 0 0"
+          solref="{_f(WELD_SOLREF)}" solimp="{_f(WELD_SOLIMP)}"/>
+  </equality>
+  <actuator>{actuators}</actuator>
+</mujoco>
+"""
