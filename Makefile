@@ -33,6 +33,7 @@ unit: setup
 ## Benchmarks (medians over repeats), merged into results/bench.json.
 bench: setup
 	python -m deft_cem.bench --out results/bench.json
+	python -m deft_hand_driver.bench_bus --out results/bench.json
 
 lint: setup
 	ruff check src tools

@@ -22,6 +22,8 @@ setup(
     entry_points={
         'console_scripts': [
             'hand_driver_node = deft_hand_driver.hand_driver_node:main',
+            'emulated_dynamixel_bus = deft_hand_driver.emulated_bus:main',
+            'bench_hand_bus = deft_hand_driver.bench_bus:main',
         ],
     },
 )

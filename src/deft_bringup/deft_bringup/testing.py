@@ -13,8 +13,10 @@ from deft_bringup.graph import describe
 from deft_bringup.runner import GraphProcesses
 
 # Faster motions and rendering so test suites stay short; the behaviour under test is the same.
+# The graph-mechanics suites run the kinematic world (deterministic, no physics);
+# test_mujoco_graph.py runs the physics twin, the default of the sim profile.
 FAST_SIM = {
-    'sim': {'camera_rate_hz': 2.0},
+    'sim': {'camera_rate_hz': 2.0, 'backend': 'fake'},
     'arm': {'max_speed': 1.0, 'max_angular_speed': 6.0},
     'hand_driver': {'default_duration': 0.3},
     'episode': {'service_timeout': 5.0, 'operator_timeout': 60.0},

@@ -98,11 +98,14 @@ class FakeHand(HandBackend):
         self.torque = enabled
 
 
-BACKENDS = ('fake',)
+BACKENDS = ('fake', 'dynamixel')
 
 
 def make_backend(name: str, config: HandConfig, **options) -> HandBackend:
     """Build a backend by name; ValueError naming the choices."""
     if name == 'fake':
         return FakeHand(config, **options)
+    if name == 'dynamixel':  # imported here: only the real hand needs dynamixel-sdk
+        from deft_hand_driver.dynamixel_bus import DynamixelHand
+        return DynamixelHand(config, **options)
     raise ValueError(f'unknown hand backend {name!r}; available: {", ".join(BACKENDS)}')

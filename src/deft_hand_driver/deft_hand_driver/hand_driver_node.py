@@ -25,6 +25,23 @@ PARAMS = (
     Param('time_constant', 0.08, 'fake: first-order lag of the joints, s.', range=(0.001, 5.0)),
     Param('stall_closure', 0.0, 'fake: closure (0..1) where an imaginary object stops the '
           'fingers; 0 = no object.', range=(0.0, 1.0)),
+    Param('port', '/dev/ttyUSB0', 'dynamixel: serial port of the servo bus (a U2D2); prefer a '
+          '/dev/serial/by-id/ path, which survives replugging. Servo ids come from hand_config.'),
+    Param('baud', 4000000, 'dynamixel: bus baud rate (57600 .. 4000000, as set in the servos).',
+          range=(9600, 4000000)),
+    Param('operating_mode', 5, 'dynamixel: 5 = current-based position, 3 = position, '
+          '4 = extended position.', range=(3, 5)),
+    Param('current_limit', 350.0, 'dynamixel: Current Limit and Goal Current of every servo, '
+          'mA; efforts are reported as a fraction of it.', range=(1.0, 10000.0)),
+    Param('position_p', 600, 'dynamixel: Position P gain (control-table units).',
+          range=(0, 16383)),
+    Param('position_i', 0, 'dynamixel: Position I gain (control-table units).', range=(0, 16383)),
+    Param('position_d', 200, 'dynamixel: Position D gain (control-table units).',
+          range=(0, 16383)),
+    Param('bus_retries', 2, 'dynamixel: retries of a sync read that lost a status packet.',
+          range=(0, 10)),
+    Param('fast_sync_read', False, 'dynamixel: read the servos with Fast Sync Read (one status '
+          'packet for all; X-series firmware 46 or newer).'),
     Param('default_duration', 1.0, 'Time to reach grasp targets when a goal gives 0, s.',
           range=(0.0, 60.0)),
     Param('default_tolerance', 0.05, 'Joint error for success when a goal gives 0, rad.',
@@ -50,6 +67,13 @@ class HandDriverNode(Node):
             if self.p.backend == 'fake':
                 options = dict(time_constant=self.p.time_constant,
                                stall_closure=self.p.stall_closure)
+            elif self.p.backend == 'dynamixel':
+                options = dict(port=self.p.port, baud=self.p.baud,
+                               operating_mode=self.p.operating_mode,
+                               current_limit=self.p.current_limit, position_p=self.p.position_p,
+                               position_i=self.p.position_i, position_d=self.p.position_d,
+                               retries=self.p.bus_retries,
+                               fast_sync_read=self.p.fast_sync_read, log=self.get_logger())
             self.backend = make_backend(self.p.backend, self.config, **options)
             self.backend.connect()
             self.backend.set_torque(True)

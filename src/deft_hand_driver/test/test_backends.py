@@ -147,9 +147,10 @@ def test_clock_going_backwards_does_not_move_the_joints(hand):
 def test_bad_time_constant_and_unknown_backend(hand):
     with pytest.raises(ValueError, match='time_constant must be > 0'):
         FakeHand(hand, time_constant=0.0)
-    with pytest.raises(ValueError, match="unknown hand backend 'dynamixel'; available: fake"):
-        make_backend('dynamixel', hand)
-    assert BACKENDS == ('fake',)
+    with pytest.raises(ValueError, match="unknown hand backend 'serial'; available: fake, "
+                       'dynamixel'):
+        make_backend('serial', hand)
+    assert BACKENDS == ('fake', 'dynamixel')
 
 
 def test_make_backend_passes_the_options_on(hand):

@@ -18,7 +18,7 @@ from deft_sim.kinematic_world import SPLITS, PinholeCamera, TabletopWorld, World
 from deft_sim.mujoco_world import TASKS, MujocoSettings, MujocoWorld
 
 PARAMS = (
-    Param('backend', 'fake', 'World backend: fake (kinematic tabletop, no physics, a box that '
+    Param('backend', 'mujoco', 'World backend: fake (kinematic tabletop, no physics, a box that '
           'sticks to a closed hand) or mujoco (physics: contact and friction hold the cup).',
           choices=('fake', 'mujoco')),
     Param('mujoco_task', 'pick_cup', 'mujoco: task scored by sim/reward.', choices=TASKS),
@@ -204,9 +204,12 @@ class SimNode(Node):
         """Score the current state of the scene."""
         with self.lock:
             reward, success = self.world.task_reward()
-        response.success, response.reward, response.task_success = True, reward, success
+        # plain Python types: the C message conversion asserts on numpy scalars (and aborts)
+        response.success, response.reward, response.task_success = True, float(reward), \
+            bool(success)
         response.message = (f'{self.p.task}: ' + ('lifted' if success else
-                                                  'held' if self.world.held else 'not held'))
+                                                  'held' if bool(self.world.held) else
+                                                  'not held'))
         return response
 
 
