@@ -26,6 +26,7 @@ setup(
             'deft_report = deft_cem.report:main',
             'deft_score = deft_cem.score_cli:main',
             'deft_train_policy = deft_cem.policy_cli:main',
+            'deft_replay_eval = deft_cem.replay_cli:main',
         ],
     },
 )

@@ -109,6 +109,14 @@ def test_short_run_end_to_end(tuned, run_root):
     store = RunStore(run_root, 'short')
     assert [e.episode for e in store.episodes()] == [0, 1, 2, 3]
     assert (store.dir / 'report.png').stat().st_size > 10_000
+    # every finished episode has its bag: frames, joint states, prior and record, readable back
+    from deft_cem.episode_bag import read_episode_bag
+    entries = store.episodes()
+    assert all(e.bag_path for e in entries)
+    bag = read_episode_bag(entries[1].bag_path)
+    assert bag.reward == pytest.approx(entries[1].reward) and list(bag.eps) == list(entries[1].eps)
+    assert bag.initial_rgb.shape == (480, 640, 3) and bag.final_rgb is not None
+    assert bag.prior is not None and bag.joint_states and not bag.skipped
     # every finished episode keeps its initial image I0 for the residual policy
     assert sorted(p.name for p in store.episodes_dir.glob('*.I0.png')) == [
         f'{k:06d}.I0.png' for k in range(4)]

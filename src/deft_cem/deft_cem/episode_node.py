@@ -8,6 +8,7 @@ takes the operator's score, `episodes` carries a record per finished episode.
 import math
 import os
 from pathlib import Path
+import shutil
 from typing import Optional
 
 import numpy as np
@@ -15,9 +16,10 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image, JointState
 
 from deft_cem.episode import MODES, REWARD_SOURCES, parse_waypoints, residual
+from deft_cem.episode_bag import EpisodeBagWriter, Frame, episode_bag_path
 from deft_cem.episode_steps import EpisodeCanceled, EpisodeFailure, EpisodeSteps, StepSettings
 from deft_cem.fine_tune import FineTuneError, FineTuneRequest, FineTuneRun, load_distribution
 from deft_cem.grasp_params import ParameterSpace
@@ -74,6 +76,11 @@ PARAMS = (
           'since training (empty = the path stored in the checkpoint).'),
     Param('policy_sample', False, 'mode policy, cVAE: draw z ~ N(0, I) (seeded by the goal) '
           'instead of z = 0.'),
+    Param('record_bags', True, 'Write a rosbag2 (MCAP) per fine-tuning episode to '
+          '<run>/bags/<k>: initial and final frames, camera info, hand joint states, the prior, '
+          'the record.'),
+    Param('bag_joint_rate_hz', 10.0, 'Rate hand joint states are kept for the bag, Hz.',
+          range=(0.1, 1000.0)),
     Param('save_initial_images', True, "Store each fine-tuning episode's initial image I0 in "
           "the run (the residual policy's input)."),
 )
@@ -108,10 +115,21 @@ class EpisodeNode(Node):
             raise ConfigurationError('default_reward_source is embedding, but embedding_weights '
                                      'and embedding_goal_image are not both set')
         self.policies = {}  # checkpoint path -> (mtime, policy): loaded on first use
-        self.camera = LatestFrame()
+        self.camera, self.depth, self.camera_info = LatestFrame(), LatestFrame(), LatestFrame()
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE
                          if self.p.image_qos == 'reliable' else ReliabilityPolicy.BEST_EFFORT)
         self.create_subscription(Image, 'camera/color/image_raw', self.camera.keep, qos)
+        self.bags = None
+        if self.p.record_bags:
+            self.bags = EpisodeBagWriter(namespace=self.get_namespace())
+            self.create_subscription(Image, 'camera/depth/image_raw', self.depth.keep, qos)
+            self.create_subscription(CameraInfo, 'camera/color/camera_info',
+                                     self.camera_info.keep, qos)
+            self.create_subscription(JointState, 'hand/joint_states', self.log_joints, 10)
+        self.joint_log: list = []
+        self.logging_joints = False
+        self.frames = {}  # 'initial' / 'final' -> Frame of the episode under way
+        self.prior_msg = None
         ros_home = Path(os.environ.get('ROS_HOME', Path.home() / '.ros'))
         self.run_root = Path(self.p.run_root or ros_home / 'deft' / 'runs').expanduser()
         group = ReentrantCallbackGroup()
@@ -173,6 +191,42 @@ class EpisodeNode(Node):
                                f'{"sampled" if self.p.policy_sample else "= 0"}')
         self.policies[path] = (mtime, policy)
         return policy
+
+    def log_joints(self, msg: JointState) -> None:
+        """Keep hand joint states during an episode, at most at bag_joint_rate_hz."""
+        if not self.logging_joints:
+            return
+        t = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        if self.joint_log:
+            last = self.joint_log[-1].header.stamp
+            if t - (last.sec + last.nanosec * 1e-9) < 1.0 / self.p.bag_joint_rate_hz:
+                return
+        self.joint_log.append(msg)
+
+    def grab_frame(self) -> Optional[Frame]:
+        """Return the newest colour frame with its depth and camera info (None: no frame)."""
+        colour = self.camera.msg()
+        if colour is None:
+            return None
+        return Frame(colour, self.camera_info.msg(), self.depth.msg())
+
+    def write_bag(self, run_dir: Path, episode: int, record: EpisodeRecord, metadata: dict):
+        """Write the episode's bag; return its path ('' when off or it failed: a warning)."""
+        if self.bags is None or self.frames.get('initial') is None:
+            return ''
+        path = episode_bag_path(run_dir, episode)
+        record.bag_path = str(path)
+        try:
+            if path.exists():  # an episode re-run after a crash or a discard: the new one counts
+                shutil.rmtree(path)
+            self.bags.write(path, initial=self.frames['initial'], final=self.frames.get('final'),
+                            joint_states=self.joint_log, prior=self.prior_msg, record=record,
+                            metadata=metadata)
+        except (OSError, ValueError) as exc:
+            self.get_logger().warning(f'could not write the bag of episode {episode}: {exc}')
+            record.bag_path = ''
+            return ''
+        return str(path)
 
     def embedding_ready(self) -> bool:
         """Return True when the embedding reward has an encoder and a goal image."""
@@ -265,9 +319,12 @@ class EpisodeNode(Node):
         """Perceive, predict, execute xi + eps, reward, reset; return (xi, eps, reward)."""
         steps = self.steps
         try:
+            self.joint_log, self.logging_joints, self.prior_msg = [], True, None
             await steps.perceive(prompt, phase)
             self.initial_image = self.camera.latest_rgb_or_none()
+            self.frames = {'initial': self.grab_frame()}
             prior, xi = await steps.predict_prior(task, prompt, phase, prior_method, prior_seed)
+            self.prior_msg = prior
             if handle.is_cancel_requested:
                 raise EpisodeCanceled()
             eps = eps_of(xi)
@@ -282,6 +339,8 @@ class EpisodeNode(Node):
                 reward = score.reward
             else:
                 reward = await steps.reward(handle, source, run_id, index, task, phase)
+            self.frames['final'] = self.grab_frame()
+            self.logging_joints = False
             await steps.reset(seed, phase)
             return xi, eps, reward
         except EpisodeCanceled:
@@ -320,12 +379,16 @@ class EpisodeNode(Node):
         except (OSError, ValueError) as exc:
             self.get_logger().warning(f'could not store I0 of episode {episode}: {exc}')
 
+    def make_record(self, run_id, index, task, xi, eps, reward, source) -> EpisodeRecord:
+        """Return the EpisodeRecord of a finished episode."""
+        return EpisodeRecord(run_id=run_id, episode=index, task=task,
+                             xi=[float(v) for v in xi], eps=[float(v) for v in eps],
+                             parameter_names=self.space.names, reward=float(reward),
+                             reward_source=source, stamp=self.get_clock().now().to_msg())
+
     def publish_record(self, run_id, index, task, xi, eps, reward, source):
         """Publish and return the EpisodeRecord of a finished episode."""
-        record = EpisodeRecord(run_id=run_id, episode=index, task=task,
-                               xi=[float(v) for v in xi], eps=[float(v) for v in eps],
-                               parameter_names=self.space.names, reward=float(reward),
-                               reward_source=source, stamp=self.get_clock().now().to_msg())
+        record = self.make_record(run_id, index, task, xi, eps, reward, source)
         self.records.publish(record)
         return record
 
@@ -427,8 +490,12 @@ class EpisodeNode(Node):
                     continue
                 if self.p.save_initial_images and self.initial_image is not None:
                     self.save_initial_image(run.store.dir, k)
-                run.record(xi, eps, reward, s.reward_source)
-                self.publish_record(run_id, k, s.task, xi, eps, reward, s.reward_source)
+                record = self.make_record(run_id, k, s.task, xi, eps, reward, s.reward_source)
+                bag = self.write_bag(run.store.dir, k, record, {
+                    'task': s.task, 'object_prompt': s.object_prompt, 'seed': s.seed,
+                    'optimizer': s.optimizer, 'prior': s.prior, 'mode': 'fine_tune'})
+                run.record(xi, eps, reward, s.reward_source, bag_path=bag)
+                self.records.publish(record)
                 fb.last_reward = reward
                 phase('warmup' if k + 1 < s.warmup_episodes else 'refit',
                       f'episode {k} reward {reward:.3f}')

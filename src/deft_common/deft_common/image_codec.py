@@ -93,6 +93,11 @@ class LatestFrame:
         with self._lock:
             self._msg = msg
 
+    def msg(self) -> Optional[Image]:
+        """Return the newest message as received (None when none came)."""
+        with self._lock:
+            return self._msg
+
     def stamp_ns(self) -> int:
         """Return the header stamp of the newest frame in nanoseconds (-1 when none came)."""
         with self._lock:
