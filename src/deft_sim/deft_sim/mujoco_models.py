@@ -71,6 +71,58 @@ class BowlGeometry:
     rgba: Tuple[float, float, float, float] = (0.85, 0.85, 0.8, 1.0)
 
 
+@dataclass(frozen=True)
+class SpoonGeometry:
+    """
+    A spoon on a knife rest (pick_spoon): a flat handle (box) and a shallow bowl (ellipsoid).
+
+    Spoon frame: origin at the handle's centre, +x along the handle towards the bowl, +z up.
+    The rest is two static posts under the handle's ends, so the handle lies `rest_height`
+    above the table with room beneath it for the fingers, as a spoon lying on a real knife rest.
+    """
+
+    handle_half: Tuple[float, float, float] = (0.07, 0.009, 0.005)  # x (length), y, z (m)
+    bowl_half: Tuple[float, float, float] = (0.03, 0.021, 0.007)  # ellipsoid semi-axes (m)
+    mass: float = 0.05
+    friction: float = 1.0
+    rest_height: float = 0.05  # m: the handle's underside above the table
+    rest_half: Tuple[float, float] = (0.006, 0.02)  # post half size along, across the handle
+    rgba: Tuple[float, float, float, float] = (0.15, 0.35, 0.85, 1.0)
+
+    @property
+    def post_x(self) -> Tuple[float, float]:
+        """Return the x of the two rest posts in the spoon frame (under handle end and neck)."""
+        return (-self.handle_half[0] + self.rest_half[0] + 0.002,
+                self.handle_half[0] + 0.5 * self.bowl_half[0])
+
+
+@dataclass(frozen=True)
+class DrawerGeometry:
+    """
+    A cabinet with one drawer on a slide joint and a bar handle (open_drawer).
+
+    Cabinet frame: origin on the table below the drawer front's centre, +x into the cabinet
+    (away from the robot), +z up. The drawer slides out along -x, up to `travel`.
+    """
+
+    width: float = 0.24  # cabinet outer width (y)
+    depth: float = 0.22  # x
+    height: float = 0.26  # z
+    wall: float = 0.012
+    drawer_bottom: float = 0.10  # z of the drawer's underside
+    drawer_height: float = 0.12
+    travel: float = 0.16  # m: full opening
+    slide_damping: float = 3.0  # N s / m
+    slide_friction: float = 1.0  # N (dry friction of the runners)
+    drawer_mass: float = 0.6
+    handle_length: float = 0.12
+    handle_radius: float = 0.0065
+    handle_standoff: float = 0.035  # bar axis in front of the drawer front (m)
+    handle_z: float = 0.17  # bar height above the table (m)
+    rgba: Tuple[float, float, float, float] = (0.45, 0.62, 0.42, 1.0)  # the drawer front
+    handle_rgba: Tuple[float, float, float, float] = (0.9, 0.75, 0.1, 1.0)
+
+
 TABLE_EXTENT = ((0.0, 1.0), (-0.6, 0.6))  # table top x, y extent in base_link (as the fake world)
 TABLE_THICKNESS = 0.04
 FLOOR_Z = -0.75
@@ -161,17 +213,107 @@ def hand_xml(limits: dict, g: HandGeometry) -> Tuple[str, str]:
     return ''.join(bodies), ''.join(actuators)
 
 
+def spoon_xml(spoon: SpoonGeometry, rest: bool = True) -> str:
+    """Return the spoon (free body 'spoon') and (rest) its rest (static mocap 'spoon_rest')."""
+    hx, hy, hz = spoon.handle_half
+    bx, by, bz = spoon.bowl_half
+    px, py = spoon.rest_half
+    h = spoon.rest_height
+    posts = ''.join(
+        f'<geom name="spoon_rest_{i}" type="box" size="{px} {py} {h / 2}" pos="{x:.6g} 0 {h / 2}" '
+        f'rgba="0.55 0.55 0.58 1" contype="1" conaffinity="3"/>'
+        for i, x in enumerate(spoon.post_x))
+    geom = f'friction="{spoon.friction} 0.01 0.0001" condim="4" contype="1" conaffinity="3"'
+    rest_xml = f'<body name="spoon_rest" mocap="true" pos="0.5 0 0">{posts}</body>'
+    return ((rest_xml if rest else '') + f'<body name="spoon" pos="0.5 0 {h + hz}">'
+            '<freejoint name="spoon_free"/>'
+            f'<geom name="spoon_handle" type="box" size="{hx} {hy} {hz}" '
+            f'mass="{0.6 * spoon.mass:.6g}" rgba="{_f(spoon.rgba)}" {geom}/>'
+            f'<geom name="spoon_bowl" type="ellipsoid" size="{bx} {by} {bz}" '
+            f'pos="{hx + bx - 0.004:.6g} 0 {bz - hz:.6g}" mass="{0.4 * spoon.mass:.6g}" '
+            f'rgba="{_f(spoon.rgba)}" {geom}/>'
+            '</body>')
+
+
+def drawer_xml(dr: DrawerGeometry) -> str:
+    """Return the cabinet (static mocap body 'cabinet') with its drawer on slide 'drawer_slide'."""
+    w, d, h, t = dr.width, dr.depth, dr.height, dr.wall
+    wood = 'rgba="0.62 0.5 0.38 1" contype="1" conaffinity="3"'
+    lo, hi = dr.drawer_bottom, dr.drawer_bottom + dr.drawer_height
+    panels = [  # name, half sizes, centre (cabinet frame)
+        ('left', (d / 2, t / 2, h / 2), (d / 2, w / 2 - t / 2, h / 2)),
+        ('right', (d / 2, t / 2, h / 2), (d / 2, -w / 2 + t / 2, h / 2)),
+        ('back', (t / 2, w / 2, h / 2), (d - t / 2, 0, h / 2)),
+        ('top', (d / 2, w / 2, t / 2), (d / 2, 0, h - t / 2)),
+        ('shelf', (d / 2, w / 2, t / 2), (d / 2, 0, lo - t / 2)),
+        ('below', (t / 2, w / 2, (lo - t) / 2), (t / 2, 0, (lo - t) / 2)),
+        ('above', (t / 2, w / 2, (h - t - hi) / 2), (t / 2, 0, (hi + h - t) / 2)),
+    ]
+    cabinet = ''.join(f'<geom name="cabinet_{n}" type="box" size="{_f(size)}" pos="{_f(pos)}" '
+                      f'{wood}/>' for n, size, pos in panels if min(size) > 0)
+    iw = w / 2 - t - 0.002  # drawer half width
+    dd = d - 2 * t - 0.004  # drawer depth
+    dh = dr.drawer_height
+    green = f'rgba="{_f(dr.rgba)}" contype="1" conaffinity="3"'
+    gold = (f'rgba="{_f(dr.handle_rgba)}" contype="1" conaffinity="3" condim="4" '
+            f'friction="1.0 0.01 0.0001"')
+    hz, hl, s = dr.handle_z - lo, dr.handle_length / 2, dr.handle_standoff
+    drawer = (
+        f'<geom name="drawer_front" type="box" size="{t / 2} {iw} {dh / 2 - 0.001}" '
+        f'pos="{t / 2} 0 {dh / 2}" {green}/>'
+        f'<geom name="drawer_floor" type="box" size="{dd / 2} {iw} 0.004" '
+        f'pos="{t + dd / 2} 0 0.004" {green}/>'
+        f'<geom name="drawer_back" type="box" size="0.004 {iw} {dh / 3}" '
+        f'pos="{t + dd - 0.004} 0 {dh / 3}" {green}/>'
+        + ''.join(f'<geom name="drawer_side_{k}" type="box" size="{dd / 2} 0.004 {dh / 3}" '
+                  f'pos="{t + dd / 2} {sign * (iw - 0.004)} {dh / 3}" {green}/>'
+                  for k, sign in enumerate((1, -1)))
+        + ''.join(f'<geom name="handle_post_{k}" type="cylinder" size="0.005" '
+                  f'fromto="0 {sign * (hl - 0.01)} {hz} {-s} {sign * (hl - 0.01)} {hz}" '
+                  f'{gold}/>' for k, sign in enumerate((1, -1)))
+        + f'<geom name="handle" type="capsule" size="{dr.handle_radius}" '
+        f'fromto="{-s} {-hl} {hz} {-s} {hl} {hz}" {gold}/>')
+    return (f'<body name="cabinet" mocap="true" pos="0.5 0 0">{cabinet}'
+            f'<body name="drawer" pos="0 0 {lo}">'
+            f'<joint name="drawer_slide" type="slide" axis="-1 0 0" range="0 {dr.travel}" '
+            f'damping="{dr.slide_damping}" frictionloss="{dr.slide_friction}" armature="0.01"/>'
+            f'<inertial pos="{d / 2} 0 {dh / 3}" mass="{dr.drawer_mass}" '
+            f'diaginertia="0.005 0.004 0.006"/>{drawer}</body></body>')
+
+
+def cup_xml(cup: CupGeometry) -> str:
+    """Return the cup: a free body 'cup' (closed cylinder) with a dark opening drawn on top."""
+    r, hh = cup.radius, cup.height / 2
+    cup_inertia = (cup.mass * (3 * r * r + cup.height ** 2) / 12,) * 2 + (cup.mass * r * r / 2,)
+    return f"""<body name="cup" pos="0.5 0 {hh}">
+      <freejoint name="cup_free"/>
+      <inertial pos="0 0 0" mass="{cup.mass}" diaginertia="{_f(cup_inertia)}"/>
+      <geom name="cup" type="cylinder" size="{r} {hh}" rgba="{_f(cup.rgba)}"
+            friction="{cup.friction} 0.01 0.0001" condim="4" contype="1" conaffinity="3"/>
+      <geom name="cup_opening" type="cylinder" size="{0.85 * r} 0.0005" pos="0 0 {hh}"
+            rgba="0.25 0.05 0.04 1" contype="0" conaffinity="0"/>
+    </body>"""
+
+
+OBJECTS = ('cup', 'spoon', 'drawer')
+
+
 def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequence[float],
                camera_position: Sequence[float], camera_quat_optical: Sequence[float],
                fovy_deg: float, render_size: Tuple[int, int],
                hand: HandGeometry = HandGeometry(), cup: CupGeometry = CupGeometry(),
                home_position: Sequence[float] = (0.35, 0.0, 0.35),
                home_quat: Sequence[float] = (1.0, 0.0, 0.0, 0.0),
-               bowl: Optional[BowlGeometry] = None) -> str:
+               bowl: Optional[BowlGeometry] = None, obj: str = 'cup',
+               spoon: SpoonGeometry = SpoonGeometry(),
+               drawer: DrawerGeometry = DrawerGeometry()) -> str:
     """
-    Return the MJCF XML of the table, the cup, the mocap-driven hand and the RGB-D camera.
+    Return the MJCF XML of the table, the task object, the mocap-driven hand and the camera.
 
-    With `bowl`, a static bowl (mocap body 'bowl', placed by the world at reset) joins the scene.
+    `obj` is one of OBJECTS: the cup (free body 'cup'), the spoon on its rest (free body
+    'spoon', static 'spoon_rest'), or the cabinet (static 'cabinet') whose body 'drawer' slides
+    on joint 'drawer_slide'. With `bowl`, a static bowl (mocap body 'bowl', placed by the world
+    at reset) joins the scene.
 
     `joint_names`, `lower`, `upper` are the hand config's (every joint of FINGERS x
     FINGER_JOINTS and THUMB_JOINTS must be there, else ValueError). Quaternions are ROS order.
@@ -182,13 +324,17 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
         extra = sorted(set(joint_names) - expected)
         raise ValueError(f'hand config does not describe the 16-DOF four-finger hand: '
                          f'missing {missing}, unexpected {extra}')
+    if obj not in OBJECTS:
+        raise ValueError(f'unknown object {obj!r}; expected one of {", ".join(OBJECTS)}')
     limits = {n: (float(lo), float(hi)) for n, lo, hi in zip(joint_names, lower, upper)}
     bodies, actuators = hand_xml(limits, hand)
     (x0, x1), (y0, y1) = TABLE_EXTENT
     table_half = ((x1 - x0) / 2, (y1 - y0) / 2, TABLE_THICKNESS / 2)
     table_pos = ((x0 + x1) / 2, (y0 + y1) / 2, -TABLE_THICKNESS / 2)
-    r, hh = cup.radius, cup.height / 2
-    cup_inertia = (cup.mass * (3 * r * r + cup.height ** 2) / 12,) * 2 + (cup.mass * r * r / 2,)
+    object_xml = {'cup': lambda: cup_xml(cup), 'spoon': lambda: spoon_xml(spoon),
+                  'drawer': lambda: drawer_xml(drawer)}[obj]()
+    exclude = '<contact><exclude body1="cabinet" body2="drawer"/></contact>' \
+        if obj == 'drawer' else ''
     width, height = render_size
     bowl_xml = '' if bowl is None else (
         f'<body name="bowl" mocap="true" pos="0.5 0.3 {bowl.height / 2}">'
@@ -241,16 +387,10 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
             rgba="0.2 0.2 0.22 1"/>
       {bodies}
     </body>
-    <body name="cup" pos="0.5 0 {hh}">
-      <freejoint name="cup_free"/>
-      <inertial pos="0 0 0" mass="{cup.mass}" diaginertia="{_f(cup_inertia)}"/>
-      <geom name="cup" type="cylinder" size="{r} {hh}" rgba="{_f(cup.rgba)}"
-            friction="{cup.friction} 0.01 0.0001" condim="4" contype="1" conaffinity="3"/>
-      <geom name="cup_opening" type="cylinder" size="{0.85 * r} 0.0005" pos="0 0 {hh}"
-            rgba="0.25 0.05 0.04 1" contype="0" conaffinity="0"/>
-    </body>
+    {object_xml}
     {bowl_xml}
   </worldbody>
+  {exclude}
   <equality>
     <weld name="wrist" body1="wrist_target" body2="palm" relpose="0 0 0 1 0 0 0"
           solref="{_f(WELD_SOLREF)}" solimp="{_f(WELD_SOLIMP)}"/>

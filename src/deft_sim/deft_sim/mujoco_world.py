@@ -1,5 +1,5 @@
 """
-The `sim` world: a MuJoCo tabletop with a physically simulated 16-DOF hand and a cup.
+The `sim` world: a MuJoCo tabletop with a physically simulated 16-DOF hand and a task object.
 
 Same public API as the kinematic world (kinematic_world.TabletopWorld): reset(seed, split),
 update(wrist position, wrist quaternion, hand), task_reward(), held, render(), object_pose(),
@@ -29,6 +29,20 @@ towards the table's centre line). Success = the cup held (as above), lifted by l
 tilted by at least pour_tilt, its mouth within the bowl's radius of the bowl's centre
 (horizontally). Reward when touched: 0.3 + 0.7 * lift fraction * (tilt fraction + over-bowl
 fraction) / 2; not touched: the same approach shaping as the pick task.
+
+Task "pick up the spoon" (task='pick_spoon'): a thin spoon (flat handle + shallow bowl) lies on
+a knife rest (two posts, SpoonGeometry.rest_height above the table) at the seeded placement and
+yaw. Success = the spoon lifted by lift_target above its rest, touched by at least two hand parts
+and by neither the rest nor the table. Reward: touched: 0.3 + 0.7 * lift fraction; not touched:
+up to 0.3 as the palm came closer to the handle.
+
+Task "open the drawer" (task='open_drawer'): a cabinet whose drawer runs on a damped slide joint
+with dry friction; a bar handle stands off its front. The drawer front's centre is at the seeded
+(x, y) on the table, the cabinet faces the robot (-x), its yaw the seeded yaw scaled to
++-max_cabinet_yaw. Reward = opened fraction (slide travel / full travel, in [0, 1]); success =
+opened fraction >= drawer_success. Pushing cannot open it: the hand has to hook the handle.
+
+Every task's object is placed by kinematic_world.sample_placement(seed, split) (SPLITS).
 """
 
 from dataclasses import dataclass
@@ -44,7 +58,9 @@ from deft_hand_driver.hand_config import HandConfig
 from deft_sim import mujoco_models as mm
 from deft_sim.kinematic_world import PinholeCamera, sample_placement
 
-TASKS = ('pick_cup', 'pour_cup')
+TASKS = ('pick_cup', 'pour_cup', 'pick_spoon', 'open_drawer')
+OBJECT_OF_TASK = {'pick_cup': 'cup', 'pour_cup': 'cup', 'pick_spoon': 'spoon',
+                  'open_drawer': 'drawer'}
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,15 @@ class MujocoSettings:
     hand: mm.HandGeometry = mm.HandGeometry()
     cup: mm.CupGeometry = mm.CupGeometry()
     bowl: mm.BowlGeometry = mm.BowlGeometry()
+    spoon: mm.SpoonGeometry = mm.SpoonGeometry()
+    drawer: mm.DrawerGeometry = mm.DrawerGeometry()
+    drawer_success: float = 0.6  # opened fraction of a successful open_drawer
+    max_cabinet_yaw: float = np.radians(10.0)  # rad: the cabinet's yaw range is +- this
+
+    @property
+    def obj(self) -> str:
+        """Return the name of the task's object body: cup, spoon or drawer."""
+        return OBJECT_OF_TASK[self.task]
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -75,6 +100,8 @@ class MujocoSettings:
             raise ValueError('max_tilt must be in (0, pi/2) rad')
         if self.lift_target <= 0 or self.shaping_distance <= 0 or self.max_wrist_lead <= 0:
             raise ValueError('lift_target, shaping_distance and max_wrist_lead must be > 0')
+        if not 0 < self.drawer_success <= 1 or not 0 <= self.max_cabinet_yaw < np.pi / 4:
+            raise ValueError('drawer_success must be in (0, 1], max_cabinet_yaw in [0, pi/4)')
         if self.max_update_dt <= 0:
             raise ValueError('max_update_dt must be > 0')
         if len(self.home_pose) != 7:
@@ -105,7 +132,7 @@ def camera_from_fovy(width: int, height: int, fovy_deg: float) -> PinholeCamera:
 
 
 class MujocoWorld:
-    """The physically simulated tabletop: table, cup, a mocap-driven 16-DOF hand, a camera."""
+    """The physically simulated tabletop: table, task object, mocap-driven 16-DOF hand, camera."""
 
     def __init__(self, camera: PinholeCamera, camera_to_base: Transform, hand: HandConfig,
                  settings: Optional[MujocoSettings] = None,
@@ -119,20 +146,30 @@ class MujocoWorld:
                                  camera_to_base.translation, camera_to_base.rotation, self.fovy,
                                  (camera.width, camera.height), self.s.hand, self.s.cup,
                                  home.translation, home.rotation,
-                                 self.s.bowl if self.s.task == 'pour_cup' else None)
+                                 self.s.bowl if self.s.task == 'pour_cup' else None,
+                                 self.s.obj, self.s.spoon, self.s.drawer)
         self.model = mujoco.MjModel.from_xml_string(self.xml)
         self.data = mujoco.MjData(self.model)
         m = self.model
         self._clock = clock
         self._last_update: Optional[float] = None
         self._palm = m.body('palm').id
-        self._cup = m.body('cup').id
+        self._obj = m.body(self.s.obj).id
         self._mocap = m.body_mocapid[m.body('wrist_target').id]
         self._weld = m.eq('wrist').id
         self._bowl = m.body_mocapid[m.body('bowl').id] if self.s.task == 'pour_cup' else None
-        self._cup_geom = m.geom('cup').id
-        self._table_geom = m.geom('table').id
-        self._cup_qadr = m.jnt_qposadr[m.joint('cup_free').id]
+        self._obj_geoms = {g for g in range(m.ngeom) if m.geom_bodyid[g] == self._obj
+                           and m.geom_contype[g] | m.geom_conaffinity[g]}
+        self._fixture = {'spoon': 'spoon_rest', 'drawer': 'cabinet'}.get(self.s.obj)
+        self._fixture_mocap = None if self._fixture is None else \
+            m.body_mocapid[m.body(self._fixture).id]
+        self._supports = {m.geom('table').id, m.geom('floor').id} | {
+            g for g in range(m.ngeom) if self._fixture is not None
+            and m.geom_bodyid[g] == m.body(self._fixture).id}
+        if self.s.obj == 'drawer':
+            self._obj_qadr = m.jnt_qposadr[m.joint('drawer_slide').id]  # the slide's travel
+        else:
+            self._obj_qadr = m.jnt_qposadr[m.joint(f'{self.s.obj}_free').id]
         self._palm_qadr = m.jnt_qposadr[m.joint('palm_free').id]
         self._hand_qadr = np.array([m.jnt_qposadr[m.joint(n).id] for n in hand.joint_names])
         self._actuators = np.array([m.actuator(n).id for n in hand.joint_names])
@@ -142,7 +179,7 @@ class MujocoWorld:
             group = next((g for g in mm.HAND_GROUPS if name.startswith(g)), None)
             if group is not None:
                 self._group_of_geom[gid] = group
-        self._rest_z = self.s.cup.height / 2.0
+        self._rest_z = self.s.cup.height / 2.0  # set by reset for every object
         self._target_pos = home.translation.copy()
         self._target_quat = mm.mj_quat(home.rotation)
         self._renderer = None
@@ -152,16 +189,27 @@ class MujocoWorld:
 
     # --- placement -------------------------------------------------------------------
     def reset(self, seed: int, split: str = 'train') -> None:
-        """Place the cup anew, the hand open at home: the same seed and split, the same scene."""
+        """Place the object anew, the hand open at home: same seed and split, same scene."""
         x, y, yaw, rng = sample_placement(seed, split)
         d, m = self.data, self.model
         mujoco.mj_resetData(m, d)
         if self._bowl is not None:  # towards the table's centre line, drawn after the cup
             y_bowl = y - np.copysign(rng.uniform(*self.s.bowl_distance), y)
             d.mocap_pos[self._bowl] = (x, y_bowl, self.s.bowl.height / 2.0)
-        d.qpos[self._cup_qadr:self._cup_qadr + 3] = (x, y, self._rest_z)
-        d.qpos[self._cup_qadr + 3:self._cup_qadr + 7] = mm.mj_quat(
-            rotations.from_rotvec([0.0, 0.0, yaw]))
+        if self.s.obj == 'drawer':
+            yaw *= self.s.max_cabinet_yaw / np.pi
+        q_yaw = mm.mj_quat(rotations.from_rotvec([0.0, 0.0, yaw]))
+        if self._fixture_mocap is not None:
+            d.mocap_pos[self._fixture_mocap] = (x, y, 0.0)
+            d.mocap_quat[self._fixture_mocap] = q_yaw
+        if self.s.obj == 'drawer':
+            d.qpos[self._obj_qadr] = 0.0
+            self._rest_z = 0.0
+        else:
+            self._rest_z = self.s.cup.height / 2.0 if self.s.obj == 'cup' else \
+                self.s.spoon.rest_height + self.s.spoon.handle_half[2]
+            d.qpos[self._obj_qadr:self._obj_qadr + 3] = (x, y, self._rest_z)
+            d.qpos[self._obj_qadr + 3:self._obj_qadr + 7] = q_yaw
         home = Transform.from_list(self.s.home_pose)
         self._target_pos = home.translation.copy()
         self._target_quat = mm.mj_quat(home.rotation)
@@ -178,9 +226,44 @@ class MujocoWorld:
         self._last_update = None
 
     def object_pose(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Return the cup centre (m) and orientation (quaternion x, y, z, w), base frame."""
-        q = self.data.qpos[self._cup_qadr:self._cup_qadr + 7]
+        """
+        Return the object's frame: position (m) and orientation (quaternion x, y, z, w), base.
+
+        Cup: its centre. Spoon: the handle's centre, +x towards the bowl. Drawer: the point on
+        the table below the drawer front's centre (moving out with the drawer), the cabinet's
+        orientation (+x into the cabinet).
+        """
+        d = self.data
+        if self.s.obj == 'drawer':
+            pos = d.mocap_pos[self._fixture_mocap]
+            quat = mm.ros_quat(d.mocap_quat[self._fixture_mocap])
+            out = rotations.rotate(quat, [-self.opened, 0.0, 0.0])
+            return pos + out, quat
+        q = d.qpos[self._obj_qadr:self._obj_qadr + 7]
         return q[:3].copy(), mm.ros_quat(q[3:])
+
+    @property
+    def opened(self) -> float:
+        """Return how far the drawer is pulled out (m; 0 for the other objects)."""
+        return float(self.data.qpos[self._obj_qadr]) if self.s.obj == 'drawer' else 0.0
+
+    def object_points(self) -> np.ndarray:
+        """Return the corners (N, 3, base frame) of the object's geoms' bounding boxes."""
+        m, d = self.model, self.data
+        mujoco.mj_kinematics(m, d)
+        signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
+        points = []
+        for g in sorted(self._obj_geoms):
+            centre, half = m.geom_aabb[g, :3], m.geom_aabb[g, 3:]
+            local = centre + signs * half
+            points.append(d.geom_xpos[g] + local @ d.geom_xmat[g].reshape(3, 3).T)
+        return np.concatenate(points)
+
+    def object_colors(self) -> np.ndarray:
+        """Return the RGB colours (0..1, one row per geom) the object is drawn in."""
+        m = self.model
+        return np.array([m.geom_rgba[g, :3] for g in range(m.ngeom)
+                         if m.geom_bodyid[g] == self._obj])
 
     def bowl_position(self) -> Optional[np.ndarray]:
         """Return the bowl's centre (m, base frame) in the pour task, else None."""
@@ -253,13 +336,30 @@ class MujocoWorld:
         self.closest = min(self.closest, self.grasp_distance(self.palm_pose()[0]))
 
     # --- task ------------------------------------------------------------------------
-    def grasp_distance(self, point: np.ndarray) -> float:
-        """Return the distance of a point to the cup's grasp region (centre -> top centre)."""
+    def grasp_region(self) -> Tuple[np.ndarray, np.ndarray]:
+        """
+        Return the ends of the object's grasp region, a segment (base frame).
+
+        Cup: centre -> top centre; spoon: the handle between the rest's posts; drawer: the
+        handle bar.
+        """
         centre, q = self.object_pose()
-        top = centre + rotations.rotate(q, [0.0, 0.0, self.s.cup.height / 2.0])
-        seg = top - centre
-        t = float(np.clip(np.dot(point - centre, seg) / np.dot(seg, seg), 0.0, 1.0))
-        return float(np.linalg.norm(point - (centre + t * seg)))
+        if self.s.obj == 'cup':
+            a, b = [0.0, 0.0, 0.0], [0.0, 0.0, self.s.cup.height / 2.0]
+        elif self.s.obj == 'spoon':
+            a, b = [self.s.spoon.post_x[0], 0.0, 0.0], [self.s.spoon.post_x[1], 0.0, 0.0]
+        else:
+            dr = self.s.drawer
+            a = [-dr.handle_standoff, -dr.handle_length / 2, dr.handle_z]
+            b = [-dr.handle_standoff, dr.handle_length / 2, dr.handle_z]
+        return centre + rotations.rotate(q, a), centre + rotations.rotate(q, b)
+
+    def grasp_distance(self, point: np.ndarray) -> float:
+        """Return the distance of a point to the object's grasp region (grasp_region)."""
+        a, b = self.grasp_region()
+        seg = b - a
+        t = float(np.clip(np.dot(point - a, seg) / np.dot(seg, seg), 0.0, 1.0))
+        return float(np.linalg.norm(point - (a + t * seg)))
 
     def wrist_force(self) -> float:
         """Return the force (N) the wrist weld (the arm) applies to the palm now."""
@@ -269,16 +369,24 @@ class MujocoWorld:
         return float(np.linalg.norm(d.efc_force[rows[:3]])) if rows.size else 0.0
 
     def cup_contacts(self) -> Tuple[set, bool]:
-        """Return (hand parts touching the cup, whether the table touches the cup)."""
+        """Return (hand parts touching the object, whether a support touches it): see contacts."""
+        return self.object_contacts()
+
+    def object_contacts(self) -> Tuple[set, bool]:
+        """
+        Return (hand parts touching the object, whether a support touches the object).
+
+        Supports: the table, the floor and the object's fixture (the spoon's rest, the cabinet).
+        """
         d = self.data
         parts, table = set(), False
         for i in range(d.ncon):
             c = d.contact[i]
             g1, g2 = int(c.geom1), int(c.geom2)
-            if self._cup_geom not in (g1, g2) or c.dist > 1e-3:
+            if c.dist > 1e-3 or (g1 in self._obj_geoms) == (g2 in self._obj_geoms):
                 continue
-            other = g2 if g1 == self._cup_geom else g1
-            if other == self._table_geom:
+            other = g2 if g1 in self._obj_geoms else g1
+            if other in self._supports:
                 table = True
             elif other in self._group_of_geom:
                 parts.add(self._group_of_geom[other])
@@ -286,8 +394,10 @@ class MujocoWorld:
 
     @property
     def lift(self) -> float:
-        """Return the cup centre's height above its resting height on the table (m)."""
-        return float(self.data.qpos[self._cup_qadr + 2] - self._rest_z)
+        """Return the object's height above its resting height (m; 0 for the drawer)."""
+        if self.s.obj == 'drawer':
+            return 0.0
+        return float(self.data.qpos[self._obj_qadr + 2] - self._rest_z)
 
     @property
     def tilt(self) -> float:
@@ -309,6 +419,16 @@ class MujocoWorld:
     def task_reward(self) -> Tuple[float, bool]:
         """Return (reward in [0, 1], success) of the task (see the module docstring)."""
         parts, table = self.cup_contacts()
+        if self.s.obj == 'drawer':
+            frac = float(np.clip(self.opened / self.s.drawer.travel, 0.0, 1.0))
+            return frac, frac >= self.s.drawer_success - 1e-9
+        if self.s.obj == 'spoon':
+            if not parts:
+                closeness = 1.0 - self.closest / self.s.shaping_distance
+                return 0.3 * float(np.clip(closeness, 0.0, 1.0)), False
+            frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
+            held = len(parts) >= 2 and not table
+            return 0.3 + 0.7 * frac, held and self.lift >= self.s.lift_target - 1e-6
         if parts:
             frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
             held = len(parts) >= 2 and not table and self.lift >= self.s.lift_target - 1e-6

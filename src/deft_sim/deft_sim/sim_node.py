@@ -207,7 +207,7 @@ class SimNode(Node):
         # plain Python types: the C message conversion asserts on numpy scalars (and aborts)
         response.success, response.reward, response.task_success = True, float(reward), \
             bool(success)
-        response.message = (f'{self.p.task}: ' + ('lifted' if success else
+        response.message = (f'{self.p.task}: ' + ('success' if success else
                                                   'held' if bool(self.world.held) else
                                                   'not held'))
         return response

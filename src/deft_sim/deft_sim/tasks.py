@@ -1,0 +1,176 @@
+"""
+The tasks of the simulated world and their human priors: one TaskSpec per task.
+
+A TaskSpec holds what DEFT takes from people for a task: the task text the affordance model is
+conditioned on, the nominal human grasp (where the hand touches the object, how the wrist is
+turned, which hand pose closes on it) and the post-grasp trajectory tau of the single human
+demonstration. Frames (REP 103):
+
+- object frame: MujocoWorld.object_pose() (cup: its centre; spoon: the handle's centre, +x
+  towards the bowl; drawer: the table point below the drawer front's centre, +x into the
+  cabinet). `contacts` are points on the object's surface in that frame.
+- yaw frame: the object's frame turned about the vertical only (its yaw): the nominal wrist
+  orientation `wrist` is given in it, or in base axes for objects whose yaw does not matter
+  (`symmetric`, the cup).
+- wrist frame (deft_arm): origin at the centre of the palm's inner face, +z the approach axis
+  out of the palm, +x along the fingers. `palm_offset` is the wrist position minus the mean
+  contact point, in the wrist frame: the arm's grasp position is contact + R(wrist) palm_offset.
+- tau: offsets of the wrist from its grasp position, base axes, flat x, y, z triples (metres):
+  the episode node's `post_grasp_waypoints` format; the wrist keeps its grasp orientation.
+
+The numbers were measured with the scripted grasps of test_tasks.py: the nominal grasp and tau
+succeed on train and test placements; wrist rotations and contact points far off fail.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+import numpy as np
+
+from deft_common import rotations
+
+Vec3 = Tuple[float, float, float]
+PALM_DOWN = (1.0, 0.0, 0.0, 0.0)  # wrist +z down, fingers along +x (half turn about x)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task of the simulated world with its human priors (see the module docstring)."""
+
+    name: str  # the world's task id (MujocoSettings.task, the sim node's mujoco_task)
+    text: str  # the task text the affordance model and the episode goal use
+    obj: str  # the object body: cup, spoon, drawer
+    success: str  # what success is and how the reward in [0, 1] is computed
+    contacts: Tuple[Vec3, ...]  # human contact points on the object, object frame (m)
+    wrist: Tuple[float, float, float, float]  # nominal wrist quaternion x y z w (yaw frame)
+    palm_offset: Vec3  # wrist position minus the mean contact, wrist frame (m)
+    hand_pose: str  # the named hand pose of the grasp (HandConfig pose, human_labels MANO pose)
+    tau: Tuple[float, ...]  # post-grasp wrist offsets from the grasp, base axes, x y z triples
+    symmetric: bool = False  # the object's yaw does not matter: `wrist` is in base axes
+
+    def __post_init__(self):
+        if len(self.tau) % 3 or not np.all(np.isfinite(self.tau)):
+            raise ValueError(f'{self.name}: tau needs finite x, y, z triples')
+        if not self.contacts or any(len(c) != 3 for c in self.contacts):
+            raise ValueError(f'{self.name}: contacts needs one or more x, y, z points')
+        if len(self.wrist) != 4 or not np.linalg.norm(self.wrist) > 0:
+            raise ValueError(f'{self.name}: wrist needs a non-zero quaternion x y z w')
+
+    @property
+    def waypoints(self) -> np.ndarray:
+        """Return tau as an (N, 3) array of wrist offsets (m, base axes)."""
+        return np.asarray(self.tau, dtype=float).reshape(-1, 3)
+
+    def yaw_frame(self, object_orientation) -> np.ndarray:
+        """Return the quaternion of the object's yaw frame (identity for a symmetric object)."""
+        if self.symmetric:
+            return np.array([0.0, 0.0, 0.0, 1.0])
+        x_axis = rotations.rotate(object_orientation, [1.0, 0.0, 0.0])
+        return rotations.from_rotvec([0.0, 0.0, float(np.arctan2(x_axis[1], x_axis[0]))])
+
+    def contact_points(self, object_position, object_orientation) -> np.ndarray:
+        """Return the human contact points (K, 3) in the base frame."""
+        return np.array([np.asarray(object_position, dtype=float)
+                         + rotations.rotate(object_orientation, c) for c in self.contacts])
+
+    def grasp(self, object_position, object_orientation) -> Tuple[np.ndarray, np.ndarray]:
+        """Return the nominal wrist pose (position, quaternion x y z w) for an object pose."""
+        q = rotations.normalize(rotations.multiply(self.yaw_frame(object_orientation),
+                                                   self.wrist))
+        contact = self.contact_points(object_position, object_orientation).mean(axis=0)
+        return contact + rotations.rotate(q, self.palm_offset), q
+
+
+def _quat(*rotvecs: Vec3) -> Tuple[float, float, float, float]:
+    """Compose rotations (applied left to right in the moving frame) into one quaternion."""
+    q = np.array([0.0, 0.0, 0.0, 1.0])
+    for v in rotvecs:
+        q = rotations.multiply(q, rotations.from_rotvec(v))
+    return tuple(float(x) for x in rotations.normalize(q))
+
+
+CUP_TOP = 0.05  # m: half the height of mujoco_models.CupGeometry
+SPOON_TOP = 0.005  # m: half the thickness of SpoonGeometry's handle
+HANDLE = (-0.035, 0.0, 0.17)  # DrawerGeometry: the bar's centre (standoff, 0, handle_z)
+
+TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
+    TaskSpec(
+        name='pick_cup', text='pick up the cup', obj='cup',
+        success='lifted 10 cm, upright within 30 deg, held by two hand parts, off the table; '
+                'reward 0.3 + 0.7 * lift fraction * uprightness when touched, else up to 0.3 '
+                'by approach',
+        contacts=((0.0, 0.0, CUP_TOP),), wrist=PALM_DOWN, palm_offset=(0.0, 0.0, -0.012),
+        hand_pose='closed', tau=(0.0, 0.0, 0.15), symmetric=True),
+    TaskSpec(
+        name='pour_cup', text='pour from the cup into the bowl', obj='cup',
+        success='held, lifted 10 cm, tilted past 100 deg with the mouth over the bowl; reward '
+                '0.3 + 0.7 * lift fraction * (tilt fraction + over-bowl fraction) / 2',
+        contacts=((0.0, 0.0, CUP_TOP),), wrist=PALM_DOWN, palm_offset=(0.0, 0.0, -0.012),
+        # tau is the lift only: the pour itself turns the wrist towards a bowl placed per seed,
+        # which position-only waypoints in base axes cannot express (see test_mujoco_world)
+        hand_pose='closed', tau=(0.0, 0.0, 0.15), symmetric=True),
+    TaskSpec(
+        name='pick_spoon', text='pick up the spoon', obj='spoon',
+        success='lifted 10 cm off its rest, held by two hand parts, touching neither rest nor '
+                'table; reward 0.3 + 0.7 * lift fraction when touched, else up to 0.3 by '
+                'approach',
+        contacts=((0.02, 0.0, SPOON_TOP),), wrist=_quat((0.0, 0.0, np.pi / 2), (np.pi, 0.0, 0.0)),
+        palm_offset=(0.0, 0.0, -0.01), hand_pose='closed', tau=(0.0, 0.0, 0.15)),
+    TaskSpec(
+        name='open_drawer', text='open the drawer', obj='drawer',
+        success='drawer pulled out >= 60 % of its travel; reward = opened fraction',
+        contacts=(HANDLE,), wrist=_quat((0.0, np.pi / 2, 0.0)),
+        palm_offset=(-0.08, 0.0, -0.0165), hand_pose='closed',
+        tau=(-0.08, 0.0, 0.0, -0.15, 0.0, 0.0)),
+)}
+
+
+def run_scripted(world, position, orientation, hand, tau, dt: float = 0.02,
+                 approach: float = 0.10) -> Tuple[float, bool]:
+    """
+    Run one grasp episode open-loop in a MujocoWorld, as the arm would, and return its reward.
+
+    The wrist goes to the pre-grasp pose (`approach` m back along its +z axis), approaches the
+    grasp pose (position, orientation) with the hand open, closes the hand to `hand` (a closure
+    0..1 or 16 joint angles) over 0.4 s, follows the wrist offsets `tau` ((N, 3), base axes)
+    and holds 0.5 s. A side approach (approach axis within 60 deg of horizontal) first backs
+    the hand off towards the robot and turns the wrist there, so the turn sweeps nothing.
+    """
+    position = np.asarray(position, dtype=float)
+    q = rotations.normalize(orientation)
+    axis = rotations.rotate(q, [0.0, 0.0, 1.0])
+    pre = position - approach * axis
+
+    def move(a, b, quat, closure, duration):
+        n = max(1, int(round(duration / dt)))
+        for k in range(1, n + 1):
+            world.update(a + (b - a) * k / n, quat, closure, dt=dt)
+
+    start, q0 = world.palm_pose()
+    if abs(axis[2]) < 0.5:
+        back = np.array([0.15, pre[1], max(pre[2], start[2])])
+        move(start, back, q0, 0.0, 0.5)
+        for k in range(1, 16):
+            world.update(back, rotations.slerp(q0, q, k / 15), 0.0, dt=dt)
+        start = back
+    move(start, pre, q, 0.0, 0.6)
+    move(pre, position, q, 0.0, 0.6)
+    opened, closed = world.hand_targets(0.0), world.hand_targets(hand)
+    for k in range(1, 21):
+        world.update(position, q, opened + (closed - opened) * k / 20, dt=dt)
+    move(position, position, q, hand, 0.3)
+    last = position
+    for offset in np.asarray(tau, dtype=float).reshape(-1, 3):
+        move(last, position + offset, q, hand, max(0.3, float(np.linalg.norm(offset)) / 0.15))
+        last = position + offset
+    move(last, last, q, hand, 0.5)
+    return world.task_reward()
+
+
+def task_spec(name: str) -> TaskSpec:
+    """Return the TaskSpec of a task id; ValueError naming the known tasks otherwise."""
+    try:
+        return TASK_SPECS[name]
+    except KeyError:
+        raise ValueError(f'unknown task {name!r}; expected one of '
+                         f'{", ".join(TASK_SPECS)}') from None
