@@ -34,6 +34,7 @@ unit: setup
 bench: setup
 	python -m deft_cem.bench --out results/bench.json
 	python -m deft_hand_driver.bench_bus --out results/bench.json
+	python -m deft_sim.bench_sim --out results/bench.json
 
 lint: setup
 	ruff check src tools

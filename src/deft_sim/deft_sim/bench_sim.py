@@ -1,0 +1,89 @@
+"""
+Benchmark of the MuJoCo twin: wall time of one simulated episode and the scripted human grasp.
+
+    python -m deft_sim.bench_sim --out results/bench.json   # part of `make bench`
+
+One episode = reset, render the initial RGB-D frame, the task's nominal grasp and its demonstrated
+trajectory tau run open-loop as the arm would (tasks.run_scripted: physics only, not real time),
+the task reward, render the final frame. `sim_episode_wall_s` is the median over tasks and
+placements (goal: at most 1 s on these 2-core machines); `sim_scripted_success` is the success
+rate of the nominal grasp per task and split (the upper bound the learned prior aims at; pour_cup's
+tau is a lift only, since pouring needs wrist rotations the waypoints do not carry, so it stays 0).
+"""
+
+import argparse
+import json
+from pathlib import Path
+import time
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from deft_common.rotations import Transform
+from deft_hand_driver.hand_config import load_hand_config
+from deft_sim.kinematic_world import SPLITS, PinholeCamera
+from deft_sim.mujoco_world import MujocoSettings, MujocoWorld
+from deft_sim.tasks import TASK_SPECS, run_scripted
+
+GOAL_S = 1.0
+CAMERA_TO_BASE = [0.5, 0.0, 0.9, 1.0, 0.0, 0.0, 0.0]  # the sim profile's camera
+
+
+def measure(trials: int = 5, width: int = 640, height: int = 480,
+            hand_config: str = '') -> Dict[str, object]:
+    """Run `trials` episodes per task and split; return wall times and success rates."""
+    hand = load_hand_config(hand_config)
+    f = 554.3 * width / 640.0
+    camera = PinholeCamera(width, height, f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+    times, success = [], {}
+    for name, spec in TASK_SPECS.items():
+        world = MujocoWorld(camera, Transform.from_list(CAMERA_TO_BASE), hand,
+                            MujocoSettings(task=name))
+        try:
+            world.render()  # the GL context is made once per world, not per episode
+            for split in SPLITS:
+                wins = 0
+                for seed in range(trials):
+                    t0 = time.perf_counter()
+                    world.reset(1000 + seed, split)
+                    world.render()
+                    position, q = spec.grasp(*world.object_pose())
+                    _, ok = run_scripted(world, position, q, hand.closure(hand.pose(
+                        spec.hand_pose)), spec.waypoints)
+                    world.render()
+                    times.append(time.perf_counter() - t0)
+                    wins += bool(ok)
+                success[f'{name}/{split}'] = wins / trials
+        finally:
+            world.close()
+    return {'sim_episode_wall_s': float(np.median(times)), 'episodes': len(times),
+            'sim_scripted_success': success, 'image': f'{width}x{height}'}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Measure, print, and merge into the bench JSON when --out is given."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].strip())
+    parser.add_argument('--trials', type=int, default=5, help='episodes per task and split')
+    parser.add_argument('--out', type=Path, default=None, help='merge into this JSON file')
+    opts = parser.parse_args(argv)
+    if opts.trials < 1:
+        parser.error('--trials must be >= 1')
+    m = measure(opts.trials)
+    print(json.dumps(m, indent=2))
+    if opts.out is not None:
+        results = json.loads(opts.out.read_text()) if opts.out.is_file() else {}
+        results['sim_episode_wall_s'] = {
+            'value': round(m['sim_episode_wall_s'], 3), 'unit': 's', 'goal': f'<= {GOAL_S}',
+            'detail': (f"median over {m['episodes']} episodes ({opts.trials} per task and split "
+                       f"of {', '.join(TASK_SPECS)}): reset, {m['image']} RGB-D render, the "
+                       'nominal grasp + tau open-loop in MuJoCo, reward, final render')}
+        results['sim_scripted_success'] = {
+            'value': m['sim_scripted_success'], 'unit': 'success rate per task/split',
+            'detail': 'the nominal human grasp of each TaskSpec, executed open-loop'}
+        opts.out.parent.mkdir(parents=True, exist_ok=True)
+        opts.out.write_text(json.dumps(results, indent=2) + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
