@@ -35,6 +35,7 @@ bench: setup
 	python -m deft_cem.bench --out results/bench.json
 	python -m deft_hand_driver.bench_bus --out results/bench.json
 	python -m deft_sim.bench_sim --out results/bench.json
+	python -m deft_perception.bench_perception --out results/bench.json --sam-repeats 2
 
 lint: setup
 	ruff check src tools

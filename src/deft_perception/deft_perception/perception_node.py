@@ -42,6 +42,16 @@ PARAMS = (
     Param('sync_queue', 5, 'Colour and depth frames kept to pair them by stamp.',
           range=(1, 100)),
     Param('seed', 0, 'Seed of the RANSAC sampling.', range=(0, 2**31 - 1)),
+    Param('sam_model_type', 'vit_b', 'sam: Segment Anything image encoder size (vit_b: 94M '
+          'parameters, vit_h: 636M).', choices=('vit_b', 'vit_l', 'vit_h')),
+    Param('sam_checkpoint', '', 'sam: path of the SAM state dict of sam_model_type (loaded with '
+          'weights_only; nothing is downloaded).'),
+    Param('sam_allow_random', False, 'sam: run randomly initialised when sam_checkpoint is empty '
+          '(dry runs and tests only: the masks are meaningless).'),
+    Param('device', 'cpu', 'sam: torch device of the models (cpu, cuda, cuda:1, ...).'),
+    Param('clip_model', '', 'sam: open_clip model name of the ranker of label prompts '
+          '(e.g. ViT-B-32); empty: label prompts are refused.'),
+    Param('clip_weights', '', 'sam: path of the open_clip state dict of clip_model.'),
     Param('image_qos', 'reliable', 'Reliability of the camera subscriptions: reliable (large '
           'images arrive whole) or best_effort (for drivers that only publish best effort).',
           choices=('reliable', 'best_effort')),
@@ -60,7 +70,10 @@ class PerceptionNode(Node):
                 min_height=self.p.min_height, max_height=self.p.max_height,
                 min_area=self.p.min_area,
                 iterations=self.p.ransac_iterations,
-                inlier_distance=self.p.plane_inlier_distance, seed=self.p.seed)
+                inlier_distance=self.p.plane_inlier_distance, seed=self.p.seed,
+                sam_model_type=self.p.sam_model_type, sam_checkpoint=self.p.sam_checkpoint,
+                sam_allow_random=self.p.sam_allow_random, device=self.p.device,
+                clip_model=self.p.clip_model, clip_weights=self.p.clip_weights)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
         self.lock = threading.Condition()
@@ -77,7 +90,9 @@ class PerceptionNode(Node):
             self.create_subscription(msg_type, topic, lambda m, k=key: self.keep(k, m),
                                      qos, callback_group=group)
         self.create_service(Segment, 'perception/segment', self.on_segment, callback_group=group)
-        self.get_logger().info(f'segmentation backend {self.p.backend!r}')
+        built = getattr(self.segmenter, 'build_seconds', None)
+        self.get_logger().info(f'segmentation backend {self.p.backend!r}'
+                               + (f' built in {built:.1f} s' if built is not None else ''))
 
     def keep(self, key, msg) -> None:
         """Store a camera message: the last few colour and depth frames, the latest info."""
@@ -125,7 +140,9 @@ class PerceptionNode(Node):
         except _Failure as exc:
             response.success, response.error_code, response.error_msg = False, exc.code, str(exc)
             self.get_logger().warning(f'segment {request.prompt!r}: {exc}')
-        self.get_logger().debug(f'segment took {time.monotonic() - t0:.3f} s')
+        timing = getattr(self.segmenter, 'last_timing', None)
+        self.get_logger().debug(f'segment took {time.monotonic() - t0:.3f} s'
+                                + (f' ({timing})' if timing else ''))
         return response
 
     def segment(self, request, response) -> None:

@@ -156,14 +156,30 @@ class DepthPlaneSegmenter(Segmenter):
         return labels == min(tied, key=centre_distance)
 
 
-BACKENDS = ('fake', 'depth')
+BACKENDS = ('fake', 'depth', 'sam')
+DEPTH_KEYS = ('min_height', 'max_height', 'min_area', 'iterations', 'inlier_distance', 'seed')
 
 
 def make_segmenter(name: str, **params) -> Segmenter:
-    """Build a segmenter by name; ValueError naming the choices."""
+    """
+    Build a segmenter by name; ValueError naming the choices or what is wrong.
+
+    `sam` is imported only when chosen (torch and segment_anything load in seconds). Its
+    parameters: sam_model_type, sam_checkpoint, sam_allow_random, device, clip_model,
+    clip_weights; the depth parameters shape its salient-object proposals.
+    """
+    depth = {k: params[k] for k in DEPTH_KEYS if k in params}
     if name == 'fake':
         return CenterRegionSegmenter(params.get('center_fraction', 0.3))
     if name == 'depth':
-        keys = ('min_height', 'max_height', 'min_area', 'iterations', 'inlier_distance', 'seed')
-        return DepthPlaneSegmenter(**{k: params[k] for k in keys if k in params})
+        return DepthPlaneSegmenter(**depth)
+    if name == 'sam':
+        from deft_perception.sam_backend import SamSegmenter
+
+        return SamSegmenter(
+            model_type=params.get('sam_model_type', 'vit_b'),
+            checkpoint=params.get('sam_checkpoint', ''),
+            allow_random=params.get('sam_allow_random', False),
+            device=params.get('device', 'cpu'), clip_model=params.get('clip_model', ''),
+            clip_weights=params.get('clip_weights', ''), depth_params=depth)
     raise ValueError(f'unknown segmentation backend {name!r}; available: {", ".join(BACKENDS)}')

@@ -181,9 +181,9 @@ def test_make_segmenter_by_name():
     assert isinstance(depth, DepthPlaneSegmenter)
     assert (depth.min_height, depth.min_area, depth.iterations, depth.seed,
             depth.inlier_distance) == (0.02, 7, 5, 3, 0.002)
-    with pytest.raises(ValueError, match="unknown segmentation backend 'sam'; available: fake, "
-                                         'depth'):
-        make_segmenter('sam')
+    with pytest.raises(ValueError, match="unknown segmentation backend 'sim'; available: fake, "
+                                         'depth, sam'):
+        make_segmenter('sim')
 
 
 def test_what_floats_above_max_height_is_not_an_object_on_the_table():
