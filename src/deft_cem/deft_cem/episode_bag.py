@@ -156,6 +156,8 @@ def find_msg_dir(msg_dir: Optional[Union[str, os.PathLike]] = None) -> Path:
     else:
         prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
         candidates = [Path(p) / 'share' / INTERFACE_PACKAGE / 'msg' for p in prefixes]
+        # the virtual environment the set-up builds the interfaces into, then a source tree
+        candidates.append(Path(sys.prefix) / 'share' / INTERFACE_PACKAGE / 'msg')
         candidates.append(Path(__file__).resolve().parents[2] / INTERFACE_PACKAGE / 'msg')
     for directory in candidates:
         if all((directory / f'{name}.msg').is_file() for name in CUSTOM_TYPES):
