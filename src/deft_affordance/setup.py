@@ -20,6 +20,8 @@ setup(
     entry_points={
         'console_scripts': [
             'affordance_node = deft_affordance.affordance_node:main',
+            'deft_train_affordance = deft_affordance.train_cli:main',
+            'deft_eval_affordance = deft_affordance.eval_cli:main',
         ],
     },
 )

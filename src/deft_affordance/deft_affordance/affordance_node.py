@@ -1,25 +1,40 @@
 """The affordance node: `affordance/predict` = segment the object, predict the grasp prior."""
 
 import time
+from types import SimpleNamespace
 
 import numpy as np
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo
 
 from deft_affordance.geometric_prior import geometric_prior
 from deft_affordance.heuristic_prior import heuristic_prior
+from deft_affordance.lifting import crop_to_image, lift_contact
+from deft_common import image_codec, rotations
+from deft_common.image_codec import LatestFrame
 from deft_common.node_main import ConfigurationError, run_node
 from deft_common.ros_async import wait_for, wait_until
 from deft_common.ros_params import Param, declare
 from deft_common.rotations import Transform
-from deft_hand_driver.hand_config import load_hand_config
+from deft_hand_driver.hand_config import default_config_path, load_hand_config
 from deft_interfaces.srv import PredictGrasp, Segment
 
 P = PredictGrasp.Response
 METHODS = ('affordance', 'heuristic')
 PARAMS = (
-    Param('backend', 'fake', 'Affordance backend (fake: geometric prior, no model).',
-          choices=('fake',)),
+    Param('backend', 'fake', 'Affordance backend: fake (geometric prior, no model) or model (the '
+          'learned f(crop, task): contact heatmaps, wrist rotation, MANO pose).',
+          choices=('fake', 'model')),
+    Param('checkpoint', '', 'model: affordance checkpoint (deft_train_affordance).'),
+    Param('clip_weights', '', 'model: CLIP text tower weights if moved since training '
+          '(empty = the path stored in the checkpoint).'),
+    Param('device', 'cpu', 'model: torch device.'),
+    Param('allow_random', False, 'model: accept randomly initialised parts (dry runs only).'),
+    Param('retargeting_config', 'leap_16dof_retargeting.yaml', 'model: MANO -> robot hand '
+          "retargeting YAML; a bare file name is looked up in deft_hand_driver's config."),
+    Param('max_lift_distance_px', 25.0, 'model: farthest object pixel from the predicted '
+          'contact that it may be lifted to, px.', range=(1.0, 1000.0)),
     Param('base_frame', 'base_link', 'Frame of the predicted grasp.'),
     Param('camera_to_base', [0.5, 0.0, 0.9, 1.0, 0.0, 0.0, 0.0],
           'Camera optical frame pose in base_frame: x y z (m) qx qy qz qw.'),
@@ -48,12 +63,71 @@ class AffordanceNode(Node):
             self.half_pose = self.hand.pose(self.p.heuristic_pose_name)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
+        self.model = self.retargeter = None
+        self.camera_info = LatestFrame()
+        if self.p.backend == 'model':
+            self.load_model()
+            self.create_subscription(CameraInfo, 'camera/color/camera_info',
+                                     self.camera_info.keep, 2)
         self.group = ReentrantCallbackGroup()
         self.segment = self.create_client(Segment, self.p.segment_service,
                                           callback_group=self.group)
         self.create_service(PredictGrasp, 'affordance/predict', self.on_predict,
                             callback_group=self.group)
         self.get_logger().info(f'affordance backend {self.p.backend!r}')
+
+    def load_model(self) -> None:
+        """Load the affordance model and the retargeting; ConfigurationError saying why not."""
+        from deft_affordance.model import AffordanceModel  # torch: only for this backend
+        from deft_hand_driver.retargeting import build_retargeter, load_retargeting_config
+        if not self.p.checkpoint:
+            raise ConfigurationError('backend model needs the parameter checkpoint '
+                                     '(train one with deft_train_affordance)')
+        t0 = time.monotonic()
+        try:
+            self.model = AffordanceModel.load(self.p.checkpoint, self.p.clip_weights or None,
+                                              self.p.device, self.p.allow_random)
+            path = self.p.retargeting_config
+            if path and '/' not in path:
+                path = str(default_config_path().parent / path)
+            hand, config = load_retargeting_config(path)
+            self.retargeter = build_retargeter(hand, config)
+        except (ValueError, OSError) as exc:
+            raise ConfigurationError(str(exc)) from exc
+        missing = set(self.hand.joint_names) - set(hand.joint_names)
+        if missing:
+            raise ConfigurationError(f'retargeting_config lacks the hand joints {sorted(missing)}')
+        self.get_logger().info(f'affordance model {self.p.checkpoint} loaded in '
+                               f'{time.monotonic() - t0:.1f} s')
+
+    def model_grasp(self, seg, task: str) -> SimpleNamespace:
+        """Run f(crop, task) and lift it: contact in 3D, wrist in the base frame, joints."""
+        crop = image_codec.to_rgb(seg.crop)
+        pred = self.model.predict(crop, task)
+        window = (seg.crop_window.x_offset, seg.crop_window.y_offset, seg.crop_window.width)
+        info = self.camera_info.msg()
+        if info is None:
+            raise ValueError('no camera_info received: cannot lift the contact to 3D')
+        pixels = [crop_to_image(c, window, crop.shape[1]) for c in pred.contact_points]
+        pixel = crop_to_image(pred.mean_contact, window, crop.shape[1])
+        point, dist = lift_contact(pixel, np.asarray(seg.points).reshape(-1, 3), info.k)
+        if dist > self.p.max_lift_distance_px:
+            raise ValueError(f'the predicted contact is {dist:.0f} px from the object '
+                             f'(max_lift_distance_px {self.p.max_lift_distance_px})')
+        self.retargeter.reset()
+        joints = self.retargeter.retarget(pred.hand_pose, np.zeros(3))
+        by_name = dict(zip(self.retargeter_names(), joints))
+        return SimpleNamespace(
+            contact_point=self.camera_to_base.apply(point[None])[0],
+            wrist_orientation=rotations.normalize(rotations.multiply(
+                self.camera_to_base.rotation, pred.wrist_quaternion)),
+            hand_joint_names=list(self.hand.joint_names),
+            hand_joint_positions=np.array([by_name[n] for n in self.hand.joint_names]),
+            hand_pose=pred.hand_pose, pixels=np.concatenate(pixels))
+
+    def retargeter_names(self):
+        """Return the joint order of the retargeter's output."""
+        return self.retargeter.hand.joint_names
 
     async def on_predict(self, request, response):
         """Segment, lift to the base frame, predict; errors as codes and messages."""
@@ -86,6 +160,8 @@ class AffordanceNode(Node):
             if method == 'heuristic':
                 rng = np.random.default_rng(None if request.seed < 0 else request.seed)
                 grasp = heuristic_prior(points, self.hand.joint_names, self.half_pose, rng)
+            elif self.model is not None:
+                grasp = self.model_grasp(seg, request.task)
             else:
                 grasp = geometric_prior(points, self.hand.joint_names, self.hand_pose,
                                         self.p.top_band, self.p.wrist_yaw)
@@ -100,6 +176,9 @@ class AffordanceNode(Node):
         q.x, q.y, q.z, q.w = (float(v) for v in grasp.wrist_orientation)
         prior.contact_pixels = [seg.box.x_offset + seg.box.width / 2.0,
                                 seg.box.y_offset + seg.box.height / 2.0]
+        if hasattr(grasp, 'pixels'):  # the model's contacts, and its MANO pose
+            prior.contact_pixels = [float(v) for v in grasp.pixels]
+            prior.hand_pose = [float(v) for v in grasp.hand_pose]
         prior.hand_joint_names = grasp.hand_joint_names
         prior.hand_joint_positions = grasp.hand_joint_positions.tolist()
         prior.source = 'heuristic' if method == 'heuristic' else self.p.backend
