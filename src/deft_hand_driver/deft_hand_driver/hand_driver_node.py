@@ -14,7 +14,7 @@ from deft_common.node_main import ConfigurationError, run_node
 from deft_common.ros_params import Param, declare
 from deft_hand_driver.backends import BACKENDS, make_backend
 from deft_hand_driver.grasp_motion import StallDetector, ramp
-from deft_hand_driver.hand_config import load_hand_config
+from deft_hand_driver.hand_config import default_config_path, load_hand_config
 from deft_interfaces.action import HandGrasp
 
 G = HandGrasp.Result
@@ -42,6 +42,8 @@ PARAMS = (
           range=(0, 10)),
     Param('fast_sync_read', False, 'dynamixel: read the servos with Fast Sync Read (one status '
           'packet for all; X-series firmware 46 or newer).'),
+    Param('retargeting_config', 'leap_16dof_retargeting.yaml', 'MANO goals: retargeting YAML; '
+          "a bare file name is looked up in this package's config directory."),
     Param('default_duration', 1.0, 'Time to reach grasp targets when a goal gives 0, s.',
           range=(0.0, 60.0)),
     Param('default_tolerance', 0.05, 'Joint error for success when a goal gives 0, rad.',
@@ -61,6 +63,7 @@ class HandDriverNode(Node):
     def __init__(self, **kwargs):
         super().__init__('hand_driver', **kwargs)
         self.p = declare(self, PARAMS)
+        self.retargeter = None  # built on the first MANO goal
         try:
             self.config = load_hand_config(self.p.hand_config)
             options = {}
@@ -145,15 +148,40 @@ class HandDriverNode(Node):
         """Return the full target vector of a goal; ValueError if malformed."""
         if goal.duration < 0 or goal.tolerance < 0 or not math.isfinite(goal.duration):
             raise ValueError('duration and tolerance must be finite and >= 0')
+        given = [k for k, v in (('named_pose', goal.named_pose), ('joint targets', goal.joint_names),
+                                ('mano_pose', len(goal.mano_pose))) if v]
+        if len(given) > 1:
+            raise ValueError(f'give one of named_pose, joint targets or mano_pose, not '
+                             f'{" and ".join(given)}')
         if goal.named_pose:
-            if goal.joint_names:
-                raise ValueError('give either named_pose or joint targets, not both')
             return self.config.pose(goal.named_pose)
+        if len(goal.mano_pose):
+            return self.retarget(goal.mano_pose)
         if not goal.joint_names:
             raise ValueError('no targets: give named_pose or joint_names + joint_positions')
         with self.lock:
             base = self.setpoint.copy()
         return self.set_targets(list(goal.joint_names), list(goal.joint_positions), base)
+
+    def retarget(self, mano_pose) -> np.ndarray:
+        """Return the hand's targets for a MANO pose (45 values); ValueError if malformed."""
+        pose = np.asarray(mano_pose, dtype=float)
+        if pose.shape != (45,) or not np.all(np.isfinite(pose)):
+            raise ValueError(f'mano_pose needs 45 finite values (15 joints x 3), got {pose.size}')
+        if self.retargeter is None:
+            from deft_hand_driver.retargeting import build_retargeter, load_retargeting_config
+            path = self.p.retargeting_config
+            if '/' not in path:
+                path = str(default_config_path().parent / path)
+            try:
+                hand, config = load_retargeting_config(path)
+            except OSError as exc:
+                raise ValueError(f'retargeting_config: {exc}') from exc
+            self.retargeter = build_retargeter(hand, config)
+        self.retargeter.reset()  # one grasp: no smoothing with an unrelated earlier pose
+        joints = self.retargeter.retarget(pose)
+        return self.set_targets(list(self.retargeter.hand.joint_names), list(joints),
+                                self.config.pose('open'))
 
     def on_goal(self, goal) -> GoalResponse:
         """Reject malformed goals (the reason goes to the log)."""
