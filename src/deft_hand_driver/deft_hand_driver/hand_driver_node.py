@@ -148,7 +148,8 @@ class HandDriverNode(Node):
         """Return the full target vector of a goal; ValueError if malformed."""
         if goal.duration < 0 or goal.tolerance < 0 or not math.isfinite(goal.duration):
             raise ValueError('duration and tolerance must be finite and >= 0')
-        given = [k for k, v in (('named_pose', goal.named_pose), ('joint targets', goal.joint_names),
+        given = [k for k, v in (('named_pose', goal.named_pose),
+                                ('joint targets', goal.joint_names),
                                 ('mano_pose', len(goal.mano_pose))) if v]
         if len(given) > 1:
             raise ValueError(f'give one of named_pose, joint targets or mano_pose, not '
