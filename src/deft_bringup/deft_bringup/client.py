@@ -101,12 +101,17 @@ class EpisodeClient:
             futures.append(self.action.send_goal_async(goal, feedback_callback=feedback))
             resend = min(deadline, time.monotonic() + resend_after)
             while time.monotonic() < resend:
-                done = next((f for f in futures if f.done()), None)
-                if done is not None:
+                # an accepted copy wins; a rejection counts only once every copy has answered
+                # (a copy refused as "busy" may mean an earlier one runs, its response lost)
+                done = [f for f in futures if f.done()]
+                chosen = next((f for f in done if f.result().accepted), None)
+                if chosen is None and len(done) == len(futures):
+                    chosen = done[0]
+                if chosen is not None:
                     for other in futures:
-                        if other is not done:
+                        if other is not chosen:
                             other.add_done_callback(_cancel_if_accepted)
-                    return done.result()
+                    return chosen.result()
                 time.sleep(0.02)
             if time.monotonic() >= deadline:
                 raise TimeoutError(f'no goal response from run_episode within {timeout} s')

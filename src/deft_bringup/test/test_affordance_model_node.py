@@ -1,6 +1,7 @@
 """The learned affordance backend in the real graph: crop -> model -> 3D contact, wrist, joints."""
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ def model_graph(ros, tmp_path_factory):
 def test_model_prior_is_lifted_onto_the_object_and_retargeted(model_graph):
     graph, probe = model_graph
     reset = probe.call(ResetSim, 'sim/reset', ResetSim.Request(seed=5, split='train'), timeout=30)
+    time.sleep(1.5)  # perception segments the newest frame: let the placed scene's frames arrive
     r = probe.call(PredictGrasp, 'affordance/predict',
                    PredictGrasp.Request(task='pick up the cup'), timeout=60)
     assert r.success, (r.error_msg, graph.tail('affordance'))

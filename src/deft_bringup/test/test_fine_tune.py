@@ -42,7 +42,9 @@ def tuned(ros, run_root):
     overrides['episode'].update(embedding_weights=str(weights), embedding_goal_image=str(goal))
     graph = start_graph('fine_tune', LOG_ROOT, overrides=overrides, config_dir=CONFIG)
     with graph:
+        wait_until(lambda: 'ready:' in graph.tail('episode'), 60, 'the episode node')
         probe = Probe(name='tune_probe')
+        time.sleep(1.0)  # let discovery settle both ways before the first goal
         try:
             yield graph, probe
         finally:
@@ -75,14 +77,29 @@ def send(client, goal, timeout, on_feedback=None, kill_when=None):
     # A server that just (re)started may match the client's request writer a moment after
     # wait_for_server() said yes (it can still see the killed process' endpoints): a request
     # sent before the match is lost (volatile QoS), so send again, as a careful client does.
+    # A late response may still accept an earlier copy: cancel it, so exactly one goal runs.
+    # A copy rejected while an earlier one is still unanswered means the earlier one runs (its
+    # response was lost): keep waiting for it rather than take the rejection.
+    futures = []
+
+    def answered():
+        done = [f for f in futures if f.done()]
+        return any(f.result().accepted for f in done) or len(done) == len(futures)
+
     for attempt in range(3):
-        future = client.send_goal_async(goal, feedback_callback=fb)
+        futures.append(client.send_goal_async(goal, feedback_callback=fb))
         try:
-            wait_until(future.done, 10, 'the fine_tune goal response')
+            wait_until(answered, 10, 'the fine_tune goal response')
             break
         except AssertionError:
             if attempt == 2:
                 raise
+    done = [f for f in futures if f.done()]
+    future = next((f for f in done if f.result().accepted), done[0])
+    for other in futures:
+        if other is not future:
+            other.add_done_callback(
+                lambda f: f.result().accepted and f.result().cancel_goal_async())
     handle = future.result()
     assert handle.accepted
     result = handle.get_result_async()

@@ -373,7 +373,7 @@ class EpisodeNode(Node):
 
     def save_initial_image(self, run_dir: Path, episode: int) -> None:
         """Store I0 of a finished episode beside its record (before the record is written)."""
-        from deft_cem.policy import save_initial_image  # torch: only when used
+        from deft_cem.runs import save_initial_image
         try:
             save_initial_image(run_dir, episode, self.initial_image)
         except (OSError, ValueError) as exc:

@@ -49,7 +49,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from deft_cem.runs import EpisodeEntry, RunSettings, RunStore, atomic_write
+from deft_cem.runs import (  # noqa: F401 (re-exported)
+    EpisodeEntry,
+    RunSettings,
+    RunStore,
+    atomic_write,
+    features_path,
+    image_path,
+    load_feature_file,
+    load_image,
+    save_features,
+    save_initial_image,
+)
 
 MODELS = ('cvae', 'mlp', 'transformer', 'direct')
 FEATURE_KINDS = ('image', 'file', 'none')
@@ -67,63 +78,7 @@ ProgressFn = Callable[[int, int, float, Dict[str, float]], None]
 SeedLike = Union[None, int, np.random.Generator]
 
 
-# --- side files of an episode --------------------------------------------------------------
-def image_path(run_dir: Path, episode: int) -> Path:
-    """Return where the initial image I0 of an episode is stored."""
-    return Path(run_dir) / 'episodes' / f'{int(episode):06d}.I0.png'
-
-
-def features_path(run_dir: Path, episode: int) -> Path:
-    """Return where a precomputed feature vector phi(I0) of an episode is stored."""
-    return Path(run_dir) / 'episodes' / f'{int(episode):06d}.phi.npy'
-
-
-def save_initial_image(run_dir: Path, episode: int, rgb: np.ndarray) -> Path:
-    """Write an episode's initial image (H x W x 3, uint8 RGB) as its I0 PNG, atomically."""
-    from PIL import Image
-
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f'I0 must be an H x W x 3 uint8 RGB image, got {rgb.dtype} {rgb.shape}')
-    return atomic_write(image_path(run_dir, episode),
-                         lambda f: Image.fromarray(rgb, 'RGB').save(f, format='PNG'))
-
-
-def save_features(run_dir: Path, episode: int, features: Sequence[float]) -> Path:
-    """Write an episode's precomputed feature vector phi(I0) (1-D, finite), atomically."""
-    v = np.asarray(features, dtype=np.float64)
-    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)):
-        raise ValueError(f'features must be a non-empty finite 1-D vector, got shape {v.shape}')
-    return atomic_write(features_path(run_dir, episode),
-                         lambda f: np.save(f, v, allow_pickle=False))
-
-
-def load_image(path: Path) -> np.ndarray:
-    """Read a PNG/JPEG as an H x W x 3 uint8 RGB array; ValueError if it is not an image."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert('RGB'), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f'{path} is not a readable image: {exc}') from exc
-
-
-def load_feature_file(path: Path) -> np.ndarray:
-    """Read a `.phi.npy` feature vector (no pickles); ValueError unless finite, 1-D, numeric."""
-    try:
-        v = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ValueError(f'{path} is not a feature vector (.npy): {exc}') from exc
-    if v.ndim != 1 or v.size == 0 or not np.issubdtype(v.dtype, np.number) \
-            or not np.all(np.isfinite(v)):
-        raise ValueError(f'{path} must hold a non-empty finite 1-D numeric vector, '
-                         f'got {v.dtype} {v.shape}')
-    return v.astype(np.float64)
+# --- side files of an episode: deft_cem.runs (no torch, so the episode node stays light) ---
 
 
 # --- image features phi(I0) ----------------------------------------------------------------
