@@ -1,8 +1,8 @@
 """The learned affordance backend in the real graph: crop -> model -> 3D contact, wrist, joints."""
 
 import json
-import time
 from pathlib import Path
+import time
 
 import numpy as np
 import pytest
