@@ -161,6 +161,10 @@ class AffordanceNode(Node):
                 rng = np.random.default_rng(None if request.seed < 0 else request.seed)
                 grasp = heuristic_prior(points, self.hand.joint_names, self.half_pose, rng)
             elif self.model is not None:
+                if not await wait_until(self, lambda: self.camera_info.msg() is not None,
+                                        self.p.segment_timeout, self.group):
+                    raise ValueError('no camera_info received within segment_timeout: cannot '
+                                     'lift the contact to 3D')
                 grasp = self.model_grasp(seg, request.task)
             else:
                 grasp = geometric_prior(points, self.hand.joint_names, self.hand_pose,

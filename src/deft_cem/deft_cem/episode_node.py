@@ -50,6 +50,8 @@ PARAMS = (
           'Demonstrated post-grasp trajectory tau: x, y, z offsets from the grasp, m, base axes.'),
     Param('approach_distance', 0.08, 'Pre-grasp distance before the contact, m.',
           range=(0.0, 0.5)),
+    Param('settle_time', 0.3, 'Seconds the simulated scene settles after the motion before the '
+          'sim reward scores it.', range=(0.0, 10.0)),
     Param('reset_sim', True, 'Reset the simulated scene (sim/reset) at the end of an episode.'),
     Param('operator_timeout', 600.0, 'Seconds to wait for the operator reward.',
           range=(1.0, 86400.0)),
@@ -136,7 +138,8 @@ class EpisodeNode(Node):
         self.rewards = OperatorRewardBox()
         self.steps = EpisodeSteps(self, group, self.space, tau, StepSettings(
             self.p.service_timeout, self.p.arm_timeout, self.p.hand_timeout,
-            self.p.operator_timeout, self.p.approach_distance, self.p.reset_sim), self.rewards,
+            self.p.operator_timeout, self.p.approach_distance, self.p.reset_sim,
+            self.p.settle_time), self.rewards,
             self.announce_reward_request)
         self.records = self.create_publisher(EpisodeRecord, 'episodes', 10)
         # The episode waiting for its operator score (latched for a `deft_score` started late).

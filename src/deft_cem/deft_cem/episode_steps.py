@@ -50,6 +50,7 @@ class StepSettings:
     operator_timeout: float
     approach_distance: float
     reset_sim: bool
+    settle_time: float = 0.0  # s between the end of the motion and the sim reward
 
 
 class EpisodeSteps:
@@ -191,6 +192,8 @@ class EpisodeSteps:
             raise EpisodeCanceled()
         if source == 'sim':
             phase('reward', 'asking the simulated world')
+            if self.s.settle_time > 0:  # the scene (and its last robot state) settles first
+                await sleep(self.node, self.s.settle_time, self.group)
             response = await self.call(self.sim_reward, GetTaskReward.Request(),
                                        R.SERVICE_UNAVAILABLE)
             if not response.success:
