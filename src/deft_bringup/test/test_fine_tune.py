@@ -65,6 +65,28 @@ def embedding_files(folder: Path):
     return weights, goal
 
 
+def ready_client(probe, action_type, name):
+    """
+    Return an action client whose goals provably reach the server and whose answers come back.
+
+    Right after a server (or this client) starts, discovery may be one-sided: a goal sent then is
+    lost, or its response is. A malformed goal (empty task) is rejected without side effects, so
+    it is sent until one rejection comes back; after that the goal service works both ways.
+    """
+    client = ActionClient(probe.node, action_type, name)
+    assert client.wait_for_server(timeout_sec=30)
+    deadline = time.monotonic() + 30
+    while True:
+        future = client.send_goal_async(action_type.Goal(task=''))
+        end = time.monotonic() + 2.0
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.02)
+        if future.done():
+            assert not future.result().accepted
+            return client
+        assert time.monotonic() < deadline, f'{name} never answered a goal'
+
+
 def send(client, goal, timeout, on_feedback=None, kill_when=None):
     """Send a FineTune goal; return (status, result, feedback list)."""
     feedback = []
@@ -114,7 +136,7 @@ def send(client, goal, timeout, on_feedback=None, kill_when=None):
 
 def test_short_run_end_to_end(tuned, run_root):
     graph, probe = tuned
-    client = ActionClient(probe.node, FineTune, 'fine_tune')
+    client = ready_client(probe, FineTune, 'fine_tune')
     assert client.wait_for_server(timeout_sec=30)
     goal = FineTune.Goal(task='pick up the cup', episodes=4, warmup_episodes=2, elites=2,
                          reward_source='sim', optimizer='cem', prior='affordance',
@@ -149,7 +171,7 @@ def test_short_run_end_to_end(tuned, run_root):
 
 def test_sigkill_mid_run_then_resume_loses_nothing(tuned, run_root):
     graph, probe = tuned
-    client = ActionClient(probe.node, FineTune, 'fine_tune')
+    client = ready_client(probe, FineTune, 'fine_tune')
     assert client.wait_for_server(timeout_sec=30)
     goal = FineTune.Goal(task='pick up the cup', episodes=6, warmup_episodes=2, elites=2,
                          reward_source='sim', run_id='crash', seed=9)
@@ -167,7 +189,7 @@ def test_sigkill_mid_run_then_resume_loses_nothing(tuned, run_root):
     wait_until(lambda: 'ready:' in graph.tail('episode', 10**6).rsplit('\n$ ', 1)[-1], 30,
                'the restarted node')
     client.destroy()
-    client = ActionClient(probe.node, FineTune, 'fine_tune')
+    client = ready_client(probe, FineTune, 'fine_tune')
     assert client.wait_for_server(timeout_sec=30)
     resumed = FineTune.Goal(task='pick up the cup', run_id='crash', resume=True)
     status, result, _ = send(client, resumed, timeout=150)
@@ -186,7 +208,7 @@ def test_sigkill_mid_run_then_resume_loses_nothing(tuned, run_root):
 def test_heuristic_baseline_run_keeps_one_prior(tuned, run_root):
     """prior: heuristic (the paper's "real-world only") fine-tunes around one random-yaw prior."""
     graph, probe = tuned
-    client = ActionClient(probe.node, FineTune, 'fine_tune')
+    client = ready_client(probe, FineTune, 'fine_tune')
     assert client.wait_for_server(timeout_sec=30)
     goal = FineTune.Goal(task='pick up the cup', episodes=2, warmup_episodes=2, elites=1,
                          reward_source='sim', prior='heuristic', run_id='baseline', seed=4)
@@ -203,7 +225,7 @@ def test_heuristic_baseline_run_keeps_one_prior(tuned, run_root):
 
 def test_embedding_reward_scores_the_final_image(tuned):
     graph, probe = tuned
-    client = ActionClient(probe.node, RunEpisode, 'run_episode')
+    client = ready_client(probe, RunEpisode, 'run_episode')
     assert client.wait_for_server(timeout_sec=30)
     goal = RunEpisode.Goal(task='pick up the cup', mode='prior', reward_source='embedding',
                            seed=3)
@@ -220,7 +242,7 @@ def test_embedding_reward_scores_the_final_image(tuned):
 
 def run_episode(probe, goal, timeout=90):
     """Send a RunEpisode goal; return (accepted, status, result)."""
-    client = ActionClient(probe.node, RunEpisode, 'run_episode')
+    client = ready_client(probe, RunEpisode, 'run_episode')
     try:
         assert client.wait_for_server(timeout_sec=30)
         future = client.send_goal_async(goal)
