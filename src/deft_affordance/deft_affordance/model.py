@@ -36,7 +36,6 @@ config names it, keeps its weights path and a fingerprint (the embedding of a fi
 """
 
 from dataclasses import asdict, dataclass, field, fields
-import hashlib
 import json
 import math
 import os
@@ -48,6 +47,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from deft_cem.checkpoint import checksum, first_line, read_checkpoint
 from deft_cem.embedding_reward import build_encoder, build_trunk, load_weights_file
 from deft_cem.runs import atomic_write
 
@@ -62,11 +62,6 @@ PROBE_SIZE = 16
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 PathLike = Union[str, os.PathLike]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f'{type(exc).__name__}: {text[0] if text else ""}'.rstrip(': ')
 
 
 def check_device(device: str) -> torch.device:
@@ -231,7 +226,7 @@ def _clip_state_dict(path: Path) -> Dict[str, torch.Tensor]:
             state = load_file(str(path), device='cpu')
         except Exception as exc:  # safetensors raises its own error types
             raise ValueError(f'CLIP weights {str(path)!r} are not a safetensors file: '
-                             f'{_first_line(exc)}') from exc
+                             f'{first_line(exc)}') from exc
     else:
         state = load_weights_file(path)  # weights_only=True, ValueError saying why
     if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
@@ -272,7 +267,7 @@ class TextEncoder(nn.Module):
                 missing, unexpected = model.load_state_dict(state, strict=False)
             except RuntimeError as exc:
                 raise ValueError(f'CLIP weights {clip_weights!r} do not fit {clip_model!r}: '
-                                 f'{_first_line(exc)}') from exc
+                                 f'{first_line(exc)}') from exc
             text_missing = [k for k in missing if not k.startswith('visual.')
                             and k not in ('logit_scale', 'logit_bias')]
             if text_missing or unexpected:
@@ -402,7 +397,7 @@ def _resnet50_trunk(weights: str, allow_random: bool) -> nn.Module:
         trunk.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ValueError(f'weights file {weights!r} is not a torchvision ResNet-50 state dict: '
-                         f'{_first_line(exc)}') from exc
+                         f'{first_line(exc)}') from exc
     return trunk
 
 
@@ -592,7 +587,7 @@ class AffordanceModel:
         """Write the checkpoint (JSON config, named tensors, checksum) atomically."""
         config, tensors = self.config.to_json(), self.tensors()
         payload = {'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION,
-                   'config': config, 'tensors': tensors, 'checksum': _checksum(config, tensors)}
+                   'config': config, 'tensors': tensors, 'checksum': checksum(config, tensors)}
         return atomic_write(Path(path), lambda f: torch.save(payload, f))
 
     @classmethod
@@ -607,25 +602,8 @@ class AffordanceModel:
         """
         path = Path(path)
         check_device(device)
-        if not path.is_file():
-            raise FileNotFoundError(f'affordance checkpoint {path} not found')
-        try:
-            payload = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as exc:  # UnpicklingError, RuntimeError, EOFError...: all "not ours"
-            raise ValueError(f'{path} is not an affordance checkpoint (refused by the safe '
-                             f'loader: {_first_line(exc)})') from exc
-        if not isinstance(payload, dict) or payload.get('format') != CHECKPOINT_FORMAT:
-            raise ValueError(f'{path} is not a {CHECKPOINT_FORMAT} checkpoint')
-        if payload.get('version') != CHECKPOINT_VERSION:
-            raise ValueError(f'{path} has checkpoint version {payload.get("version")!r}; '
-                             f'this code reads version {CHECKPOINT_VERSION}')
-        config, tensors = payload.get('config'), payload.get('tensors')
-        if not isinstance(config, str) or not isinstance(tensors, dict) or not all(
-                isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()):
-            raise ValueError(f'{path} is malformed: expected a JSON config and named tensors')
-        if payload.get('checksum') != _checksum(config, tensors):
-            raise ValueError(f'{path}: the config or weights do not match the checksum '
-                             '(the file was edited or is corrupt); retrain or restore it')
+        config, tensors = read_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
+                                          'affordance')
         try:
             cfg = AffordanceConfig.from_json(config)
         except (TypeError, ValueError) as exc:
@@ -645,18 +623,9 @@ class AffordanceModel:
         try:
             net.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:
-            raise ValueError(f'{path}: weights do not fit the config: {_first_line(exc)}') \
+            raise ValueError(f'{path}: weights do not fit the config: {first_line(exc)}') \
                 from exc
         if not all(torch.all(torch.isfinite(v)) for v in tensors.values()
                    if v.is_floating_point()):
             raise ValueError(f'{path}: weights are not finite')
         return cls(cfg, net, text, device)
-
-
-def _checksum(config: str, tensors: Dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256(config.encode())
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().cpu()
-        h.update(f'\0{name}\0{t.dtype}\0{tuple(t.shape)}\0'.encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()

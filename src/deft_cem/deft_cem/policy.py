@@ -39,7 +39,6 @@ or tensors were altered, or whose parameter names differ from the caller's.
 """
 
 from dataclasses import asdict, dataclass, field
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -49,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deft_cem.checkpoint import checksum, first_line, read_checkpoint
 from deft_cem.runs import (  # noqa: F401 (re-exported)
     EpisodeEntry,
     RunSettings,
@@ -116,7 +116,7 @@ class ResNetFeatures:
                 net.load_state_dict(_resnet_state(Path(self.weights)))
             except RuntimeError as exc:
                 raise ValueError(f'{self.weights} does not fit ResNet-18: '
-                                 f'{_first_line(exc)}') from exc
+                                 f'{first_line(exc)}') from exc
         self.net = net.eval()
 
     @torch.no_grad()
@@ -149,7 +149,7 @@ def _resnet_state(path: Path) -> Dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file; all mean the same here
-        raise ValueError(f'{path} is not a ResNet-18 state dict: {_first_line(exc)}') from exc
+        raise ValueError(f'{path} is not a ResNet-18 state dict: {first_line(exc)}') from exc
     if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
         state = state['state_dict']
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -641,22 +641,8 @@ class ResidualPolicy:
         tensors = self.tensors()
         payload = {'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION,
                    'config': config, 'tensors': tensors,
-                   'checksum': _checksum(config, tensors)}
+                   'checksum': checksum(config, tensors)}
         return atomic_write(Path(path), lambda f: torch.save(payload, f))
-
-
-def _checksum(config: str, tensors: Dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256(config.encode())
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().cpu()
-        h.update(f'\0{name}\0{t.dtype}\0{tuple(t.shape)}\0'.encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f'{type(exc).__name__}: {text[0] if text else ""}'.rstrip(': ')
 
 
 def load_policy(path: Path, parameter_names: Optional[Sequence[str]] = None,
@@ -670,26 +656,7 @@ def load_policy(path: Path, parameter_names: Optional[Sequence[str]] = None,
     fingerprint recorded at training time.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'policy checkpoint {path} not found')
-    try:
-        payload = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError...: all "not ours"
-        raise ValueError(f'{path} is not a policy checkpoint (refused by the safe loader: '
-                         f'{_first_line(exc)})') from exc
-    if not isinstance(payload, dict) or payload.get('format') != CHECKPOINT_FORMAT:
-        raise ValueError(f'{path} is not a {CHECKPOINT_FORMAT} checkpoint')
-    if payload.get('version') != CHECKPOINT_VERSION:
-        raise ValueError(f'{path} has checkpoint version {payload.get("version")!r}; '
-                         f'this code reads version {CHECKPOINT_VERSION}')
-    config, tensors = payload.get('config'), payload.get('tensors')
-    if not isinstance(config, str) or not isinstance(tensors, dict) or \
-            not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                    for k, v in tensors.items()):
-        raise ValueError(f'{path} is malformed: expected a JSON config and named tensors')
-    if payload.get('checksum') != _checksum(config, tensors):
-        raise ValueError(f'{path}: the config or weights do not match the checksum '
-                         '(the file was edited or is corrupt); retrain or restore it')
+    config, tensors = read_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, 'policy')
     try:
         cfg = PolicyConfig.from_json(config)
     except ValueError as exc:
@@ -707,7 +674,7 @@ def _restore(path: Path, cfg: PolicyConfig, tensors: Dict[str, torch.Tensor],
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ValueError(f'{path}: weights do not fit the config: {_first_line(exc)}') from exc
+        raise ValueError(f'{path}: weights do not fit the config: {first_line(exc)}') from exc
     norms = {}
     dims = {'features': cfg.feature_dim, 'xi': cfg.param_dim, 'target': cfg.param_dim}
     for name in NORMALIZERS:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from deft_cem import policy as pol
+from deft_cem.checkpoint import checksum
 from deft_cem.grasp_params import ParameterSpace
 from deft_cem.policy_cli import loss_png, main
 from deft_cem.runs import EpisodeEntry, RunSettings, RunStore
@@ -185,14 +186,14 @@ def test_tampered_or_foreign_checkpoints_are_refused(trained, tmp_path):
     # a consistent checksum over an invalid config: validated, not trusted
     payload = _payload(good)
     payload['config'] = payload['config'].replace('"model": "cvae"', '"model": "gan"')
-    payload['checksum'] = pol._checksum(payload['config'], payload['tensors'])
+    payload['checksum'] = checksum(payload['config'], payload['tensors'])
     torch.save(payload, tmp_path / 'model.pt')
     with pytest.raises(ValueError, match="model 'gan' is not one of"):
         pol.load_policy(tmp_path / 'model.pt')
 
     payload = _payload(good)
     payload['config'] = payload['config'].replace('"latent_dim": 4', '"latent_dim": 5')
-    payload['checksum'] = pol._checksum(payload['config'], payload['tensors'])
+    payload['checksum'] = checksum(payload['config'], payload['tensors'])
     torch.save(payload, tmp_path / 'shape.pt')
     with pytest.raises(ValueError, match='weights do not fit the config'):
         pol.load_policy(tmp_path / 'shape.pt')
