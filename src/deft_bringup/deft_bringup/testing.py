@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Callable, Dict, Optional, Sequence
 
+from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
@@ -62,6 +63,18 @@ class Probe:
             key = (srv_type, name)
             if key not in self.clients:
                 self.clients[key] = self.node.create_client(srv_type, name)
+            return self.clients[key]
+
+    def action_client(self, action_type, name: str):
+        """Return the probe's action client of `name` (created on first use, never destroyed).
+
+        Destroying an action client while the executor thread adds it to a wait set kills that
+        thread ("action client pointer is invalid"), and with it every later answer.
+        """
+        with self.lock:
+            key = ('action', action_type, name)
+            if key not in self.clients:
+                self.clients[key] = ActionClient(self.node, action_type, name)
             return self.clients[key]
 
     def call(self, srv_type, name: str, request, timeout: float = 10.0):

@@ -14,7 +14,6 @@ import time
 from action_msgs.msg import GoalStatus
 import numpy as np
 import pytest
-from rclpy.action import ActionClient
 
 from deft_bringup.testing import FAST_SIM, Probe, start_graph, wait_until
 from deft_cem.fine_tune import build_optimizer
@@ -73,7 +72,7 @@ def ready_client(probe, action_type, name):
     lost, or its response is. A malformed goal (empty task) is rejected without side effects, so
     it is sent until one rejection comes back; after that the goal service works both ways.
     """
-    client = ActionClient(probe.node, action_type, name)
+    client = probe.action_client(action_type, name)
     assert client.wait_for_server(timeout_sec=30)
     deadline = time.monotonic() + 30
     while True:
@@ -166,7 +165,6 @@ def test_short_run_end_to_end(tuned, run_root):
     # an existing run without resume is refused with its code
     status, result, _ = send(client, goal, timeout=30)
     assert status == GoalStatus.STATUS_ABORTED and result.error_code == FineTune.Result.RUN_EXISTS
-    client.destroy()
 
 
 def test_sigkill_mid_run_then_resume_loses_nothing(tuned, run_root):
@@ -188,7 +186,6 @@ def test_sigkill_mid_run_then_resume_loses_nothing(tuned, run_root):
     graph.restart('episode')
     wait_until(lambda: 'ready:' in graph.tail('episode', 10**6).rsplit('\n$ ', 1)[-1], 30,
                'the restarted node')
-    client.destroy()
     client = ready_client(probe, FineTune, 'fine_tune')
     assert client.wait_for_server(timeout_sec=30)
     resumed = FineTune.Goal(task='pick up the cup', run_id='crash', resume=True)
@@ -202,7 +199,6 @@ def test_sigkill_mid_run_then_resume_loses_nothing(tuned, run_root):
     expected = replay(build_optimizer(store.settings()), history(entries[:3])).ask()
     np.testing.assert_allclose(entries[3].eps, expected)
     assert json.loads((store.dir / 'run.json').read_text())['seed'] == 9
-    client.destroy()
 
 
 def test_heuristic_baseline_run_keeps_one_prior(tuned, run_root):
@@ -220,7 +216,6 @@ def test_heuristic_baseline_run_keeps_one_prior(tuned, run_root):
     assert wrist and np.allclose([entries[0].xi[i] for i in wrist],
                                  [entries[1].xi[i] for i in wrist])
     assert store.settings().prior == 'heuristic'
-    client.destroy()
 
 
 def test_embedding_reward_scores_the_final_image(tuned):
@@ -237,23 +232,19 @@ def test_embedding_reward_scores_the_final_image(tuned):
     assert result.result().status == GoalStatus.STATUS_SUCCEEDED, r.message
     assert r.record.reward_source == 'embedding' and 0.0 < r.reward < 1.0
     assert 'embedding distance' in graph.tail('episode', 200)
-    client.destroy()
 
 
 def run_episode(probe, goal, timeout=90):
     """Send a RunEpisode goal; return (accepted, status, result)."""
     client = ready_client(probe, RunEpisode, 'run_episode')
-    try:
-        assert client.wait_for_server(timeout_sec=30)
-        future = client.send_goal_async(goal)
-        wait_until(future.done, 10, 'the run_episode goal response')
-        if not future.result().accepted:
-            return False, None, None
-        result = future.result().get_result_async()
-        wait_until(result.done, timeout, 'the run_episode result')
-        return True, result.result().status, result.result().result
-    finally:
-        client.destroy()
+    assert client.wait_for_server(timeout_sec=30)
+    future = client.send_goal_async(goal)
+    wait_until(future.done, 10, 'the run_episode goal response')
+    if not future.result().accepted:
+        return False, None, None
+    result = future.result().get_result_async()
+    wait_until(result.done, timeout, 'the run_episode result')
+    return True, result.result().status, result.result().result
 
 
 def test_policy_trained_on_a_run_gives_the_residual_of_mode_policy(tuned, run_root):

@@ -48,21 +48,20 @@ def test_short_fine_tune_in_physics(physics_graph):
     from deft_bringup.testing import wait_until
     from deft_interfaces.action import FineTune
 
+    # kept until the client's node goes: destroying it while the executor waits on it kills
+    # the executor thread
     action = ActionClient(client.node, FineTune, 'fine_tune')
-    try:
-        assert action.wait_for_server(timeout_sec=30)
-        goal = FineTune.Goal(task='pick up the cup', episodes=3, warmup_episodes=2, elites=1,
-                             reward_source='sim', run_id='physics', seed=7)
-        phases = []
-        future = action.send_goal_async(goal, feedback_callback=lambda m: phases.append(
-            m.feedback.phase))
-        wait_until(future.done, 15, 'the fine_tune goal response')
-        assert future.result().accepted
-        result = future.result().get_result_async()
-        wait_until(result.done, 180, 'the fine_tune result')
-        r = result.result().result
-        assert result.result().status == GoalStatus.STATUS_SUCCEEDED, r.message
-        assert len(r.rewards) == 3 and all(0.0 <= v <= 1.0 for v in r.rewards)
-        assert 'refit' in phases and 'report.png' in r.message
-    finally:
-        action.destroy()
+    assert action.wait_for_server(timeout_sec=30)
+    goal = FineTune.Goal(task='pick up the cup', episodes=3, warmup_episodes=2, elites=1,
+                         reward_source='sim', run_id='physics', seed=7)
+    phases = []
+    future = action.send_goal_async(goal, feedback_callback=lambda m: phases.append(
+        m.feedback.phase))
+    wait_until(future.done, 15, 'the fine_tune goal response')
+    assert future.result().accepted
+    result = future.result().get_result_async()
+    wait_until(result.done, 180, 'the fine_tune result')
+    r = result.result().result
+    assert result.result().status == GoalStatus.STATUS_SUCCEEDED, r.message
+    assert len(r.rewards) == 3 and all(0.0 <= v <= 1.0 for v in r.rewards)
+    assert 'refit' in phases and 'report.png' in r.message
