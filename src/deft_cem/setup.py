@@ -10,6 +10,7 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
+        ('share/' + PACKAGE + '/config', ['config/demonstrations.yaml']),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -97,8 +97,28 @@ class AffordanceNode(Node):
         missing = set(self.hand.joint_names) - set(hand.joint_names)
         if missing:
             raise ConfigurationError(f'retargeting_config lacks the hand joints {sorted(missing)}')
-        self.get_logger().info(f'affordance model {self.p.checkpoint} loaded in '
-                               f'{time.monotonic() - t0:.1f} s')
+        loaded = time.monotonic() - t0
+        warm = self.warm_up()
+        self.get_logger().info(f'affordance model {self.p.checkpoint} loaded in {loaded:.1f} s; '
+                               f'warm-up: first call {warm[0] * 1000:.0f} ms, then '
+                               f'{warm[1] * 1000:.0f} ms per call')
+
+    def warm_up(self, task: str = 'pick up the object') -> tuple:
+        """
+        Run the model twice on a blank crop, so the first request does not pay for lazy set-up.
+
+        Return the (first, second) call times in seconds: the second is what a request costs.
+        """
+        size = self.model.config.image_size
+        crop = np.full((size, size, 3), 127, np.uint8)
+        times = []
+        for _ in range(2):
+            t0 = time.monotonic()
+            self.model.predict(crop, task)
+            self.retargeter.reset()
+            self.retargeter.retarget(np.zeros(45), np.zeros(3))
+            times.append(time.monotonic() - t0)
+        return tuple(times)
 
     def model_grasp(self, seg, task: str) -> SimpleNamespace:
         """Run f(crop, task) and lift it: contact in 3D, wrist in the base frame, joints."""

@@ -70,4 +70,8 @@ def test_model_prior_is_lifted_onto_the_object_and_retargeted(model_graph):
     assert sorted(got) == sorted(hand.joint_names)
     for name, lo, hi in zip(hand.joint_names, hand.lower, hand.upper):
         assert lo - 1e-9 <= got[name] <= hi + 1e-9, name
-    assert 'affordance model' in graph.tail('affordance', 50)
+    log = graph.tail('affordance', 50)
+    assert 'affordance model' in log
+    # warmed up at start: the log gives the steady per-call time, and each answer its latency
+    assert 'warm-up: first call' in log and 'ms per call' in log
+    assert 0.0 < r.latency < 30.0

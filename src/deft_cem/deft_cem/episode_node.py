@@ -18,7 +18,13 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
 
-from deft_cem.episode import MODES, REWARD_SOURCES, parse_waypoints, residual
+from deft_cem.episode import (
+    MODES,
+    REWARD_SOURCES,
+    load_demonstrations,
+    parse_demonstration,
+    residual,
+)
 from deft_cem.episode_bag import EpisodeBagWriter, Frame, episode_bag_path
 from deft_cem.episode_steps import EpisodeCanceled, EpisodeFailure, EpisodeSteps, StepSettings
 from deft_cem.fine_tune import FineTuneError, FineTuneRequest, FineTuneRun, load_distribution
@@ -36,6 +42,7 @@ from deft_interfaces.msg import EpisodeRecord
 from deft_interfaces.srv import SubmitReward
 
 R, F = RunEpisode.Result, FineTune.Result
+DEMONSTRATIONS = 'demonstrations.yaml'  # installed in share/deft_cem/config
 PARAMS = (
     Param('default_reward_source', 'sim', 'Reward source when a goal leaves it empty.',
           choices=REWARD_SOURCES),
@@ -47,7 +54,14 @@ PARAMS = (
     Param('hand_std', 0.1, 'Initial residual std of each hand joint, rad.', range=(0.0, 1.0)),
     Param('tau_std', 0.1, 'Initial residual std of the trajectory scale.', range=(0.0, 1.0)),
     Param('post_grasp_waypoints', [0.0, 0.0, 0.06, 0.0, 0.0, 0.12],
-          'Demonstrated post-grasp trajectory tau: x, y, z offsets from the grasp, m, base axes.'),
+          'Demonstrated post-grasp trajectory tau of tasks without a demonstration in '
+          '`demonstrations`: x, y, z offsets from the grasp, m, base axes.'),
+    Param('post_grasp_rotations', [0.0], 'Turns of the wrist along that tau: one rotation '
+          'vector per waypoint, rad, base axes, applied to the grasp orientation ([0.0] or '
+          'empty = keep the grasp orientation).'),
+    Param('demonstrations', '', 'YAML of demonstrated taus per task text (waypoints, '
+          "rotations); empty = the installed one of the simulated twin's tasks; 'none' = only "
+          'post_grasp_waypoints.'),
     Param('approach_distance', 0.08, 'Pre-grasp distance before the contact, m.',
           range=(0.0, 0.5)),
     Param('settle_time', 0.3, 'Seconds the simulated scene settles after the motion before the '
@@ -101,8 +115,10 @@ class EpisodeNode(Node):
             self.space = ParameterSpace(hand.joint_names, hand.lower, hand.upper)
             self.std0 = self.space.default_std(self.p.contact_std, self.p.wrist_std,
                                                self.p.hand_std, self.p.tau_std)
-            tau = parse_waypoints(self.p.post_grasp_waypoints)
-        except ValueError as exc:
+            turns = self.p.post_grasp_rotations if any(self.p.post_grasp_rotations) else []
+            tau = parse_demonstration(self.p.post_grasp_waypoints, turns)
+            demonstrations = self.load_demonstrations()
+        except (ValueError, OSError) as exc:
             raise ConfigurationError(str(exc)) from exc
         self.embedding = None
         if self.p.embedding_weights:
@@ -140,7 +156,7 @@ class EpisodeNode(Node):
             self.p.service_timeout, self.p.arm_timeout, self.p.hand_timeout,
             self.p.operator_timeout, self.p.approach_distance, self.p.reset_sim,
             self.p.settle_time), self.rewards,
-            self.announce_reward_request)
+            self.announce_reward_request, demonstrations)
         self.records = self.create_publisher(EpisodeRecord, 'episodes', 10)
         # The episode waiting for its operator score (latched for a `deft_score` started late).
         self.reward_requests = self.create_publisher(
@@ -287,6 +303,19 @@ class EpisodeNode(Node):
             error = self._reward_error(goal.reward_source)
         return self._accept('fine_tune', error)
 
+    def load_demonstrations(self) -> dict:
+        """Read the `demonstrations` file (task text -> tau); log what each task will follow."""
+        path = self.p.demonstrations
+        if path.strip().lower() == 'none':
+            return {}
+        if not path:
+            from ament_index_python.packages import get_package_share_directory
+            path = Path(get_package_share_directory('deft_cem')) / 'config' / DEMONSTRATIONS
+        demonstrations = load_demonstrations(path)
+        self.get_logger().info(f'demonstrated tau for {len(demonstrations)} tasks from {path}: '
+                               f'{", ".join(sorted(demonstrations))}')
+        return demonstrations
+
     def announce_reward_request(self, run_id: Optional[str], episode: int, task: str) -> None:
         """
         Publish which episode waits for the operator (for deft_score and rqt), latched.
@@ -332,7 +361,7 @@ class EpisodeNode(Node):
                 raise EpisodeCanceled()
             eps = eps_of(xi)
             self.current = {'xi': [float(v) for v in xi], 'eps': [float(v) for v in eps]}
-            await steps.execute_grasp(handle, prior.header.frame_id, xi, eps, phase)
+            await steps.execute_grasp(handle, prior.header.frame_id, xi, eps, phase, task)
             if source == 'embedding':
                 phase('reward', 'embedding distance of the final image to the goal image')
                 final = await self.final_image(self.get_clock().now().nanoseconds)

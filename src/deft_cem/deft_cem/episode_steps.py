@@ -7,17 +7,16 @@ RunEpisode result code.
 """
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 from action_msgs.msg import GoalStatus
 from geometry_msgs.msg import Pose
-import numpy as np
 from rclpy.action import ActionClient
 from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from deft_cem.episode import ARM_STAGE_PHASE, scaled_waypoints
+from deft_cem.episode import ARM_STAGE_PHASE, Demonstration, waypoint_turn
 from deft_cem.grasp_params import ParameterSpace
 from deft_cem.rewards import OperatorRewardBox
 from deft_common.ros_async import sleep, wait_for, wait_until
@@ -57,9 +56,11 @@ class EpisodeSteps:
     """Clients of the graph, and one coroutine per episode step."""
 
     def __init__(self, node: Node, group: CallbackGroup, space: ParameterSpace,
-                 tau: np.ndarray, settings: StepSettings, rewards: OperatorRewardBox,
-                 announce: Callable[[Optional[str], int, str], None]):
+                 tau: Demonstration, settings: StepSettings, rewards: OperatorRewardBox,
+                 announce: Callable[[Optional[str], int, str], None],
+                 demonstrations: Optional[Dict[str, Demonstration]] = None):
         self.node, self.group, self.space, self.tau = node, group, space, tau
+        self.demonstrations = demonstrations or {}
         self.s, self.rewards, self.announce = settings, rewards, announce
         self.segment = node.create_client(Segment, 'perception/segment', callback_group=group)
         self.predict = node.create_client(PredictGrasp, 'affordance/predict',
@@ -125,8 +126,13 @@ class EpisodeSteps:
             raise EpisodeFailure(R.PERCEPTION_FAILED, f'unusable grasp prior: {exc}') from exc
         return p, xi
 
-    def grasp_goal(self, frame_id: str, xi, eps) -> ExecuteGrasp.Goal:
-        """Build the arm goal that executes xi + eps."""
+    def demonstration(self, task: str) -> Demonstration:
+        """Return the demonstrated tau of a task text (the default tau for unknown tasks)."""
+        return self.demonstrations.get(task.strip().lower(), self.tau)
+
+    def grasp_goal(self, frame_id: str, xi, eps, tau: Optional[Demonstration] = None
+                   ) -> ExecuteGrasp.Goal:
+        """Build the arm goal that executes xi + eps, followed by tau (default: self.tau)."""
         command = self.space.command(xi, eps)
         goal = ExecuteGrasp.Goal(approach_distance=self.s.approach_distance)
         goal.contact_point.header.frame_id = frame_id
@@ -136,15 +142,18 @@ class EpisodeSteps:
         q.x, q.y, q.z, q.w = (float(v) for v in command.wrist_orientation)
         goal.hand_joint_names = command.hand_joint_names
         goal.hand_joint_positions = command.hand_joint_positions.tolist()
-        for offset in scaled_waypoints(self.tau, command.tau_scale):
+        for offset, turn in (tau or self.tau).scaled(command.tau_scale):
             wp = Pose()
             wp.position.x, wp.position.y, wp.position.z = (float(v) for v in offset)
-            wp.orientation.w = 1.0
+            o = wp.orientation
+            o.x, o.y, o.z, o.w = (float(v) for v in waypoint_turn(command.wrist_orientation,
+                                                                   turn))
             goal.post_grasp_waypoints.append(wp)
         return goal
 
-    async def execute_grasp(self, goal_handle, frame_id: str, xi, eps, phase: Phase) -> None:
-        """Run arm/execute_grasp, mirroring its stages as phases; cancel it on cancel."""
+    async def execute_grasp(self, goal_handle, frame_id: str, xi, eps, phase: Phase,
+                            task: str = '') -> None:
+        """Run arm/execute_grasp with the task's tau, mirroring its stages; cancel on cancel."""
         phase('approach', 'sending the grasp to the arm')
         if not await wait_until(self.node, self.arm.server_is_ready, self.s.service_timeout,
                                 self.group):
@@ -158,9 +167,9 @@ class EpisodeSteps:
                 last[0] = p
                 phase(p, f'arm stage {msg.feedback.stage}')
 
+        goal = self.grasp_goal(frame_id, xi, eps, self.demonstration(task))
         ok, handle = await wait_for(
-            self.node, self.arm.send_goal_async(self.grasp_goal(frame_id, xi, eps),
-                                                feedback_callback=on_feedback),
+            self.node, self.arm.send_goal_async(goal, feedback_callback=on_feedback),
             self.s.service_timeout, self.group)
         if not ok or not handle.accepted:
             raise EpisodeFailure(R.ARM_FAILED, 'arm/execute_grasp rejected the grasp goal '

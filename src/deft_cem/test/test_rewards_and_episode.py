@@ -55,3 +55,45 @@ def test_waypoints():
     np.testing.assert_allclose(scaled[1], [0.005, 0, 0.06])
     with pytest.raises(ValueError, match='triples'):
         parse_waypoints([0, 0])
+
+
+def test_demonstration_turns_are_base_axes_turns_of_the_grasp(tmp_path):
+    from deft_cem.episode import load_demonstrations, parse_demonstration, waypoint_turn
+    from deft_common import rotations
+
+    tau = parse_demonstration([0, 0, 0.1, 0.05, 0, 0.1], [0, 0, 0, 1.2, 0, 0])
+    (o0, r0), (o1, r1) = tau.scaled(0.5)
+    np.testing.assert_allclose(o1, [0.025, 0, 0.05])
+    np.testing.assert_allclose(r1, [0.6, 0, 0])
+    assert not r0.any()
+    # the arm composes q_grasp * rel: that must equal the base-axes turn R(r) * q_grasp
+    grasp = rotations.from_rotvec([0.3, -0.2, 1.0])
+    rel = waypoint_turn(grasp, [1.2, 0, 0])
+    turned = rotations.multiply(grasp, rel)
+    expected = rotations.multiply(rotations.from_rotvec([1.2, 0, 0]), grasp)
+    assert rotations.angle_between(turned, expected) < 1e-9
+    np.testing.assert_allclose(waypoint_turn(grasp, [0, 0, 0]), [0, 0, 0, 1], atol=1e-12)
+    # no turns given: zeros, one per waypoint
+    assert parse_demonstration([0, 0, 0.1]).rotations.shape == (1, 3)
+    with pytest.raises(ValueError, match='one finite rotation vector'):
+        parse_demonstration([0, 0, 0.1, 0, 0, 0.2], [0, 0, 1])
+    path = tmp_path / 'demos.yaml'
+    path.write_text('Pour It:\n  waypoints: [0, 0, 0.1]\n  rotations: [0, 0.5, 0]\n')
+    demos = load_demonstrations(path)
+    np.testing.assert_allclose(demos['pour it'].rotations, [[0, 0.5, 0]])
+    path.write_text('pour:\n  waypoints: [0, 0]\n')
+    with pytest.raises(ValueError, match="task 'pour'.*triples"):
+        load_demonstrations(path)
+    path.write_text('pour:\n  waypoint: [0, 0, 1]\n')
+    with pytest.raises(ValueError, match='needs a mapping with waypoints'):
+        load_demonstrations(path)
+
+
+def test_installed_demonstrations_file_parses():
+    from pathlib import Path
+
+    from deft_cem.episode import load_demonstrations
+
+    demos = load_demonstrations(Path(__file__).resolve().parents[1] / 'config' /
+                                'demonstrations.yaml')
+    assert 'pick up the cup' in demos and demos['pick up the cup'].waypoints[-1][2] > 0.05
