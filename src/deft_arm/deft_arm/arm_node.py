@@ -11,7 +11,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from deft_arm.backends import BACKENDS, make_backend
+from deft_arm.backends import BACKENDS, MotionError, make_backend
 from deft_arm.motion import Pose, Workspace, interpolate, pre_grasp_pose, waypoint_pose
 from deft_common.node_main import ConfigurationError, run_node
 from deft_common.ros_async import wait_for
@@ -33,6 +33,34 @@ PARAMS = (
     Param('hand_action', 'hand/grasp', 'Action that closes and opens the hand.'),
     Param('hand_timeout', 10.0, 'Seconds a hand goal may take.', range=(0.1, 600.0)),
     Param('state_rate_hz', 20.0, 'Rate of arm/wrist_pose, Hz.', range=(0.1, 1000.0)),
+    # backend moveit only (moveit_py); the names after moveit_ are MoveItSettings fields
+    Param('moveit_node_name', 'arm_moveit_py',
+          'Name of the node moveit_py starts in this process (root namespace).'),
+    Param('moveit_config_file', '',
+          'Parameter YAML with the MoveIt configuration for that node (robot_description, '
+          'robot_description_semantic, kinematics, planning pipelines, controllers; keyed /** '
+          'or by moveit_node_name); empty: the --params-file arguments of this process.'),
+    Param('moveit_planning_group', 'arm', 'MoveIt planning group of the arm.'),
+    Param('moveit_end_effector_link', 'tool0',
+          'Link whose pose is the wrist pose (its +z is the palm approach axis).'),
+    Param('moveit_planning_pipeline', 'ompl', 'Planning pipeline of free motions.'),
+    Param('moveit_planner_id', '', "Planner of free motions (empty: the pipeline's default)."),
+    Param('moveit_planning_time', 5.0, 'Seconds the planner may take per motion.',
+          range=(0.1, 120.0)),
+    Param('moveit_planning_attempts', 1, 'Planning attempts per motion.', range=(1, 100)),
+    Param('moveit_velocity_scaling', 0.1, 'Fraction of the joint velocity limits.',
+          range=(0.01, 1.0)),
+    Param('moveit_acceleration_scaling', 0.1, 'Fraction of the joint acceleration limits.',
+          range=(0.01, 1.0)),
+    Param('moveit_linear_pipeline', 'pilz_industrial_motion_planner',
+          'Pipeline of straight wrist lines: approach, retreat, post-grasp (empty: plan them as '
+          'free motions).'),
+    Param('moveit_linear_planner_id', 'LIN', 'Planner of straight wrist lines.'),
+    Param('moveit_execution_timeout', 10.0,
+          'Seconds an execution may overrun its planned duration before the arm is stopped.',
+          range=(0.1, 600.0)),
+    Param('moveit_ik_timeout', 0.05, 'Seconds of IK search per pose in the reachability check.',
+          range=(0.001, 10.0)),
 )
 
 
@@ -56,8 +84,13 @@ class ArmNode(Node):
                 raise ValueError('workspace_min/max need 3 values each with min < max')
             if self.workspace.check(self.home, 'home_pose'):
                 raise ValueError(self.workspace.check(self.home, 'home_pose'))
-            self.backend = make_backend(self.p.backend, self.home)
-        except ValueError as exc:
+            options = {}
+            if self.p.backend == 'moveit':
+                options = {k[len('moveit_'):]: v for k, v in vars(self.p).items()
+                           if k.startswith('moveit_')}
+                options.update(base_frame=self.p.base_frame, workspace=self.workspace)
+            self.backend = make_backend(self.p.backend, self.home, **options)
+        except (ValueError, RuntimeError) as exc:
             raise ConfigurationError(str(exc)) from exc
         self.group = ReentrantCallbackGroup()
         self.motion_lock = threading.Lock()
@@ -84,20 +117,30 @@ class ArmNode(Node):
         o.x, o.y, o.z, o.w = (float(v) for v in pose.orientation)
         self.pose_pub.publish(msg)
 
+    def destroy_node(self):
+        """Release the arm backend."""
+        self.backend.close()
+        return super().destroy_node()
+
     def move_to(self, goal: Pose, should_stop=lambda: False, on_step=lambda k, p: None,
-                speed: float = 0.0) -> bool:
-        """Move the wrist to a pose at the speed limits; False if stopped."""
+                speed: float = 0.0, linear: bool = False) -> bool:
+        """Move the wrist to a pose at the speed limits; False if stopped, MotionError."""
         with self.motion_lock:
             path = interpolate(self.backend.current_pose(), goal, speed or self.p.max_speed,
                                self.p.max_angular_speed, self.p.control_rate_hz)
-            return self.backend.move(path, self.p.control_rate_hz, should_stop, on_step)
+            return self.backend.move(path, self.p.control_rate_hz, should_stop, on_step,
+                                     linear=linear)
 
     def on_home(self, request, response):
         """Move home (blocks this service call until there)."""
         if self.busy:
             response.success, response.message = False, 'a grasp is being executed'
             return response
-        self.move_to(self.home)
+        try:
+            self.move_to(self.home)
+        except MotionError as exc:
+            response.success, response.message = False, f'not home: {exc}'
+            return response
         response.success, response.message = True, 'home'
         return response
 
@@ -172,10 +215,17 @@ class ArmNode(Node):
                 handle.abort()
                 return E(error_code=E.UNREACHABLE, message=f'unreachable: {reason}',
                          final_stage='pre_grasp')
+        reason = self.backend.check_reachable(named)
+        if reason:
+            handle.abort()
+            return E(error_code=E.UNREACHABLE, message=f'unreachable: {reason}',
+                     final_stage='pre_grasp')
         speed = goal.max_speed
         stop = lambda: handle.is_cancel_requested  # noqa: E731
+        stage, failure = 'pre_grasp', None
 
-        def stage_move(stage, target):
+        def stage_move(stage, target, linear=False):
+            nonlocal failure
             start = self.backend.current_pose().position
             span = max(1e-9, float(np.linalg.norm(target.position - start)))
 
@@ -188,12 +238,15 @@ class ArmNode(Node):
                 o.x, o.y, o.z, o.w = (float(v) for v in pose.orientation)
                 handle.publish_feedback(fb)
             handle.publish_feedback(ExecuteGrasp.Feedback(stage=stage, progress=0.0))
-            return self.move_to(target, stop, step, speed)
+            try:
+                return self.move_to(target, stop, step, speed, linear)
+            except MotionError as exc:
+                failure = (E.TIMEOUT if exc.timed_out else E.MOTION_FAILED, f'{stage}: {exc}')
+                return False
 
-        stage, failure = 'pre_grasp', None
         if stage_move('pre_grasp', pre):
             stage = 'approach'
-            if stage_move('approach', grasp):
+            if stage_move('approach', grasp, linear=True):
                 stage = 'grasp'
                 handle.publish_feedback(ExecuteGrasp.Feedback(stage='grasp'))
                 hand = HandGrasp.Goal(joint_names=list(goal.hand_joint_names),
@@ -206,7 +259,7 @@ class ArmNode(Node):
                 elif not stop():
                     stage = 'post_grasp'
                     for wp in waypoints:
-                        if not stage_move('post_grasp', wp):
+                        if not stage_move('post_grasp', wp, linear=True):
                             break
                     else:
                         handle.succeed()
@@ -215,8 +268,13 @@ class ArmNode(Node):
         # cancelled or failed after motion began: open the hand, back off to the pre-grasp pose
         handle.publish_feedback(ExecuteGrasp.Feedback(stage='retreat'))
         opened = await self.hand_goal(HandGrasp.Goal(named_pose='open'))
-        self.move_to(Pose(pre.position, self.backend.current_pose().orientation))
         note = f'; the hand did not open: {opened}' if opened else ''
+        if failure is None or stage != 'pre_grasp':  # a failed pre-grasp left nothing to back off
+            try:
+                self.move_to(Pose(pre.position, self.backend.current_pose().orientation),
+                             linear=stage != 'pre_grasp')
+            except MotionError as exc:
+                note += f'; the retreat failed: {exc}'
         if failure is None:
             handle.canceled()
             return E(error_code=E.CANCELED, final_stage=stage,

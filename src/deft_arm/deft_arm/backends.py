@@ -2,9 +2,17 @@
 
 from abc import ABC, abstractmethod
 import time
-from typing import Callable, List
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from deft_arm.motion import Pose
+
+
+class MotionError(RuntimeError):
+    """A motion could not be planned or executed; the message says which and why."""
+
+    def __init__(self, message: str, timed_out: bool = False):
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class ArmBackend(ABC):
@@ -16,8 +24,17 @@ class ArmBackend(ABC):
 
     @abstractmethod
     def move(self, path: List[Pose], rate_hz: float, should_stop: Callable[[], bool],
-             on_step: Callable[[int, Pose], None]) -> bool:
-        """Follow the path; return False if should_stop() ended it early."""
+             on_step: Callable[[int, Pose], None], linear: bool = False) -> bool:
+        """
+        Follow the path; return False if should_stop() ended it early.
+
+        linear asks for a straight wrist line to the path's end (the approach along the palm's
+        axis, the retreat); raise MotionError when the motion cannot be planned or executed.
+        """
+
+    def check_reachable(self, poses: Sequence[Tuple[str, Pose]]) -> Optional[str]:
+        """Return why one of the named poses cannot be reached, or None; moves nothing."""
+        return None
 
     def close(self) -> None:
         """Release the hardware."""
@@ -39,8 +56,8 @@ class FakeArm(ArmBackend):
         """Return where the last step left the wrist."""
         return self.pose
 
-    def move(self, path, rate_hz, should_stop, on_step) -> bool:
-        """Step through the path at rate_hz."""
+    def move(self, path, rate_hz, should_stop, on_step, linear=False) -> bool:
+        """Step through the path at rate_hz (always a straight line: linear changes nothing)."""
         for k, pose in enumerate(path):
             if should_stop():
                 return False
@@ -50,11 +67,14 @@ class FakeArm(ArmBackend):
         return True
 
 
-BACKENDS = ('fake',)
+BACKENDS = ('fake', 'moveit')
 
 
-def make_backend(name: str, home: Pose) -> ArmBackend:
-    """Build a backend by name; ValueError naming the choices."""
+def make_backend(name: str, home: Pose, **options) -> ArmBackend:
+    """Build a backend by name with its options; ValueError naming the choices."""
     if name == 'fake':
-        return FakeArm(home)
+        return FakeArm(home, **options)
+    if name == 'moveit':  # imported here: only the robot has moveit_py
+        from deft_arm.moveit_backend import MoveItArm, MoveItSettings
+        return MoveItArm(MoveItSettings(**options))
     raise ValueError(f'unknown arm backend {name!r}; available: {", ".join(BACKENDS)}')

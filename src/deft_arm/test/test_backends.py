@@ -80,4 +80,4 @@ def test_make_backend():
     arm.close()
     with pytest.raises(ValueError, match="unknown arm backend 'ur5'; available: fake"):
         make_backend('ur5', HOME)
-    assert BACKENDS == ('fake',)
+    assert BACKENDS == ('fake', 'moveit')
