@@ -28,6 +28,8 @@ setup(
             'deft_score = deft_cem.score_cli:main',
             'deft_train_policy = deft_cem.policy_cli:main',
             'deft_replay_eval = deft_cem.replay_cli:main',
+            'bag_player = deft_cem.bag_player:main',
+            'deft_play_bag = deft_cem.bag_player:main',
         ],
     },
 )

@@ -40,13 +40,14 @@ class Argument:
 
 NODES = (
     NodeSpec('sim', 'deft_sim', 'sim_node', ('sim',)),
-    NodeSpec('perception', 'deft_perception', 'perception_node', ('sim', 'robot')),
-    NodeSpec('affordance', 'deft_affordance', 'affordance_node', ('sim', 'robot')),
+    NodeSpec('bag_player', 'deft_cem', 'bag_player', ('replay',)),
+    NodeSpec('perception', 'deft_perception', 'perception_node', ('sim', 'robot', 'replay')),
+    NodeSpec('affordance', 'deft_affordance', 'affordance_node', ('sim', 'robot', 'replay')),
     NodeSpec('hand_driver', 'deft_hand_driver', 'hand_driver_node', ('sim', 'robot')),
     NodeSpec('arm', 'deft_arm', 'arm_node', ('sim', 'robot')),
     NodeSpec('episode', 'deft_cem', 'episode_node', ('sim', 'robot')),
 )
-PROFILES = ('sim', 'robot')
+PROFILES = ('sim', 'robot', 'replay')
 
 ARGUMENTS = (
     Argument('namespace', DEFAULT_NAMESPACE, 'Namespace of every node of the graph.'),
@@ -57,6 +58,10 @@ ARGUMENTS = (
     Argument('camera_namespace', '/camera/camera',
              'Robot only: namespace of the RGB-D driver topics remapped to the camera inputs.'),
     Argument('log_level', 'info', 'Log level of every node (debug, info, warn, error).'),
+    Argument('bags', '', 'Replay only (required there): what to play, an episode bag, a '
+             'directory of bags or a run directory.'),
+    Argument('rate', '', 'Replay only: playback speed, 2.0 = twice as fast as recorded '
+             "(empty: the parameter files' value, 1.0)."),
 )
 
 # Robot profile: the camera driver's topics (RealSense wrapper layout, depth aligned to colour).
@@ -137,7 +142,7 @@ def describe(profile: str, arguments: Optional[Dict[str, str]] = None,
              config_dir: Optional[Path] = None,
              only: Optional[Sequence[str]] = None) -> List[NodeLaunch]:
     """
-    Resolve the graph of a profile ('sim' or 'robot') into the nodes to start.
+    Resolve the graph of a profile ('sim', 'robot' or 'replay') into the nodes to start.
 
     `arguments` are launch-argument values (see ARGUMENTS); `overrides` maps node name to extra
     parameter values; `only` restricts the graph to some node names (tests).
@@ -171,7 +176,11 @@ def describe(profile: str, arguments: Optional[Dict[str, str]] = None,
         values = dict(shared)
         if spec.name == 'episode' and args['reward_source']:
             values['default_reward_source'] = args['reward_source']
+        if spec.name == 'bag_player':
+            values.update(_player_values(args))
         values.update((overrides or {}).get(spec.name, {}))
+        if spec.name == 'bag_player':
+            _check_bags(values)
         remaps: Tuple[Tuple[str, str], ...] = ()
         if profile == 'robot' and spec.name == 'perception':
             camera = args['camera_namespace'].rstrip('/')
@@ -181,3 +190,28 @@ def describe(profile: str, arguments: Optional[Dict[str, str]] = None,
             namespace=args['namespace'], param_files=tuple(str(f) for f in files),
             overrides=values, remappings=remaps, log_level=args['log_level']))
     return result
+
+
+def _player_values(args: Dict[str, str]) -> Dict[str, object]:
+    """Return the bag player's parameters set by the bags and rate arguments."""
+    values: Dict[str, object] = {}
+    if args['bags']:  # absolute: the node's working directory may not be the caller's
+        values['bags'] = str(Path(args['bags']).expanduser().absolute())
+    if args['rate']:
+        try:
+            rate = float(args['rate'])
+        except ValueError:
+            rate = 0.0
+        if not rate > 0.0:  # NaN too
+            raise ValueError(f'rate must be a number above 0, got {args["rate"]!r}')
+        values['rate'] = rate
+    return values
+
+
+def _check_bags(values: Dict[str, object]) -> None:
+    """Raise ValueError unless the bag player has a bags path that exists."""
+    if not values.get('bags'):
+        raise ValueError('the replay profile needs bags: an episode bag, a directory of bags or '
+                         'a run directory (bags:=<path>)')
+    if not Path(str(values['bags'])).exists():
+        raise ValueError(f'bags: {values["bags"]} does not exist')

@@ -58,12 +58,44 @@ def test_arguments_and_overrides_reach_the_command_line(tmp_path):
     last.unlink()
 
 
+def test_replay_profile_plays_bags_into_perception_and_affordance(tmp_path, monkeypatch):
+    (tmp_path / 'run').mkdir()
+    monkeypatch.chdir(tmp_path)
+    nodes = {n.name: n for n in graph.describe(
+        'replay', {'bags': 'run', 'rate': '2', 'namespace': '/lab'}, config_dir=CONFIG)}
+    assert list(nodes) == ['bag_player', 'perception', 'affordance']
+    player = nodes['bag_player']
+    assert (player.package, player.executable) == ('deft_cem', 'bag_player')
+    assert player.overrides == {'bags': str(tmp_path / 'run'), 'rate': 2.0}  # absolute
+    for n in nodes.values():
+        assert n.namespace == '/lab' and n.remappings == ()  # the recorded camera topic names
+        assert [Path(f).name for f in n.param_files] == [
+            'common.yaml', f'{n.name}.yaml', 'profile.replay.yaml']
+    profile = yaml.safe_load((CONFIG / 'profile.replay.yaml').read_text())
+    assert profile['/**/perception']['ros__parameters']['backend'] == 'depth'
+    assert profile['/**/bag_player']['ros__parameters']['exit_when_done'] is False
+    # the rate is the parameter files' unless given; bags may also come as an override
+    only = graph.describe('replay', overrides={'bag_player': {'bags': str(tmp_path)}},
+                          config_dir=CONFIG, only=['bag_player'])
+    assert only[0].overrides == {'bags': str(tmp_path)}
+    # the other profiles have no player and ignore the replay arguments
+    sim = graph.describe('sim', {'bags': 'run', 'rate': '2'}, config_dir=CONFIG)
+    assert 'bag_player' not in [n.name for n in sim]
+
+
 @pytest.mark.parametrize('call,match', [
     (lambda: graph.describe('moon', config_dir=CONFIG), 'unknown profile'),
     (lambda: graph.describe('sim', {'bogus': 1}, config_dir=CONFIG), 'unknown launch arguments'),
     (lambda: graph.describe('robot', overrides={'sim': {}}, config_dir=CONFIG), "no node 'sim'"),
     (lambda: graph.describe('sim', {'params_file': '/nope.yaml'}, config_dir=CONFIG),
      'not found: /nope.yaml'),
+    (lambda: graph.describe('replay', config_dir=CONFIG), 'replay profile needs bags'),
+    (lambda: graph.describe('replay', {'bags': '/nope/bags'}, config_dir=CONFIG),
+     'bags: /nope/bags does not exist'),
+    (lambda: graph.describe('replay', {'bags': '/', 'rate': 'fast'}, config_dir=CONFIG),
+     "rate must be a number above 0, got 'fast'"),
+    (lambda: graph.describe('replay', {'bags': '/', 'rate': '0'}, config_dir=CONFIG),
+     'rate must be a number above 0'),
 ])
 def test_errors_name_the_problem(call, match):
     with pytest.raises(ValueError, match=match):
