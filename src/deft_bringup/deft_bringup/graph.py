@@ -58,6 +58,16 @@ ARGUMENTS = (
     Argument('camera_namespace', '/camera/camera',
              'Robot only: namespace of the RGB-D driver topics remapped to the camera inputs.'),
     Argument('log_level', 'info', 'Log level of every node (debug, info, warn, error).'),
+    Argument('affordance_checkpoint', '', 'Affordance model checkpoint (deft_train_affordance); '
+             'given: the affordance node runs backend model with it.'),
+    Argument('planning_group', '', 'Robot only: MoveIt planning group of the arm (empty: '
+             "arm.yaml's moveit_planning_group)."),
+    Argument('moveit_config', '', 'Robot only: parameter YAML with the MoveIt configuration '
+             '(robot_description, SRDF, kinematics, pipelines, controllers).'),
+    Argument('moveit_config_package', '', 'Robot only: your MoveIt config package (made by the '
+             'MoveIt Setup Assistant); its configuration is built with MoveItConfigsBuilder.'),
+    Argument('robot_name', '', 'Robot only: robot name for MoveItConfigsBuilder (with '
+             'moveit_config_package).'),
     Argument('bags', '', 'Replay only (required there): what to play, an episode bag, a '
              'directory of bags or a run directory.'),
     Argument('rate', '', 'Replay only: playback speed, 2.0 = twice as fast as recorded '
@@ -178,6 +188,11 @@ def describe(profile: str, arguments: Optional[Dict[str, str]] = None,
             values['default_reward_source'] = args['reward_source']
         if spec.name == 'bag_player':
             values.update(_player_values(args))
+        if spec.name == 'affordance' and args['affordance_checkpoint']:
+            values.update(backend='model', checkpoint=str(
+                Path(args['affordance_checkpoint']).expanduser().absolute()))
+        if spec.name == 'arm':
+            values.update(_moveit_values(args))
         values.update((overrides or {}).get(spec.name, {}))
         if spec.name == 'bag_player':
             _check_bags(values)
@@ -190,6 +205,50 @@ def describe(profile: str, arguments: Optional[Dict[str, str]] = None,
             namespace=args['namespace'], param_files=tuple(str(f) for f in files),
             overrides=values, remappings=remaps, log_level=args['log_level']))
     return result
+
+
+def _moveit_values(args: Dict[str, str]) -> Dict[str, object]:
+    """Return the arm's MoveIt parameters set by the launch arguments."""
+    values: Dict[str, object] = {}
+    if args['planning_group']:
+        values['moveit_planning_group'] = args['planning_group']
+    if args['moveit_config'] and args['moveit_config_package']:
+        raise ValueError('give moveit_config or moveit_config_package, not both')
+    if args['moveit_config']:
+        path = Path(args['moveit_config']).expanduser().absolute()
+        if not path.is_file():
+            raise ValueError(f'moveit_config: {path} is not a file')
+        values['moveit_config_file'] = str(path)
+    elif args['moveit_config_package']:
+        values['moveit_config_file'] = moveit_config_from_package(
+            args['moveit_config_package'], args['robot_name'])
+    return values
+
+
+def moveit_config_from_package(package: str, robot_name: str) -> str:
+    """
+    Build a MoveIt config package's parameters and write them as a `/**` parameter file.
+
+    MoveItConfigsBuilder(robot_name, package_name=package).to_dict() is what MoveIt's own
+    launch files pass to move_group; moveit_py reads the same from the file given to the arm
+    node (moveit_config_file). ValueError when moveit_configs_utils or the package is missing.
+    """
+    if not robot_name:
+        raise ValueError('moveit_config_package needs robot_name (the name the MoveIt Setup '
+                         'Assistant gave the robot)')
+    try:
+        from moveit_configs_utils import MoveItConfigsBuilder
+    except ImportError as exc:
+        raise ValueError('moveit_config_package needs moveit_configs_utils (apt: '
+                         'ros-$ROS_DISTRO-moveit-configs-utils)') from exc
+    try:
+        config = MoveItConfigsBuilder(robot_name, package_name=package).to_dict()
+    except Exception as exc:  # noqa: B902 - package lookup, xacro and YAML errors of many types
+        raise ValueError(f'moveit_config_package {package}: {exc}') from exc
+    with tempfile.NamedTemporaryFile('w', prefix='deft_moveit_', suffix='.yaml',
+                                     delete=False) as f:
+        f.write(json.dumps({'/**': {'ros__parameters': config}}, indent=1, default=str) + '\n')
+    return f.name
 
 
 def _player_values(args: Dict[str, str]) -> Dict[str, object]:

@@ -96,7 +96,63 @@ def test_replay_profile_plays_bags_into_perception_and_affordance(tmp_path, monk
      "rate must be a number above 0, got 'fast'"),
     (lambda: graph.describe('replay', {'bags': '/', 'rate': '0'}, config_dir=CONFIG),
      'rate must be a number above 0'),
+    (lambda: graph.describe('robot', {'moveit_config': '/nope.yaml'}, config_dir=CONFIG),
+     'moveit_config: /nope.yaml is not a file'),
+    (lambda: graph.describe('robot', {'moveit_config_package': 'my_arm_moveit_config'},
+                            config_dir=CONFIG), 'needs robot_name'),
+    (lambda: graph.describe('robot', {'moveit_config_package': 'p', 'moveit_config': '/x'},
+                            config_dir=CONFIG), 'not both'),
 ])
 def test_errors_name_the_problem(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_robot_arguments_reach_the_arm_and_the_affordance_model(tmp_path):
+    moveit = tmp_path / 'moveit.yaml'
+    moveit.write_text('/**:\n  ros__parameters: {robot_description: "<robot/>"}\n')
+    nodes = {n.name: n for n in graph.describe(
+        'robot', {'planning_group': 'ur_manipulator', 'moveit_config': str(moveit),
+                  'affordance_checkpoint': str(tmp_path / 'aff.pt')}, config_dir=CONFIG)}
+    assert nodes['arm'].overrides['moveit_planning_group'] == 'ur_manipulator'
+    assert nodes['arm'].overrides['moveit_config_file'] == str(moveit)
+    assert nodes['affordance'].overrides['backend'] == 'model'
+    assert nodes['affordance'].overrides['checkpoint'] == str(tmp_path / 'aff.pt')
+    # without them the parameter files decide
+    plain = {n.name: n for n in graph.describe('robot', config_dir=CONFIG)}
+    assert 'moveit_planning_group' not in plain['arm'].overrides
+    assert 'backend' not in plain['affordance'].overrides
+
+
+def test_moveit_config_package_is_built_into_a_parameter_file(monkeypatch):
+    """MoveItConfigsBuilder(...).to_dict() lands under /** in the file the arm node gets."""
+    import sys
+    import types
+
+    calls = []
+
+    class Builder:
+        def __init__(self, name, package_name):
+            calls.append((name, package_name))
+
+        def to_dict(self):
+            return {'robot_description': '<robot name="ur5e"/>',
+                    'robot_description_kinematics': {'arm': {'kinematics_solver_timeout': 0.05}}}
+
+    monkeypatch.setitem(sys.modules, 'moveit_configs_utils',
+                        types.SimpleNamespace(MoveItConfigsBuilder=Builder))
+    nodes = {n.name: n for n in graph.describe(
+        'robot', {'moveit_config_package': 'ur_moveit_config', 'robot_name': 'ur5e'},
+        config_dir=CONFIG)}
+    assert calls == [('ur5e', 'ur_moveit_config')]
+    path = Path(nodes['arm'].overrides['moveit_config_file'])
+    try:
+        params = yaml.safe_load(path.read_text())['/**']['ros__parameters']
+        assert params['robot_description'] == '<robot name="ur5e"/>'
+        assert params['robot_description_kinematics']['arm']['kinematics_solver_timeout'] == 0.05
+    finally:
+        path.unlink()
+    monkeypatch.setitem(sys.modules, 'moveit_configs_utils', None)  # not installed
+    with pytest.raises(ValueError, match='needs moveit_configs_utils'):
+        graph.describe('robot', {'moveit_config_package': 'p', 'robot_name': 'r'},
+                       config_dir=CONFIG)
