@@ -79,6 +79,11 @@ class SpoonGeometry:
     Spoon frame: origin at the handle's centre, +x along the handle towards the bowl, +z up.
     The rest is two static posts under the handle's ends, so the handle lies `rest_height`
     above the table with room beneath it for the fingers, as a spoon lying on a real knife rest.
+
+    With `neck_drop` > 0 the spoon is a ladle (scoop_grape, stir_spoon): a neck drops from the
+    handle's end to a tray-like bowl `neck_drop` below the handle's centre (a flat floor of half
+    size bowl_half, two side walls `tray_wall` high, the neck as its back wall, open at the
+    tip), and the rest is one post under the handle's end: the tray rests on the table.
     """
 
     handle_half: Tuple[float, float, float] = (0.07, 0.009, 0.005)  # x (length), y, z (m)
@@ -88,12 +93,88 @@ class SpoonGeometry:
     rest_height: float = 0.05  # m: the handle's underside above the table
     rest_half: Tuple[float, float] = (0.006, 0.02)  # post half size along, across the handle
     rgba: Tuple[float, float, float, float] = (0.15, 0.35, 0.85, 1.0)
+    neck_drop: float = 0.0  # m: a ladle's tray floor centre below the handle's centre
+    tray_wall: float = 0.0  # m: a ladle's tray side walls above its floor
+    neck_half: float = 0.004  # m: half the neck's thickness along the handle
+    tray_lip: float = 0.015  # m: a ladle tray's bare floor ahead of its side walls (the tip)
+    bowl_friction: float = 1.0  # a ladle's neck and tray (smooth: grapes roll and slide out)
+
+    def __post_init__(self):
+        if self.neck_drop < 0 or self.tray_wall < 0:
+            raise ValueError('neck_drop and tray_wall must be >= 0')
 
     @property
-    def post_x(self) -> Tuple[float, float]:
-        """Return the x of the two rest posts in the spoon frame (under handle end and neck)."""
-        return (-self.handle_half[0] + self.rest_half[0] + 0.002,
-                self.handle_half[0] + 0.5 * self.bowl_half[0])
+    def ladle(self) -> bool:
+        """Return whether the bowl is a tray hanging below the handle on a neck."""
+        return self.neck_drop > 0
+
+    @property
+    def post_x(self) -> Tuple[float, ...]:
+        """Return the x of the rest posts in the spoon frame (under handle end and neck)."""
+        end = -self.handle_half[0] + self.rest_half[0] + 0.002
+        return (end,) if self.ladle else (end, self.handle_half[0] + 0.5 * self.bowl_half[0])
+
+    @property
+    def handle_span(self) -> Tuple[float, float]:
+        """Return the x range (spoon frame) of the handle the hand can grasp."""
+        if self.ladle:
+            return self.post_x[0], self.handle_half[0] - 2 * self.neck_half
+        return self.post_x[0], self.post_x[1]
+
+    @property
+    def bowl_centre(self) -> Tuple[float, float, float]:
+        """Return the spoon's tip point, spoon frame: a ladle's tray floor (top), else bowl top."""
+        hx, hz = self.handle_half[0], self.handle_half[2]
+        bx, _, bz = self.bowl_half
+        if self.ladle:
+            return (hx - 2 * self.neck_half + bx, 0.0, -self.neck_drop + bz)
+        return (hx + bx - 0.004, 0.0, 2 * bz - hz)
+
+
+LADLE = SpoonGeometry(handle_half=(0.09, 0.009, 0.005), bowl_half=(0.032, 0.025, 0.0015),
+                      mass=0.06, rest_height=0.065, neck_drop=0.0685, tray_wall=0.012,
+                      bowl_friction=0.3)
+
+
+@dataclass(frozen=True)
+class DishGeometry:
+    """
+    A static round container (scoop_grape's dish, stir_spoon's pot): a ring of wall segments.
+
+    The inside has a floor of `floor` thickness (0: the table is its floor). Frame: the centre
+    of its footprint on the table, +z up.
+    """
+
+    radius: float = 0.065  # m: inner radius of the wall
+    height: float = 0.025  # m: the rim above the table
+    wall: float = 0.006  # m: wall thickness
+    floor: float = 0.0  # m: floor thickness (0: no floor geom)
+    segments: int = 20
+    friction: float = 0.5
+    rgba: Tuple[float, float, float, float] = (0.92, 0.9, 0.82, 1.0)
+    inside_rgba: Tuple[float, float, float, float] = (0.55, 0.5, 0.45, 1.0)
+
+    def __post_init__(self):
+        if self.radius <= 0 or self.height <= self.floor or self.wall <= 0 or self.floor < 0:
+            raise ValueError('a dish needs radius, wall > 0 and 0 <= floor < height (m)')
+        if self.segments < 8:
+            raise ValueError('a dish needs >= 8 wall segments')
+
+
+@dataclass(frozen=True)
+class GrapeGeometry:
+    """The grapes of scoop_grape: free spheres with friction and a little rolling resistance."""
+
+    count: int = 6
+    radius: float = 0.009
+    mass: float = 0.006
+    friction: float = 0.3
+    rolling: float = 0.0001  # m: rolling friction, so a grape settles instead of rolling on
+    rgba: Tuple[float, float, float, float] = (0.45, 0.75, 0.2, 1.0)
+
+    def __post_init__(self):
+        if self.count < 1 or self.radius <= 0 or self.mass <= 0:
+            raise ValueError('grapes need count >= 1, radius > 0 and mass > 0')
 
 
 @dataclass(frozen=True)
@@ -224,15 +305,68 @@ def spoon_xml(spoon: SpoonGeometry, rest: bool = True) -> str:
         f'rgba="0.55 0.55 0.58 1" contype="1" conaffinity="3"/>'
         for i, x in enumerate(spoon.post_x))
     geom = f'friction="{spoon.friction} 0.01 0.0001" condim="4" contype="1" conaffinity="3"'
+    colour = f'rgba="{_f(spoon.rgba)}"'
     rest_xml = f'<body name="spoon_rest" mocap="true" pos="0.5 0 0">{posts}</body>'
+    if spoon.ladle:
+        nt, drop, wall = spoon.neck_half, spoon.neck_drop, spoon.tray_wall
+        cx, _, _ = spoon.bowl_centre
+        wx = bx - spoon.tray_lip / 2  # the side walls end tray_lip short of the open tip
+        m = spoon.mass
+        smooth = geom.replace(f'friction="{spoon.friction} ', f'friction="{spoon.bowl_friction} ')
+        bowl = (f'<geom name="spoon_neck" type="box" size="{nt} {by} {(drop + bz + hz) / 2:.6g}" '
+                f'pos="{hx - nt:.6g} 0 {(hz - drop - bz) / 2:.6g}" mass="{0.08 * m:.6g}" '
+                f'{colour} {smooth}/>'
+                f'<geom name="spoon_bowl" type="box" size="{bx} {by} {bz}" '
+                f'pos="{cx:.6g} 0 {-drop:.6g}" mass="{0.2 * m:.6g}" {colour} {smooth}/>'
+                + ''.join(f'<geom name="spoon_wall_{k}" type="box" '
+                          f'size="{wx:.6g} 0.002 {wall / 2:.6g}" '
+                          f'pos="{cx - bx + wx:.6g} {sign * (by - 0.002):.6g} '
+                          f'{-drop + bz + wall / 2:.6g}" mass="{0.06 * m:.6g}" {colour} {smooth}/>'
+                          for k, sign in enumerate((1, -1))))
+        handle_mass = 0.6 * m  # the handle is the heavy part: the ladle balances near the hand
+    else:
+        bowl = (f'<geom name="spoon_bowl" type="ellipsoid" size="{bx} {by} {bz}" '
+                f'pos="{hx + bx - 0.004:.6g} 0 {bz - hz:.6g}" mass="{0.4 * spoon.mass:.6g}" '
+                f'{colour} {geom}/>')
+        handle_mass = 0.6 * spoon.mass
     return ((rest_xml if rest else '') + f'<body name="spoon" pos="0.5 0 {h + hz}">'
             '<freejoint name="spoon_free"/>'
             f'<geom name="spoon_handle" type="box" size="{hx} {hy} {hz}" '
-            f'mass="{0.6 * spoon.mass:.6g}" rgba="{_f(spoon.rgba)}" {geom}/>'
-            f'<geom name="spoon_bowl" type="ellipsoid" size="{bx} {by} {bz}" '
-            f'pos="{hx + bx - 0.004:.6g} 0 {bz - hz:.6g}" mass="{0.4 * spoon.mass:.6g}" '
-            f'rgba="{_f(spoon.rgba)}" {geom}/>'
-            '</body>')
+            f'mass="{handle_mass:.6g}" {colour} {geom}/>'
+            f'{bowl}</body>')
+
+
+def dish_xml(name: str, dish: DishGeometry) -> str:
+    """Return a static round container (mocap body `name`, placed by the world at reset)."""
+    r, h, t, n = dish.radius, dish.height, dish.wall, dish.segments
+    half_len = (r + t) * np.tan(np.pi / n) + 0.001  # segments overlap a little: no gaps
+    props = (f'rgba="{_f(dish.rgba)}" friction="{dish.friction} 0.005 0.0001" contype="1" '
+             f'conaffinity="3"')
+    walls = ''.join(
+        f'<geom name="{name}_wall_{k}" type="box" size="{t / 2} {half_len:.6g} {h / 2}" '
+        f'pos="{(r + t / 2) * np.cos(a):.6g} {(r + t / 2) * np.sin(a):.6g} {h / 2}" '
+        f'euler="0 0 {a:.6g}" {props}/>'
+        for k, a in enumerate(2 * np.pi * np.arange(n) / n))
+    if dish.floor > 0:
+        inside = (f'<geom name="{name}_floor" type="cylinder" size="{r + t / 2} {dish.floor / 2}" '
+                  f'pos="0 0 {dish.floor / 2}" rgba="{_f(dish.inside_rgba)}" '
+                  f'friction="{dish.friction} 0.005 0.0001" contype="1" conaffinity="3"/>')
+    else:
+        inside = (f'<geom name="{name}_inside" type="cylinder" size="{r} 0.0005" pos="0 0 0.0005" '
+                  f'rgba="{_f(dish.inside_rgba)}" contype="0" conaffinity="0"/>')
+    return f'<body name="{name}" mocap="true" pos="0.5 0.3 0">{walls}{inside}</body>'
+
+
+def grapes_xml(grapes: GrapeGeometry) -> str:
+    """Return the grapes: free spheres 'grape_0', 'grape_1', ... (joints 'grape_<i>_free')."""
+    g = grapes
+    return ''.join(
+        f'<body name="grape_{i}" pos="{0.9 - 0.03 * i:.6g} 0.5 {g.radius}">'
+        f'<freejoint name="grape_{i}_free"/>'
+        f'<geom name="grape_{i}" type="sphere" size="{g.radius}" mass="{g.mass}" '
+        f'rgba="{_f(g.rgba)}" friction="{g.friction} 0.005 {g.rolling}" condim="6" '
+        f'contype="1" conaffinity="3"/></body>'
+        for i in range(g.count))
 
 
 def drawer_xml(dr: DrawerGeometry) -> str:
@@ -306,14 +440,17 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
                home_quat: Sequence[float] = (1.0, 0.0, 0.0, 0.0),
                bowl: Optional[BowlGeometry] = None, obj: str = 'cup',
                spoon: SpoonGeometry = SpoonGeometry(),
-               drawer: DrawerGeometry = DrawerGeometry()) -> str:
+               drawer: DrawerGeometry = DrawerGeometry(),
+               containers: Sequence[Tuple[str, DishGeometry]] = (),
+               grapes: Optional[GrapeGeometry] = None) -> str:
     """
     Return the MJCF XML of the table, the task object, the mocap-driven hand and the camera.
 
     `obj` is one of OBJECTS: the cup (free body 'cup'), the spoon on its rest (free body
     'spoon', static 'spoon_rest'), or the cabinet (static 'cabinet') whose body 'drawer' slides
     on joint 'drawer_slide'. With `bowl`, a static bowl (mocap body 'bowl', placed by the world
-    at reset) joins the scene.
+    at reset) joins the scene; `containers` are (body name, DishGeometry) of static hollow
+    containers (placed by the world at reset); `grapes` adds free spheres 'grape_<i>'.
 
     `joint_names`, `lower`, `upper` are the hand config's (every joint of FINGERS x
     FINGER_JOINTS and THUMB_JOINTS must be there, else ValueError). Quaternions are ROS order.
@@ -343,6 +480,8 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
         f'<geom name="bowl_inside" type="cylinder" size="{0.85 * bowl.radius} 0.0005" '
         f'pos="0 0 {bowl.height / 2}" rgba="0.35 0.3 0.25 1" contype="0" conaffinity="0"/>'
         '</body>')
+    bowl_xml += ''.join(dish_xml(name, dish) for name, dish in containers)
+    bowl_xml += '' if grapes is None else grapes_xml(grapes)
     home = _f(home_position) + f'" quat="{_f(mj_quat(home_quat))}'
     ph = hand.palm_half
     return f"""<mujoco model="deft_tabletop">

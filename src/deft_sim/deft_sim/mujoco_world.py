@@ -24,11 +24,13 @@ thumb) and not by the table. Reward in [0, 1]: touched by the hand: 0.3 + 0.7 * 
 that: a cup knocked over and dragged up on its side earns little); not touched: up to 0.3 as the
 palm came closer to the cup's grasp region (its axis from centre to top) during the episode.
 
-Task "pour from the cup" (task='pour_cup'): a static bowl stands beside the cup (seeded, 15-20 cm
-towards the table's centre line). Success = the cup held (as above), lifted by lift_target,
-tilted by at least pour_tilt, its mouth within the bowl's radius of the bowl's centre
-(horizontally). Reward when touched: 0.3 + 0.7 * lift fraction * (tilt fraction + over-bowl
-fraction) / 2; not touched: the same approach shaping as the pick task.
+Task "pour from the cup" (task='pour_cup'): a static bowl stands beside the cup, at a fixed
+offset from it in base axes (bowl_offset, 17 cm to the robot's right) plus a seeded jitter of
++-bowl_jitter per axis, so the single demonstration (lift, carry over the bowl, roll the wrist)
+serves every placement. Success = the cup held (as above), lifted by lift_target, tilted by at
+least pour_tilt, its mouth within the bowl's radius of the bowl's centre (horizontally). Reward
+when touched: 0.3 + 0.7 * lift fraction * (tilt fraction + over-bowl fraction) / 2; not
+touched: the same approach shaping as the pick task.
 
 Task "pick up the spoon" (task='pick_spoon'): a thin spoon (flat handle + shallow bowl) lies on
 a knife rest (two posts, SpoonGeometry.rest_height above the table) at the seeded placement and
@@ -42,7 +44,33 @@ with dry friction; a bar handle stands off its front. The drawer front's centre 
 +-max_cabinet_yaw. Reward = opened fraction (slide travel / full travel, in [0, 1]); success =
 opened fraction >= drawer_success. Pushing cannot open it: the hand has to hook the handle.
 
-Every task's object is placed by kinematic_world.sample_placement(seed, split) (SPLITS).
+Task "scoop the grape" (task='scoop_grape'): a ladle-like spoon (settings.ladle: its handle on
+one rest post, a neck dropping to a tray bowl that rests on the table, walled at the sides and
+the neck, open at the tip) lies with its bowl at the back of a static dish (a ring wall, the
+table its floor). Grapes (free spheres with friction) lie in the dish: grapes_in_bowl of them
+in the spoon's bowl against the neck, the rest in front of its open tip (seeded +-1 mm
+jitter). The spoon points away from the robot, its yaw +-max_spoon_yaw. Success = the spoon
+held (two hand parts, touching neither rest, dish nor table) and a grape resting in its bowl
+(within the bowl's floor and walls, spoon frame) with its bottom >= scoop_lift above the table.
+Reward when touched: 0.3 + 0.1 * spoon lift fraction + 0.6 * (bottom height of the highest
+grape in the bowl / scoop_lift, capped); not touched: up to 0.3 by approach (to the handle).
+This is a forgiving scoop: the grapes that count start in the bowl, and the task is to lift
+the spoon out of the dish firmly and level enough that they stay in (the hand's curled-finger
+grip did not gather grapes from the open tip reliably).
+
+Task "stir with the spoon" (task='stir_spoon'): the same spoon on its rest and a static pot (a
+ring wall with a floor) at a fixed offset from the spoon's resting bowl in base axes
+(pot_offset) plus a seeded jitter of +-pot_jitter per axis. After every update in which the
+spoon is held (two hand parts, touching neither rest nor table; the pot may be touched) with
+its tip (the centre of its bowl's floor) inside the pot (within its inner radius, below its
+rim), the tip's horizontal position joins the region it swept; `stirred` is that region's
+convex-hull perimeter (m; a circle of radius r: 2 pi r; jitter in place adds little).
+Success = stirred >= stir_success * stir_length. Reward: 0.3 once the spoon has been held
+(else up to 0.3 by approach) + 0.7 * stirred / stir_length (capped).
+
+Every task's object is placed by kinematic_world.sample_placement(seed, split) (SPLITS); the
+spoon of scoop_grape and stir_spoon and the cabinet turn by the placement's yaw scaled to
++-max_spoon_yaw / +-max_cabinet_yaw.
 """
 
 from dataclasses import dataclass
@@ -58,9 +86,10 @@ from deft_hand_driver.hand_config import HandConfig
 from deft_sim import mujoco_models as mm
 from deft_sim.kinematic_world import PinholeCamera, sample_placement
 
-TASKS = ('pick_cup', 'pour_cup', 'pick_spoon', 'open_drawer')
+TASKS = ('pick_cup', 'pour_cup', 'pick_spoon', 'open_drawer', 'scoop_grape', 'stir_spoon')
 OBJECT_OF_TASK = {'pick_cup': 'cup', 'pour_cup': 'cup', 'pick_spoon': 'spoon',
-                  'open_drawer': 'drawer'}
+                  'open_drawer': 'drawer', 'scoop_grape': 'spoon', 'stir_spoon': 'spoon'}
+LADLE_TASKS = ('scoop_grape', 'stir_spoon')  # tasks whose spoon is settings.ladle
 
 
 @dataclass(frozen=True)
@@ -72,7 +101,8 @@ class MujocoSettings:
     shaping_distance: float = 0.15
     task: str = 'pick_cup'  # one of TASKS
     pour_tilt: float = np.radians(100.0)  # rad: the cup's mouth points below the horizontal
-    bowl_distance: Tuple[float, float] = (0.15, 0.20)  # m: cup-to-bowl distance range (y)
+    bowl_offset: Tuple[float, float] = (0.0, -0.17)  # m: bowl centre minus cup centre (x, y)
+    bowl_jitter: float = 0.01  # m: seeded jitter of the bowl's centre, +- per axis
     max_wrist_lead: float = 0.03  # m: bounds the weld's pull (the arm's force limit)
     max_update_dt: float = 0.1  # s: longest physics advance of one update() on the wall clock
     home_pose: Tuple[float, ...] = (0.35, 0.0, 0.35, 1.0, 0.0, 0.0, 0.0)  # palm down, as deft_arm
@@ -83,19 +113,48 @@ class MujocoSettings:
     drawer: mm.DrawerGeometry = mm.DrawerGeometry()
     drawer_success: float = 0.6  # opened fraction of a successful open_drawer
     max_cabinet_yaw: float = np.radians(10.0)  # rad: the cabinet's yaw range is +- this
+    ladle: mm.SpoonGeometry = mm.LADLE  # the spoon of scoop_grape and stir_spoon
+    max_spoon_yaw: float = np.radians(10.0)  # rad: scoop/stir spoon's yaw range is +- this
+    dish: mm.DishGeometry = mm.DishGeometry()  # scoop_grape: the grapes' dish
+    dish_shift: float = 0.02  # m: dish centre ahead of the tray's centre, along the spoon
+    grapes: mm.GrapeGeometry = mm.GrapeGeometry()
+    grapes_in_bowl: int = 2  # scoop_grape: grapes resting in the spoon's tray at reset
+    scoop_lift: float = 0.05  # m: a scooped grape's bottom above the table (success)
+    pot: mm.DishGeometry = mm.DishGeometry(radius=0.08, height=0.045, floor=0.004,
+                                           rgba=(0.55, 0.6, 0.65, 1.0),
+                                           inside_rgba=(0.3, 0.32, 0.35, 1.0))
+    pot_offset: Tuple[float, float] = (0.15, 0.0)  # m: pot centre minus the resting tray's (x, y)
+    pot_jitter: float = 0.005  # m: seeded jitter of the pot's centre, +- per axis
+    stir_length: float = 0.12  # m: swept perimeter the reward asks for (2 cm circle: 0.126)
+    stir_success: float = 0.75  # fraction of stir_length swept inside the pot, held: success
 
     @property
     def obj(self) -> str:
         """Return the name of the task's object body: cup, spoon or drawer."""
         return OBJECT_OF_TASK[self.task]
 
+    @property
+    def spoon_geometry(self) -> mm.SpoonGeometry:
+        """Return the geometry of the task's spoon (the ladle for scoop and stir)."""
+        return self.ladle if self.task in LADLE_TASKS else self.spoon
+
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f'unknown task {self.task!r}; expected one of {", ".join(TASKS)}')
         if not np.pi / 4 <= self.pour_tilt <= np.pi:
             raise ValueError('pour_tilt must be in [pi/4, pi] rad')
-        if not 0 < self.bowl_distance[0] <= self.bowl_distance[1]:
-            raise ValueError('bowl_distance needs 0 < min <= max (m)')
+        if len(self.bowl_offset) != 2 or not 0 <= self.bowl_jitter < np.hypot(
+                *self.bowl_offset) - self.cup.radius - self.bowl.radius:
+            raise ValueError('bowl_offset needs (x, y) m with the bowl clear of the cup, '
+                             'bowl_jitter >= 0')
+        if len(self.pot_offset) != 2 or self.pot_jitter < 0:
+            raise ValueError('pot_offset needs (x, y) m, pot_jitter must be >= 0')
+        if not 0 <= self.grapes_in_bowl <= min(4, self.grapes.count):
+            raise ValueError('grapes_in_bowl must be in [0, min(4, grapes.count)]')
+        if self.scoop_lift <= 0 or self.stir_length <= 0 or not 0 < self.stir_success <= 1:
+            raise ValueError('scoop_lift and stir_length must be > 0, stir_success in (0, 1]')
+        if not self.ladle.ladle or not 0 <= self.max_spoon_yaw < np.pi / 4:
+            raise ValueError('ladle needs neck_drop > 0, max_spoon_yaw in [0, pi/4)')
         if not 0 < self.max_tilt < np.pi / 2:
             raise ValueError('max_tilt must be in (0, pi/2) rad')
         if self.lift_target <= 0 or self.shaping_distance <= 0 or self.max_wrist_lead <= 0:
@@ -125,6 +184,51 @@ def fovy_of(camera: PinholeCamera) -> float:
     return float(np.degrees(2.0 * np.arctan(camera.height / 2.0 / camera.fy)))
 
 
+def grape_slots(radius: float, r: float, front: float, count: int) -> np.ndarray:
+    """
+    Return `count` grape centres (x, y; dish frame, m) in a dish ahead of the tray's tip.
+
+    The slots lie on a square grid (2 mm gaps) ahead of x = `front` (the tray's open edge) in
+    lanes either side of the spoon's axis, inside the wall (inner radius `radius`) of the dish;
+    those nearest the edge's middle first.
+    """
+    pitch = 2.0 * r + 0.002
+    slots = [(front + r + 0.002 + i * pitch, (j + 0.5) * pitch)
+             for i in range(int(2 * radius / pitch) + 1)
+             for j in range(-int(radius / pitch) - 1, int(radius / pitch) + 1)]
+    slots = [p for p in slots if np.hypot(*p) <= radius - r - 0.001]
+    slots.sort(key=lambda p: (round(float(np.hypot(p[0] - front, p[1])), 6), p[1]))
+    if len(slots) < count:
+        raise ValueError(f'the dish holds {len(slots)} grapes ahead of the spoon, not {count}')
+    return np.array(slots[:count])
+
+
+def convex_hull(points: np.ndarray) -> np.ndarray:
+    """Return the vertices (K, 2) of the convex hull of 2D points, counter-clockwise."""
+    pts = np.unique(np.asarray(points, dtype=float).reshape(-1, 2), axis=0)
+    if len(pts) < 3:
+        return pts
+
+    def half(seq):
+        chain = []
+        for p in seq:
+            while len(chain) >= 2:
+                (ax, ay), (bx, by) = chain[-1] - chain[-2], p - chain[-2]
+                if ax * by - ay * bx > 0:
+                    break
+                chain.pop()
+            chain.append(p)
+        return chain[:-1]
+    return np.array(half(pts) + half(pts[::-1]))
+
+
+def hull_perimeter(hull: np.ndarray) -> float:
+    """Return the perimeter of a convex polygon (K, 2) (twice the length of a segment)."""
+    if len(hull) < 2:
+        return 0.0
+    return float(np.linalg.norm(hull - np.roll(hull, 1, axis=0), axis=1).sum())
+
+
 def camera_from_fovy(width: int, height: int, fovy_deg: float) -> PinholeCamera:
     """Return the true intrinsics of a MuJoCo camera: fx = fy = (height / 2) / tan(fovy / 2)."""
     f = height / 2.0 / np.tan(np.radians(fovy_deg) / 2.0)
@@ -142,12 +246,16 @@ class MujocoWorld:
         self.s = settings or MujocoSettings()
         self.fovy = fovy_of(camera)
         home = Transform.from_list(self.s.home_pose)
+        self.spoon = self.s.spoon_geometry
+        containers = {'scoop_grape': [('dish', self.s.dish)],
+                      'stir_spoon': [('pot', self.s.pot)]}.get(self.s.task, [])
         self.xml = mm.build_mjcf(hand.joint_names, hand.lower, hand.upper,
                                  camera_to_base.translation, camera_to_base.rotation, self.fovy,
                                  (camera.width, camera.height), self.s.hand, self.s.cup,
                                  home.translation, home.rotation,
                                  self.s.bowl if self.s.task == 'pour_cup' else None,
-                                 self.s.obj, self.s.spoon, self.s.drawer)
+                                 self.s.obj, self.spoon, self.s.drawer, containers,
+                                 self.s.grapes if self.s.task == 'scoop_grape' else None)
         self.model = mujoco.MjModel.from_xml_string(self.xml)
         self.data = mujoco.MjData(self.model)
         m = self.model
@@ -158,14 +266,19 @@ class MujocoWorld:
         self._mocap = m.body_mocapid[m.body('wrist_target').id]
         self._weld = m.eq('wrist').id
         self._bowl = m.body_mocapid[m.body('bowl').id] if self.s.task == 'pour_cup' else None
+        self._container = m.body_mocapid[m.body(containers[0][0]).id] if containers else None
+        self._grape_qadr = np.array([m.jnt_qposadr[m.joint(f'grape_{i}_free').id]
+                                     for i in range(self.s.grapes.count)]) \
+            if self.s.task == 'scoop_grape' else np.zeros(0, dtype=int)
         self._obj_geoms = {g for g in range(m.ngeom) if m.geom_bodyid[g] == self._obj
                            and m.geom_contype[g] | m.geom_conaffinity[g]}
         self._fixture = {'spoon': 'spoon_rest', 'drawer': 'cabinet'}.get(self.s.obj)
         self._fixture_mocap = None if self._fixture is None else \
             m.body_mocapid[m.body(self._fixture).id]
+        fixtures = [self._fixture] + (['dish'] if self.s.task == 'scoop_grape' else [])
         self._supports = {m.geom('table').id, m.geom('floor').id} | {
-            g for g in range(m.ngeom) if self._fixture is not None
-            and m.geom_bodyid[g] == m.body(self._fixture).id}
+            g for g in range(m.ngeom) for f in fixtures if f is not None
+            and m.geom_bodyid[g] == m.body(f).id}
         if self.s.obj == 'drawer':
             self._obj_qadr = m.jnt_qposadr[m.joint('drawer_slide').id]  # the slide's travel
         else:
@@ -185,6 +298,8 @@ class MujocoWorld:
         self._renderer = None
         self.seed, self.split = 0, 'train'
         self.closest = np.inf
+        self.stirred = 0.0  # stir_spoon: perimeter (m) of the region the tip swept (_track_stir)
+        self._swept, self._was_held = np.zeros((0, 2)), False
         self.reset(0, 'train')
 
     # --- placement -------------------------------------------------------------------
@@ -193,11 +308,15 @@ class MujocoWorld:
         x, y, yaw, rng = sample_placement(seed, split)
         d, m = self.data, self.model
         mujoco.mj_resetData(m, d)
-        if self._bowl is not None:  # towards the table's centre line, drawn after the cup
-            y_bowl = y - np.copysign(rng.uniform(*self.s.bowl_distance), y)
-            d.mocap_pos[self._bowl] = (x, y_bowl, self.s.bowl.height / 2.0)
+        if self._bowl is not None:  # a fixed offset from the cup, jitter drawn after the cup
+            jitter = rng.uniform(-self.s.bowl_jitter, self.s.bowl_jitter, 2)
+            d.mocap_pos[self._bowl] = (x + self.s.bowl_offset[0] + jitter[0],
+                                       y + self.s.bowl_offset[1] + jitter[1],
+                                       self.s.bowl.height / 2.0)
         if self.s.obj == 'drawer':
             yaw *= self.s.max_cabinet_yaw / np.pi
+        elif self.s.task in LADLE_TASKS:
+            yaw *= self.s.max_spoon_yaw / np.pi
         q_yaw = mm.mj_quat(rotations.from_rotvec([0.0, 0.0, yaw]))
         if self._fixture_mocap is not None:
             d.mocap_pos[self._fixture_mocap] = (x, y, 0.0)
@@ -207,9 +326,11 @@ class MujocoWorld:
             self._rest_z = 0.0
         else:
             self._rest_z = self.s.cup.height / 2.0 if self.s.obj == 'cup' else \
-                self.s.spoon.rest_height + self.s.spoon.handle_half[2]
+                self.spoon.rest_height + self.spoon.handle_half[2]
             d.qpos[self._obj_qadr:self._obj_qadr + 3] = (x, y, self._rest_z)
             d.qpos[self._obj_qadr + 3:self._obj_qadr + 7] = q_yaw
+        if self.s.task in LADLE_TASKS:
+            self._place_containers(np.array([x, y, self._rest_z]), yaw, rng)
         home = Transform.from_list(self.s.home_pose)
         self._target_pos = home.translation.copy()
         self._target_quat = mm.mj_quat(home.rotation)
@@ -224,6 +345,39 @@ class MujocoWorld:
         self.seed, self.split = seed, split
         self.closest = self.grasp_distance(self.palm_pose()[0])
         self._last_update = None
+        self.stirred = 0.0
+        self._swept, self._was_held = np.zeros((0, 2)), False
+
+    def _place_containers(self, spoon_position: np.ndarray, yaw: float,
+                          rng: np.random.Generator) -> None:
+        """Place the dish and its grapes (scoop) or the pot (stir) for the spoon's placement."""
+        d = self.data
+        c, s = np.cos(yaw), np.sin(yaw)
+        along = np.array([c, s, 0.0])
+        tray = spoon_position + self.spoon.bowl_centre[0] * along
+        if self.s.task == 'stir_spoon':
+            jitter = rng.uniform(-self.s.pot_jitter, self.s.pot_jitter, 2)
+            d.mocap_pos[self._container] = (tray[0] + self.s.pot_offset[0] + jitter[0],
+                                            tray[1] + self.s.pot_offset[1] + jitter[1], 0.0)
+            d.mocap_quat[self._container] = (1.0, 0.0, 0.0, 0.0)
+            return
+        centre = tray + self.s.dish_shift * along
+        d.mocap_pos[self._container] = (centre[0], centre[1], 0.0)
+        d.mocap_quat[self._container] = mm.mj_quat(rotations.from_rotvec([0.0, 0.0, yaw]))
+        # grapes_in_bowl grapes lie in the tray against its neck, the rest in the dish ahead
+        r, sp, n_in = self.s.grapes.radius, self.spoon, self.s.grapes_in_bowl
+        pitch = 2.0 * r + 0.002
+        rear = sp.handle_half[0] + r + 0.001 - sp.bowl_centre[0] - self.s.dish_shift
+        floor = spoon_position[2] + sp.bowl_centre[2] + r
+        ahead = grape_slots(self.s.dish.radius, r, sp.bowl_half[0] - self.s.dish_shift,
+                            self.s.grapes.count - n_in)
+        slots = [(u, v, r) for u, v in ahead] + [
+            (rear + (i // 2) * pitch, ((i % 2) - 0.5) * pitch, floor) for i in range(n_in)]
+        jitter = rng.uniform(-0.001, 0.001, (len(slots), 2))
+        for adr, (u, v, z), (du, dv) in zip(self._grape_qadr, slots, jitter):
+            u, v = u + du, v + dv
+            d.qpos[adr:adr + 3] = (centre[0] + c * u - s * v, centre[1] + s * u + c * v, z)
+            d.qpos[adr + 3:adr + 7] = (1.0, 0.0, 0.0, 0.0)
 
     def object_pose(self) -> Tuple[np.ndarray, np.ndarray]:
         """
@@ -268,6 +422,29 @@ class MujocoWorld:
     def bowl_position(self) -> Optional[np.ndarray]:
         """Return the bowl's centre (m, base frame) in the pour task, else None."""
         return None if self._bowl is None else self.data.mocap_pos[self._bowl].copy()
+
+    def container_position(self) -> Optional[np.ndarray]:
+        """Return the dish's (scoop) or pot's (stir) footprint centre (m, base), else None."""
+        return None if self._container is None else self.data.mocap_pos[self._container].copy()
+
+    def grape_positions(self) -> np.ndarray:
+        """Return the grapes' centres (N, 3; m, base frame; empty unless scoop_grape)."""
+        return np.array([self.data.qpos[a:a + 3] for a in self._grape_qadr]).reshape(-1, 3)
+
+    def tip_position(self) -> np.ndarray:
+        """Return the spoon's tip point (the centre of its bowl's inner floor), base frame."""
+        centre, q = self.object_pose()
+        return centre + rotations.rotate(q, self.spoon.bowl_centre)
+
+    def grapes_in_spoon(self) -> np.ndarray:
+        """Return whether each grape rests in the spoon's tray (within its floor and walls)."""
+        centre, q = self.object_pose()
+        sp, r = self.spoon, self.s.grapes.radius
+        local = rotations.rotate(rotations.conjugate(q), self.grape_positions() - centre) \
+            - np.asarray(sp.bowl_centre)
+        bx, by, _ = sp.bowl_half
+        return ((np.abs(local[:, 0]) <= bx) & (np.abs(local[:, 1]) <= by)
+                & (local[:, 2] >= r - 0.003) & (local[:, 2] <= sp.tray_wall + r))
 
     def mouth_position(self) -> np.ndarray:
         """Return the centre of the cup's mouth (its top face), base frame."""
@@ -334,20 +511,33 @@ class MujocoWorld:
             d.mocap_pos[self._mocap] = palm + lead
             mujoco.mj_step(m, d)
         self.closest = min(self.closest, self.grasp_distance(self.palm_pose()[0]))
+        if self.s.task == 'stir_spoon':
+            self._track_stir()
+
+    def _track_stir(self) -> None:
+        """Extend the region the tip swept inside the pot while held (stirred: its perimeter)."""
+        parts, support = self.object_contacts()
+        held = len(parts) >= 2 and not support
+        self._was_held |= held
+        tip = self.tip_position()
+        rel = tip[:2] - self.container_position()[:2]
+        if held and np.hypot(*rel) <= self.s.pot.radius and tip[2] <= self.s.pot.height:
+            self._swept = convex_hull(np.vstack([self._swept, rel]))
+            self.stirred = hull_perimeter(self._swept)
 
     # --- task ------------------------------------------------------------------------
     def grasp_region(self) -> Tuple[np.ndarray, np.ndarray]:
         """
         Return the ends of the object's grasp region, a segment (base frame).
 
-        Cup: centre -> top centre; spoon: the handle between the rest's posts; drawer: the
-        handle bar.
+        Cup: centre -> top centre; spoon: the handle between the rest's posts (a ladle's: from
+        its post to the neck); drawer: the handle bar.
         """
         centre, q = self.object_pose()
         if self.s.obj == 'cup':
             a, b = [0.0, 0.0, 0.0], [0.0, 0.0, self.s.cup.height / 2.0]
         elif self.s.obj == 'spoon':
-            a, b = [self.s.spoon.post_x[0], 0.0, 0.0], [self.s.spoon.post_x[1], 0.0, 0.0]
+            a, b = [self.spoon.handle_span[0], 0.0, 0.0], [self.spoon.handle_span[1], 0.0, 0.0]
         else:
             dr = self.s.drawer
             a = [-dr.handle_standoff, -dr.handle_length / 2, dr.handle_z]
@@ -376,7 +566,8 @@ class MujocoWorld:
         """
         Return (hand parts touching the object, whether a support touches the object).
 
-        Supports: the table, the floor and the object's fixture (the spoon's rest, the cabinet).
+        Supports: the table, the floor and the object's fixture (the spoon's rest, the cabinet;
+        scoop_grape: the dish too).
         """
         d = self.data
         parts, table = set(), False
@@ -422,12 +613,23 @@ class MujocoWorld:
         if self.s.obj == 'drawer':
             frac = float(np.clip(self.opened / self.s.drawer.travel, 0.0, 1.0))
             return frac, frac >= self.s.drawer_success - 1e-9
+        if self.s.task == 'stir_spoon':
+            closeness = float(np.clip(1.0 - self.closest / self.s.shaping_distance, 0.0, 1.0))
+            grasp = 1.0 if self._was_held or parts else closeness
+            frac = float(np.clip(self.stirred / self.s.stir_length, 0.0, 1.0))
+            return 0.3 * grasp + 0.7 * frac, frac >= self.s.stir_success - 1e-9
         if self.s.obj == 'spoon':
             if not parts:
                 closeness = 1.0 - self.closest / self.s.shaping_distance
                 return 0.3 * float(np.clip(closeness, 0.0, 1.0)), False
             frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
             held = len(parts) >= 2 and not table
+            if self.s.task == 'scoop_grape':
+                r = self.s.grapes.radius
+                heights = self.grape_positions()[self.grapes_in_spoon(), 2] - r
+                top = float(heights.max()) if heights.size else 0.0
+                scooped = float(np.clip(top / self.s.scoop_lift, 0.0, 1.0))
+                return 0.3 + 0.1 * frac + 0.6 * scooped, held and scooped >= 1.0 - 1e-9
             return 0.3 + 0.7 * frac, held and self.lift >= self.s.lift_target - 1e-6
         if parts:
             frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))

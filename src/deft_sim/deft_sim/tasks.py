@@ -6,9 +6,10 @@ conditioned on, the nominal human grasp (where the hand touches the object, how 
 turned, which hand pose closes on it) and the post-grasp trajectory tau of the single human
 demonstration. Frames (REP 103):
 
-- object frame: MujocoWorld.object_pose() (cup: its centre; spoon: the handle's centre, +x
-  towards the bowl; drawer: the table point below the drawer front's centre, +x into the
-  cabinet). `contacts` are points on the object's surface in that frame.
+- object frame: MujocoWorld.object_pose() (cup: its centre; spoon, and the ladle-like spoon of
+  scoop_grape and stir_spoon: the handle's centre, +x towards the bowl; drawer: the table point
+  below the drawer front's centre, +x into the cabinet). `contacts` are points on the object's
+  surface in that frame.
 - yaw frame: the object's frame turned about the vertical only (its yaw): the nominal wrist
   orientation `wrist` is given in it, or in base axes for objects whose yaw does not matter
   (`symmetric`, the cup).
@@ -16,9 +17,18 @@ demonstration. Frames (REP 103):
   out of the palm, +x along the fingers. `palm_offset` is the wrist position minus the mean
   contact point, in the wrist frame: the arm's grasp position is contact + R(wrist) palm_offset.
 - tau: offsets of the wrist from its grasp position, base axes, flat x, y, z triples (metres):
-  the episode node's `post_grasp_waypoints` format; the wrist keeps its grasp orientation.
+  the episode node's `post_grasp_waypoints` format.
+- tau_rotations: per waypoint of tau a rotation vector r (rad, base axes, flat triples; the
+  episode node's `post_grasp_rotations`): the waypoint's wrist orientation is
+  from_rotvec(r) * q_grasp (the grasp orientation turned about base axes through the wrist).
+  Empty: every waypoint keeps the grasp orientation.
+
+Where a task's tau ends relative to something else in the scene (pour_cup's bowl, stir_spoon's
+pot), the world places that at a fixed offset in base axes from the object plus a small seeded
+jitter, so the one demonstration serves every placement (MujocoSettings.bowl_offset, pot_offset).
 
 The numbers were measured with the scripted grasps of test_tasks.py: the nominal grasp and tau
+(run_scripted(world, *spec.grasp(pose), closure, spec.waypoints, tau_rotations=spec.rotations))
 succeed on train and test placements; wrist rotations and contact points far off fail.
 """
 
@@ -47,10 +57,15 @@ class TaskSpec:
     hand_pose: str  # the named hand pose of the grasp (HandConfig pose, human_labels MANO pose)
     tau: Tuple[float, ...]  # post-grasp wrist offsets from the grasp, base axes, x y z triples
     symmetric: bool = False  # the object's yaw does not matter: `wrist` is in base axes
+    tau_rotations: Tuple[float, ...] = ()  # per waypoint a rotation vector (rad, base axes)
 
     def __post_init__(self):
         if len(self.tau) % 3 or not np.all(np.isfinite(self.tau)):
             raise ValueError(f'{self.name}: tau needs finite x, y, z triples')
+        if self.tau_rotations and (len(self.tau_rotations) != len(self.tau)
+                                   or not np.all(np.isfinite(self.tau_rotations))):
+            raise ValueError(f'{self.name}: tau_rotations needs one finite rotation vector '
+                             f'(x, y, z triple, rad) per waypoint of tau, or none')
         if not self.contacts or any(len(c) != 3 for c in self.contacts):
             raise ValueError(f'{self.name}: contacts needs one or more x, y, z points')
         if len(self.wrist) != 4 or not np.linalg.norm(self.wrist) > 0:
@@ -60,6 +75,13 @@ class TaskSpec:
     def waypoints(self) -> np.ndarray:
         """Return tau as an (N, 3) array of wrist offsets (m, base axes)."""
         return np.asarray(self.tau, dtype=float).reshape(-1, 3)
+
+    @property
+    def rotations(self) -> np.ndarray:
+        """Return tau_rotations as (N, 3) rotation vectors (rad, base axes; zeros when empty)."""
+        if not self.tau_rotations:
+            return np.zeros_like(self.waypoints)
+        return np.asarray(self.tau_rotations, dtype=float).reshape(-1, 3)
 
     def yaw_frame(self, object_orientation) -> np.ndarray:
         """Return the quaternion of the object's yaw frame (identity for a symmetric object)."""
@@ -89,6 +111,19 @@ def _quat(*rotvecs: Vec3) -> Tuple[float, float, float, float]:
     return tuple(float(x) for x in rotations.normalize(q))
 
 
+def _flat(*triples: Vec3) -> Tuple[float, ...]:
+    """Flatten x, y, z triples into one tuple of floats (the waypoint parameter layout)."""
+    return tuple(float(v) for t in triples for v in t)
+
+
+def _circle(centre: Vec3, radius: float, n: int) -> Tuple[Vec3, ...]:
+    """Return n + 1 points of a closed horizontal circle about centre, from its +x point on."""
+    return tuple((centre[0] + radius * np.cos(a), centre[1] + radius * np.sin(a), centre[2])
+                 for a in np.linspace(0.0, 2 * np.pi, n + 1))
+
+
+STIR_Z = 0.015  # m: the stir's wrist height above the grasp (the bowl ~1.5 cm over the pot floor)
+STIR_RADIUS = 0.02  # m: radius of the stir circle (its perimeter: MujocoSettings.stir_length)
 CUP_TOP = 0.05  # m: half the height of mujoco_models.CupGeometry
 SPOON_TOP = 0.005  # m: half the thickness of SpoonGeometry's handle
 HANDLE = (-0.035, 0.0, 0.17)  # DrawerGeometry: the bar's centre (standoff, 0, handle_z)
@@ -106,9 +141,11 @@ TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
         success='held, lifted 10 cm, tilted past 100 deg with the mouth over the bowl; reward '
                 '0.3 + 0.7 * lift fraction * (tilt fraction + over-bowl fraction) / 2',
         contacts=((0.0, 0.0, CUP_TOP),), wrist=PALM_DOWN, palm_offset=(0.0, 0.0, -0.012),
-        # tau is the lift only: the pour itself turns the wrist towards a bowl placed per seed,
-        # which position-only waypoints in base axes cannot express (see test_mujoco_world)
-        hand_pose='closed', tau=(0.0, 0.0, 0.15), symmetric=True),
+        # lift 15 cm, carry over the bowl (MujocoSettings.bowl_offset), roll the wrist 120 deg
+        # about the fingers (base x) so the mouth tips towards the bowl's side
+        hand_pose='closed', symmetric=True,
+        tau=_flat((0.0, 0.0, 0.15), (0.0, -0.17, 0.15), (0.0, -0.17, 0.15)),
+        tau_rotations=_flat((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (-np.radians(120.0), 0.0, 0.0))),
     TaskSpec(
         name='pick_spoon', text='pick up the spoon', obj='spoon',
         success='lifted 10 cm off its rest, held by two hand parts, touching neither rest nor '
@@ -122,24 +159,57 @@ TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
         contacts=(HANDLE,), wrist=_quat((0.0, np.pi / 2, 0.0)),
         palm_offset=(-0.08, 0.0, -0.0165), hand_pose='closed',
         tau=(-0.08, 0.0, 0.0, -0.15, 0.0, 0.0)),
+    TaskSpec(
+        name='scoop_grape', text='scoop the grape', obj='spoon',
+        success='the spoon held by two hand parts, off rest, dish and table, a grape in its '
+                'bowl 5 cm above the table; reward 0.3 + 0.1 * spoon lift fraction + 0.6 * '
+                'grape lift fraction when touched, else up to 0.3 by approach',
+        # the ladle's handle, 3 cm from its centre towards the neck (the spoon's balance point
+        # lies between the fingers); the palm 3 cm above it so the curled fingers close under
+        # it. tau: push the bowl 2 cm on through the dish, then lift 10 cm turning its tip up
+        contacts=((0.03, 0.0, SPOON_TOP),), wrist=_quat((0.0, 0.0, np.pi / 2), (np.pi, 0.0, 0.0)),
+        palm_offset=(0.0, 0.0, -0.03), hand_pose='closed',
+        tau=_flat((0.02, 0.0, 0.0), (0.02, 0.0, 0.10)),
+        tau_rotations=_flat((0.0, 0.0, 0.0), (0.0, -0.3, 0.0))),
+    TaskSpec(
+        name='stir_spoon', text='stir with the spoon', obj='spoon',
+        success='the spoon held by two hand parts, off rest and table, its tip inside the pot '
+                'below the rim sweeping a region of >= 9 cm perimeter (75 % of the 2 cm stir '
+                'circle); reward 0.3 once held (else up to 0.3 by approach) + 0.7 * swept '
+                'perimeter / 12 cm',
+        # the scoop's grasp; tau: lift 7 cm, carry over the pot (MujocoSettings.pot_offset
+        # from the tray), lower the bowl into it, one circle of 2 cm radius, lift out
+        contacts=((0.03, 0.0, SPOON_TOP),), wrist=_quat((0.0, 0.0, np.pi / 2), (np.pi, 0.0, 0.0)),
+        palm_offset=(0.0, 0.0, -0.03), hand_pose='closed',
+        tau=_flat((0.0, 0.0, 0.07), (0.15 + STIR_RADIUS, 0.0, 0.07),
+                  *_circle((0.15, 0.0, STIR_Z), STIR_RADIUS, 12), (0.15, 0.0, 0.08))),
 )}
 
 
 def run_scripted(world, position, orientation, hand, tau, dt: float = 0.02,
-                 approach: float = 0.10) -> Tuple[float, bool]:
+                 approach: float = 0.10, tau_rotations=None) -> Tuple[float, bool]:
     """
     Run one grasp episode open-loop in a MujocoWorld, as the arm would, and return its reward.
 
     The wrist goes to the pre-grasp pose (`approach` m back along its +z axis), approaches the
     grasp pose (position, orientation) with the hand open, closes the hand to `hand` (a closure
     0..1 or 16 joint angles) over 0.4 s, follows the wrist offsets `tau` ((N, 3), base axes)
-    and holds 0.5 s. A side approach (approach axis within 60 deg of horizontal) first backs
-    the hand off towards the robot and turns the wrist there, so the turn sweeps nothing.
+    and holds 0.5 s. `tau_rotations` ((N, 3) rotation vectors, base axes; None = no turns)
+    turns the wrist at each waypoint to from_rotvec(r) * orientation, slerped along each
+    segment (segments take 1 s per 0.15 m or per 1.5 rad, at least 0.3 s). A side approach
+    (approach axis within 60 deg of horizontal) first backs the hand off towards the robot and
+    turns the wrist there, so the turn sweeps nothing.
     """
     position = np.asarray(position, dtype=float)
     q = rotations.normalize(orientation)
     axis = rotations.rotate(q, [0.0, 0.0, 1.0])
     pre = position - approach * axis
+    offsets = np.asarray(tau, dtype=float).reshape(-1, 3)
+    turns = np.zeros_like(offsets) if tau_rotations is None else \
+        np.asarray(tau_rotations, dtype=float).reshape(-1, 3)
+    if turns.shape != offsets.shape:
+        raise ValueError(f'tau_rotations needs one rotation vector per waypoint of tau: '
+                         f'{len(turns)} for {len(offsets)}')
 
     def move(a, b, quat, closure, duration):
         n = max(1, int(round(duration / dt)))
@@ -159,12 +229,23 @@ def run_scripted(world, position, orientation, hand, tau, dt: float = 0.02,
     for k in range(1, 21):
         world.update(position, q, opened + (closed - opened) * k / 20, dt=dt)
     move(position, position, q, hand, 0.3)
-    last = position
-    for offset in np.asarray(tau, dtype=float).reshape(-1, 3):
-        move(last, position + offset, q, hand, max(0.3, float(np.linalg.norm(offset)) / 0.15))
-        last = position + offset
-    move(last, last, q, hand, 0.5)
+    last, last_q = position, q
+    for offset, turn in zip(offsets, turns):
+        goal, goal_q = position + offset, turned(q, turn)
+        duration = max(0.3, float(np.linalg.norm(goal - last)) / 0.15,
+                       rotations.angle_between(last_q, goal_q) / 1.5)
+        n = max(1, int(round(duration / dt)))
+        for k in range(1, n + 1):
+            world.update(last + (goal - last) * k / n, rotations.slerp(last_q, goal_q, k / n),
+                         hand, dt=dt)
+        last, last_q = goal, goal_q
+    move(last, last, last_q, hand, 0.5)
     return world.task_reward()
+
+
+def turned(orientation, rotvec) -> np.ndarray:
+    """Return the orientation turned by a rotation vector about base axes: exp(r) * q."""
+    return rotations.normalize(rotations.multiply(rotations.from_rotvec(rotvec), orientation))
 
 
 def task_spec(name: str) -> TaskSpec:

@@ -8,8 +8,11 @@ def test_measure_runs_every_task_and_split():
     m = measure(trials=1, width=160, height=120)
     assert m['episodes'] == 2 * len(TASK_SPECS)
     assert 0.0 < m['sim_episode_wall_s'] < 30.0
+    assert set(m['sim_episode_wall_s_per_task']) == set(TASK_SPECS)
+    assert all(0.0 < t < 30.0 for t in m['sim_episode_wall_s_per_task'].values())
     assert set(m['sim_scripted_success']) == {f'{t}/{s}' for t in TASK_SPECS
                                               for s in ('train', 'test')}
-    # the nominal human grasps of the pick tasks succeed on both splits
+    # the nominal human grasps succeed on both splits; the pour needs its wrist turn in tau
     assert m['sim_scripted_success']['pick_cup/train'] == 1.0
     assert m['sim_scripted_success']['pick_spoon/test'] == 1.0
+    assert m['sim_scripted_success']['pour_cup/train'] == 1.0

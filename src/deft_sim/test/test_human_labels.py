@@ -39,7 +39,8 @@ def generator(task, hand, settings):
     return LabelGenerator(task, CAMERA, CAMERA_TO_BASE, hand, settings)
 
 
-@pytest.mark.parametrize('task', ['pick_cup', 'pick_spoon', 'open_drawer'])
+@pytest.mark.parametrize('task', ['pick_cup', 'pick_spoon', 'open_drawer', 'scoop_grape',
+                                  'stir_spoon'])
 def test_the_noise_free_contact_lands_on_the_object_in_the_crop(hand, task):
     gen = generator(task, hand, CLEAN)
     try:
