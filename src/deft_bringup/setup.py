@@ -27,6 +27,7 @@ setup(
         'console_scripts': [
             'deft_run = deft_bringup.runner:main',
             'deft_demo = deft_bringup.demo:main',
+            'deft_affordance_recipe = deft_bringup.recipe:main',
         ],
     },
 )

@@ -12,7 +12,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo
 
-from deft_interfaces.action import RunEpisode
+from deft_interfaces.action import FineTune, RunEpisode
 
 STATUS_NAMES = {GoalStatus.STATUS_SUCCEEDED: 'succeeded', GoalStatus.STATUS_ABORTED: 'aborted',
                 GoalStatus.STATUS_CANCELED: 'canceled'}
@@ -39,6 +39,9 @@ class EpisodeClient:
     def __init__(self, namespace: str = '/deft', name: str = 'episode_client'):
         self.node = Node(name, namespace=namespace)
         self.action = ActionClient(self.node, RunEpisode, 'run_episode')
+        # kept for the node's life: destroying an action client while the executor waits on it
+        # kills the executor thread
+        self.tune = ActionClient(self.node, FineTune, 'fine_tune')
         self.executor = MultiThreadedExecutor(num_threads=2)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -62,6 +65,16 @@ class EpisodeClient:
             on_feedback: Optional[Callable[[RunEpisode.Feedback], None]] = None,
             cancel_on_phase: str = '') -> EpisodeOutcome:
         """Send a goal and wait for its result; optionally cancel when a phase is first seen."""
+        return self._run(self.action, 'run_episode', goal, timeout, on_feedback,
+                         cancel_on_phase)
+
+    def fine_tune(self, goal: FineTune.Goal, timeout: float,
+                  on_feedback: Optional[Callable[[FineTune.Feedback], None]] = None,
+                  cancel_on_phase: str = '') -> EpisodeOutcome:
+        """Send a fine_tune goal and wait for its result (the whole run: `timeout` s)."""
+        return self._run(self.tune, 'fine_tune', goal, timeout, on_feedback, cancel_on_phase)
+
+    def _run(self, action, name, goal, timeout, on_feedback, cancel_on_phase) -> EpisodeOutcome:
         outcome = EpisodeOutcome(accepted=False)
         handle_box = {}
 
@@ -74,16 +87,17 @@ class EpisodeClient:
             if on_feedback:
                 on_feedback(fb)
 
-        handle = self._send(goal, feedback, timeout)
+        handle = self._send(action, name, goal, feedback, timeout)
         if not handle.accepted:
             return outcome
         handle_box['handle'] = handle
         outcome.accepted = True
-        wrapped = self._wait(handle.get_result_async(), timeout, 'result')
+        wrapped = self._wait(handle.get_result_async(), timeout, f'{name} result')
         outcome.status, outcome.result = wrapped.status, wrapped.result
         return outcome
 
-    def _send(self, goal, feedback, timeout: float, resend_after: float = 5.0):
+    def _send(self, action, name: str, goal, feedback, timeout: float,
+              resend_after: float = 5.0):
         """
         Send the goal and return its handle; resend when no goal response comes.
 
@@ -93,12 +107,12 @@ class EpisodeClient:
         copy is cancelled at once, so one goal runs.
         """
         deadline = time.monotonic() + timeout
-        if not self.action.wait_for_server(timeout_sec=timeout):
-            raise TimeoutError(f'the run_episode action server did not appear within {timeout} s '
+        if not action.wait_for_server(timeout_sec=timeout):
+            raise TimeoutError(f'the {name} action server did not appear within {timeout} s '
                                '(is the episode node running, in this namespace and domain?)')
         futures = []
         while True:
-            futures.append(self.action.send_goal_async(goal, feedback_callback=feedback))
+            futures.append(action.send_goal_async(goal, feedback_callback=feedback))
             resend = min(deadline, time.monotonic() + resend_after)
             while time.monotonic() < resend:
                 # an accepted copy wins; a rejection counts only once every copy has answered
@@ -114,14 +128,14 @@ class EpisodeClient:
                     return chosen.result()
                 time.sleep(0.02)
             if time.monotonic() >= deadline:
-                raise TimeoutError(f'no goal response from run_episode within {timeout} s')
+                raise TimeoutError(f'no goal response from {name} within {timeout} s')
 
     @staticmethod
     def _wait(future, timeout: float, what: str):
         deadline = time.monotonic() + timeout
         while not future.done():
             if time.monotonic() > deadline:
-                raise TimeoutError(f'no {what} from run_episode within {timeout} s')
+                raise TimeoutError(f'no {what} within {timeout} s')
             time.sleep(0.02)
         return future.result()
 

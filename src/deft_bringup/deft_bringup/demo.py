@@ -1,8 +1,11 @@
 """
-`make demo`: bring up the whole DEFT graph against the simulated twin, run one episode, shut down.
+`make demo`: bring up the whole DEFT graph against the simulated twin, fine-tune, shut down.
 
-Every node runs as its own process (the graph description of deft_bringup.graph); one
-run_episode goal goes through an action client; its feedback phases and result are printed.
+Every node runs as its own process (the graph description of deft_bringup.graph). By default one
+fine_tune goal ("pick up the cup", N = 30 episodes, M = 10 warm-up, E = 5 elites, sim reward)
+goes through an action client, with a progress line per episode; the run's report (reward curve
+PNG and summary) is written and its path printed. `--single` sends one run_episode goal instead
+and prints its feedback phases and result.
 """
 
 import argparse
@@ -17,7 +20,7 @@ import rclpy
 from deft_bringup.client import EpisodeClient
 from deft_bringup.graph import describe
 from deft_bringup.runner import GraphProcesses
-from deft_interfaces.action import RunEpisode
+from deft_interfaces.action import FineTune, RunEpisode
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -27,20 +30,45 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument('--object_prompt', default='', help='Segment prompt ("" = salient)')
     parser.add_argument('--mode', default='prior', help='prior | sample | mean')
     parser.add_argument('--seed', type=int, default=0, help='scene and residual seed')
-    parser.add_argument('--timeout', type=float, default=120.0, help='seconds for the episode')
+    parser.add_argument('--timeout', type=float, default=120.0,
+                        help='seconds for one episode (a run gets this per episode)')
+    parser.add_argument('--single', action='store_true',
+                        help='one run_episode goal instead of a fine_tune run')
+    parser.add_argument('--episodes', type=int, default=30, help='fine_tune: N episodes')
+    parser.add_argument('--warmup', type=int, default=10, help='fine_tune: M warm-up episodes')
+    parser.add_argument('--elites', type=int, default=5, help='fine_tune: E elites')
+    parser.add_argument('--prior', default='affordance', choices=('affordance', 'heuristic'),
+                        help='fine_tune: the prior (heuristic = the "real-world only" baseline)')
+    parser.add_argument('--run_id', default='', help='fine_tune: run id (default demo-<time>)')
+    parser.add_argument('--affordance_checkpoint', default='',
+                        help='affordance model checkpoint (deft_affordance_recipe); default: '
+                             'the geometric fake prior')
+    parser.add_argument('--sim_task', default='',
+                        help='MuJoCo task of the twin (default: the one whose text is --task)')
     parser.add_argument('--startup_timeout', type=float, default=60.0,
                         help='seconds for the graph to come up')
     parser.add_argument('--log_dir', default='', help='node logs (default .ros/demo/<time>)')
-    return parser.parse_args(argv)
+    opts = parser.parse_args(argv)
+    if not opts.single and not 0 < opts.warmup <= opts.episodes:
+        parser.error('need 0 < --warmup <= --episodes')
+    if not 0 < opts.elites <= opts.warmup and not opts.single:
+        parser.error('need 0 < --elites <= --warmup')
+    return opts
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the demo; exit 0 when the episode succeeded."""
+    """Run the demo; exit 0 when the run (or the single episode) succeeded."""
     opts = parse_args(argv)
     log_root = Path(os.environ.get('ROS_HOME', Path.home() / '.ros'))
     log_dir = Path(opts.log_dir) if opts.log_dir else \
         log_root / 'demo' / time.strftime('%Y%m%d-%H%M%S')
-    nodes = describe('sim')
+    try:
+        sim_task = opts.sim_task or sim_task_of(opts.task)
+        nodes = describe('sim', {'affordance_checkpoint': opts.affordance_checkpoint},
+                         overrides={'sim': {'mujoco_task': sim_task}})
+    except ValueError as exc:
+        print(f'deft_demo: {exc}', file=sys.stderr)
+        return 2
     print(f'DEFT demo: starting {len(nodes)} nodes ({", ".join(n.name for n in nodes)}) '
           f'in {nodes[0].namespace}; logs in {log_dir}', flush=True)
     rclpy.init()
@@ -56,29 +84,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not client.wait_for_camera(opts.startup_timeout):
                 print('no camera frames from the simulated world', file=sys.stderr)
                 return report_dead(graph, opts.startup_timeout)
-            print(f'graph up in {time.monotonic() - started:.1f} s; sending run_episode '
-                  f'(task "{opts.task}", mode {opts.mode}, reward sim)', flush=True)
-            goal = RunEpisode.Goal(task=opts.task, object_prompt=opts.object_prompt,
-                                   mode=opts.mode, reward_source='sim', seed=opts.seed)
-            t0 = time.monotonic()
-
-            def show(fb):
-                print(f'  [{time.monotonic() - t0:5.1f} s] {fb.phase:<10} {fb.detail}', flush=True)
-
-            outcome = client.run(goal, opts.timeout, on_feedback=show)
-            if not outcome.accepted:
-                print('goal rejected (see the episode node log: '
-                      f'{graph.log_path("episode")})', file=sys.stderr)
-                return 1
-            r = outcome.result
-            print(f'result: {outcome.status_name}\n  success: {str(r.success).lower()}\n'
-                  f'  reward: {r.reward:.3f}\n  message: {r.message}\n'
-                  f'  phases: {" -> ".join(outcome.phases)}', flush=True)
-            if r.record.xi:
-                print(f'  xi ({len(r.record.xi)} parameters): ' + ', '.join(
-                    f'{n}={v:.3f}' for n, v in
-                    list(zip(r.record.parameter_names, r.record.xi))[:6]) + ', ...', flush=True)
-            code = 0 if r.success else 1
+            print(f'graph up in {time.monotonic() - started:.1f} s', flush=True)
+            if opts.single:
+                code = single_episode(opts, client, graph)
+            else:
+                code = fine_tune(opts, client, graph)
     except TimeoutError as exc:
         print(f'deft_demo: {exc}', file=sys.stderr)
     finally:
@@ -87,6 +97,79 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rclpy.try_shutdown()
     print('graph shut down', flush=True)
     return code
+
+
+def sim_task_of(text: str) -> str:
+    """Return the twin's task id whose task text is `text`; ValueError listing them otherwise."""
+    from deft_sim.tasks import TASK_SPECS
+    by_text = {spec.text: name for name, spec in TASK_SPECS.items()}
+    if text.strip().lower() not in by_text:
+        raise ValueError(f'no simulated task has the text {text!r}: give --sim_task, or one of '
+                         + ', '.join(repr(t) for t in by_text))
+    return by_text[text.strip().lower()]
+
+
+def single_episode(opts, client: EpisodeClient, graph: GraphProcesses) -> int:
+    """Send one run_episode goal, print its phases and result; 0 when it succeeded."""
+    print(f'sending run_episode (task "{opts.task}", mode {opts.mode}, reward sim)', flush=True)
+    goal = RunEpisode.Goal(task=opts.task, object_prompt=opts.object_prompt,
+                           mode=opts.mode, reward_source='sim', seed=opts.seed)
+    t0 = time.monotonic()
+
+    def show(fb):
+        print(f'  [{time.monotonic() - t0:5.1f} s] {fb.phase:<10} {fb.detail}', flush=True)
+
+    outcome = client.run(goal, opts.timeout, on_feedback=show)
+    if not outcome.accepted:
+        print(f'goal rejected (see the episode node log: {graph.log_path("episode")})',
+              file=sys.stderr)
+        return 1
+    r = outcome.result
+    print(f'result: {outcome.status_name}\n  success: {str(r.success).lower()}\n'
+          f'  reward: {r.reward:.3f}\n  message: {r.message}\n'
+          f'  phases: {" -> ".join(outcome.phases)}', flush=True)
+    if r.record.xi:
+        print(f'  xi ({len(r.record.xi)} parameters): ' + ', '.join(
+            f'{n}={v:.3f}' for n, v in
+            list(zip(r.record.parameter_names, r.record.xi))[:6]) + ', ...', flush=True)
+    return 0 if r.success else 1
+
+
+def fine_tune(opts, client: EpisodeClient, graph: GraphProcesses) -> int:
+    """Run Algorithm 1 through fine_tune with a line per episode; 0 when the run finished."""
+    run_id = opts.run_id or time.strftime('demo-%Y%m%d-%H%M%S')
+    print(f'fine_tune "{opts.task}": N={opts.episodes}, M={opts.warmup}, E={opts.elites}, '
+          f'prior {opts.prior}, reward sim, run {run_id}', flush=True)
+    goal = FineTune.Goal(task=opts.task, object_prompt=opts.object_prompt,
+                         episodes=opts.episodes, warmup_episodes=opts.warmup,
+                         elites=opts.elites, reward_source='sim', optimizer='cem',
+                         prior=opts.prior, run_id=run_id, seed=opts.seed)
+    t0 = time.monotonic()
+
+    def show(fb):
+        if fb.phase in ('warmup', 'refit'):  # sent once per finished episode
+            std = sum(fb.std) / len(fb.std) if fb.std else float('nan')
+            stage = 'warm-up' if fb.phase == 'warmup' else 'CEM refit'
+            print(f'  [{time.monotonic() - t0:6.1f} s] episode {fb.episode:>3}/{fb.episodes}: '
+                  f'reward {fb.last_reward:.3f}, best {fb.best_reward:.3f} ({stage}, mean std '
+                  f'{std:.3f})', flush=True)
+
+    outcome = client.fine_tune(goal, opts.timeout * opts.episodes, on_feedback=show)
+    if not outcome.accepted:
+        print(f'goal rejected (see the episode node log: {graph.log_path("episode")})',
+              file=sys.stderr)
+        return 1
+    r = outcome.result
+    rewards = list(r.rewards)
+    print(f'result: {outcome.status_name}: {r.message}', flush=True)
+    if rewards:
+        k = max(1, len(rewards) // 3)
+        first, last = sum(rewards[:k]) / k, sum(rewards[-k:]) / k
+        print(f'  mean reward of the first {k} episodes {first:.3f}, of the last {k} '
+              f'{last:.3f}; best {r.best_reward:.3f}', flush=True)
+    print(f'  run directory: {r.run_dir}\n  report: {Path(r.run_dir) / "report.png"}',
+          flush=True)
+    return 0 if r.success else 1
 
 
 def report_dead(graph: GraphProcesses, timeout: float) -> int:

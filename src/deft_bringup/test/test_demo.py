@@ -10,7 +10,8 @@ pytestmark = pytest.mark.smoke
 
 
 def test_demo_episode_succeeds_and_cleans_up(tmp_path):
-    proc = subprocess.run([sys.executable, '-m', 'deft_bringup.demo', '--log_dir', str(tmp_path)],
+    proc = subprocess.run([sys.executable, '-m', 'deft_bringup.demo', '--single', '--log_dir',
+                           str(tmp_path)],
                           capture_output=True, text=True, timeout=240, env=dict(os.environ))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
@@ -23,3 +24,27 @@ def test_demo_episode_succeeds_and_cleans_up(tmp_path):
         'sim.log']
     left = subprocess.run(['pgrep', '-f', str(tmp_path)], capture_output=True, text=True)
     assert left.stdout.strip() == '', 'node processes left behind'
+
+
+def test_demo_fine_tunes_with_a_line_per_episode_and_a_report(tmp_path):
+    """The default demo is Algorithm 1 (here shortened: N = 3, M = 2) with its report."""
+    env = dict(os.environ, ROS_HOME=str(tmp_path / 'ros'))
+    proc = subprocess.run([sys.executable, '-m', 'deft_bringup.demo', '--episodes', '3',
+                           '--warmup', '2', '--elites', '1', '--run_id', 'smoke', '--log_dir',
+                           str(tmp_path / 'logs')],
+                          capture_output=True, text=True, timeout=400, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    for k in (1, 2, 3):
+        assert f'episode   {k}/3: reward ' in out, out
+    assert 'CEM refit' in out and 'warm-up' in out
+    run = tmp_path / 'ros' / 'deft' / 'runs' / 'smoke'
+    assert f'report: {run / "report.png"}' in out
+    assert (run / 'report.png').stat().st_size > 10_000
+    assert len(list((run / 'episodes').glob('*.json'))) == 3
+
+
+def test_demo_refuses_a_task_the_twin_does_not_have(tmp_path):
+    proc = subprocess.run([sys.executable, '-m', 'deft_bringup.demo', '--task', 'juggle'],
+                          capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert proc.returncode == 2 and "no simulated task has the text 'juggle'" in proc.stderr
