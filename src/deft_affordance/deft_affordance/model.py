@@ -50,6 +50,7 @@ from torch.nn import functional as F  # noqa: N812
 from deft_cem.checkpoint import checksum, first_line, read_checkpoint
 from deft_cem.embedding_reward import build_encoder, build_trunk, load_weights_file
 from deft_cem.runs import atomic_write
+from deft_common.torch_device import torch_device
 
 BACKBONES = ('resnet18', 'resnet50', 'r3m')
 CHECKPOINT_FORMAT = 'deft_affordance_model'
@@ -64,16 +65,7 @@ IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 PathLike = Union[str, os.PathLike]
 
 
-def check_device(device: str) -> torch.device:
-    """Return the torch device named `device`; ValueError if unknown or not available here."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda:0')") \
-            from exc
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available here; use 'cpu'")
-    return dev
+check_device = torch_device  # the shared check (deft_common.torch_device)
 
 
 # --- geometry -------------------------------------------------------------------------------

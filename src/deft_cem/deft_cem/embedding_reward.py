@@ -38,6 +38,8 @@ from torch import nn
 import torchvision
 from torchvision.transforms.v2 import functional as tvf
 
+from deft_common.torch_device import torch_device
+
 ENCODERS = ('resnet18', 'r3m')
 RESIZE = 256
 CROP = 224
@@ -225,18 +227,6 @@ def _check_scale(scale: float) -> float:
     return float(scale)
 
 
-def _device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda:0')") \
-            from exc
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available here; "
-                         "use 'cpu'")
-    return dev
-
-
 def build_encoder(encoder: str, weights_path: str, allow_random: bool = False) -> nn.Module:
     """Build the encoder named `encoder` (see ENCODERS) with the weights at `weights_path`.
 
@@ -271,7 +261,7 @@ class EmbeddingReward:
                  name: str = 'encoder'):
         """Wrap an image -> feature-vector `model`; see `from_config` to build one from a file."""
         self.scale = _check_scale(scale)
-        self.device = _device(device)
+        self.device = torch_device(device)
         self.model = model.to(self.device).eval()
         self.name = name
         self._goal: Optional[torch.Tensor] = None
@@ -286,7 +276,7 @@ class EmbeddingReward:
         missing/unsafe/mismatched weights file, an unreadable goal image or a bad scale/device.
         """
         _check_scale(scale)  # the cheap checks first, before reading any weights
-        _device(device)
+        torch_device(device)
         goal = read_image(goal_image_path) if goal_image_path else None
         model = build_encoder(encoder, weights_path, allow_random)
         name = encoder if weights_path else f'{encoder} (random weights)'

@@ -34,6 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from deft_common.torch_device import torch_device
 from deft_perception.geometry import CameraModel, crop_resize, crop_window, mask_box
 from deft_perception.prompts import Prompt
 from deft_perception.segmentation import DepthPlaneSegmenter, SegmentationError, Segmenter
@@ -78,16 +79,6 @@ def load_state_dict_file(model: torch.nn.Module, path: str, what: str) -> None:
                          f'model type?): {str(exc).splitlines()[-1].strip()}') from None
 
 
-def _device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f'device {device!r}: {exc}') from None
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'device {device!r} requested but CUDA is not available; use cpu')
-    return dev
-
-
 def build_sam(model_type: str, checkpoint: str = '', allow_random: bool = False,
               device: str = 'cpu'):
     """Build a SAM model of `model_type` and load `checkpoint` safely; ValueError if unusable."""
@@ -102,7 +93,7 @@ def build_sam(model_type: str, checkpoint: str = '', allow_random: bool = False,
                          'initialised model for dry runs only')
     if checkpoint and not Path(checkpoint).is_file():  # before seconds of model building
         raise ValueError(f'SAM {model_type} checkpoint {checkpoint!r} does not exist')
-    dev = _device(device)
+    dev = torch_device(device)
     sam = sam_model_registry[model_type](checkpoint=None)
     if checkpoint:
         load_state_dict_file(sam, checkpoint, f'SAM {model_type}')
@@ -140,7 +131,7 @@ class ClipRanker:
         if not weights and not allow_random:
             raise ValueError('clip_weights is empty: a CLIP ranker needs a weights file')
         t0 = time.monotonic()
-        self.device = _device(device)
+        self.device = torch_device(device)
         try:
             model = open_clip.create_model(model_name, pretrained=None, pretrained_text=False,
                                            device='cpu')
