@@ -1,7 +1,6 @@
 """The affordance node: `affordance/predict` = segment the object, predict the grasp prior."""
 
 import time
-from types import SimpleNamespace
 
 import numpy as np
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -10,8 +9,8 @@ from sensor_msgs.msg import CameraInfo
 
 from deft_affordance.geometric_prior import geometric_prior
 from deft_affordance.heuristic_prior import heuristic_prior
-from deft_affordance.lifting import crop_to_image, lift_contact
-from deft_common import image_codec, rotations
+from deft_affordance.lifting import ModelGrasp, model_grasp
+from deft_common import image_codec
 from deft_common.image_codec import LatestFrame
 from deft_common.node_main import ConfigurationError, run_node
 from deft_common.ros_async import wait_for, wait_until
@@ -120,7 +119,7 @@ class AffordanceNode(Node):
             times.append(time.monotonic() - t0)
         return tuple(times)
 
-    def model_grasp(self, seg, task: str) -> SimpleNamespace:
+    def model_grasp(self, seg, task: str) -> ModelGrasp:
         """Run f(crop, task) and lift it: contact in 3D, wrist in the base frame, joints."""
         crop = image_codec.to_rgb(seg.crop)
         pred = self.model.predict(crop, task)
@@ -128,26 +127,9 @@ class AffordanceNode(Node):
         info = self.camera_info.msg()
         if info is None:
             raise ValueError('no camera_info received: cannot lift the contact to 3D')
-        pixels = [crop_to_image(c, window, crop.shape[1]) for c in pred.contact_points]
-        pixel = crop_to_image(pred.mean_contact, window, crop.shape[1])
-        point, dist = lift_contact(pixel, np.asarray(seg.points).reshape(-1, 3), info.k)
-        if dist > self.p.max_lift_distance_px:
-            raise ValueError(f'the predicted contact is {dist:.0f} px from the object '
-                             f'(max_lift_distance_px {self.p.max_lift_distance_px})')
-        self.retargeter.reset()
-        joints = self.retargeter.retarget(pred.hand_pose, np.zeros(3))
-        by_name = dict(zip(self.retargeter_names(), joints))
-        return SimpleNamespace(
-            contact_point=self.camera_to_base.apply(point[None])[0],
-            wrist_orientation=rotations.normalize(rotations.multiply(
-                self.camera_to_base.rotation, pred.wrist_quaternion)),
-            hand_joint_names=list(self.hand.joint_names),
-            hand_joint_positions=np.array([by_name[n] for n in self.hand.joint_names]),
-            hand_pose=pred.hand_pose, pixels=np.concatenate(pixels))
-
-    def retargeter_names(self):
-        """Return the joint order of the retargeter's output."""
-        return self.retargeter.hand.joint_names
+        return model_grasp(pred, crop.shape[1], window, np.asarray(seg.points).reshape(-1, 3),
+                           info.k, self.camera_to_base, self.retargeter, self.hand.joint_names,
+                           self.p.max_lift_distance_px)
 
     async def on_predict(self, request, response):
         """Segment, lift to the base frame, predict; errors as codes and messages."""

@@ -1,7 +1,10 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from deft_affordance.lifting import crop_to_image, lift_contact
+from deft_affordance.lifting import crop_to_image, lift_contact, model_grasp
+from deft_common.rotations import Transform
 
 K = [500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]
 
@@ -34,3 +37,39 @@ def test_no_valid_points_or_no_intrinsics_are_errors():
         lift_contact((0, 0), np.array([[np.nan, 0, 1], [0, 0, -1]]), K)
     with pytest.raises(ValueError, match='focal'):
         lift_contact((0, 0), np.array([[0, 0, 1.0]]), [0.0] * 9)
+
+
+class _Retargeter:
+    """Retargets every pose to its joint index (a stand-in with the retargeter's interface)."""
+
+    def __init__(self, names):
+        self.hand = SimpleNamespace(joint_names=names)
+        self.resets = 0
+
+    def reset(self):
+        self.resets += 1
+
+    def retarget(self, pose, global_orient):
+        return np.arange(len(self.hand.joint_names), dtype=float)
+
+
+def test_model_grasp_lifts_turns_and_retargets_by_name():
+    # camera 0.8 m above a plane of points, looking down (optical z = base -z)
+    xs, ys = np.meshgrid(np.linspace(-0.2, 0.2, 41), np.linspace(-0.1, 0.1, 21))
+    pts = np.stack([xs.ravel(), ys.ravel(), np.full(xs.size, 0.8)], axis=1)
+    camera_to_base = Transform.from_list([0.5, 0.0, 0.9, 1.0, 0.0, 0.0, 0.0])
+    # the crop (224 px) of the window (370, 190, 100): crop pixel 111.5 is image pixel 419.5
+    pred = SimpleNamespace(contact_points=np.array([[111.5, 111.5], [111.5, 111.5]]),
+                           mean_contact=np.array([111.5, 111.5]),
+                           wrist_quaternion=np.array([0.0, 0.0, 0.0, 1.0]),
+                           hand_pose=np.zeros(45))
+    retargeter = _Retargeter(['b', 'a'])
+    g = model_grasp(pred, 224, (370, 190, 100), pts, K, camera_to_base, retargeter, ['a', 'b'],
+                    25.0)
+    np.testing.assert_allclose(g.contact_point, [0.5 + 0.16, 0.0, 0.1], atol=1e-3)
+    np.testing.assert_allclose(g.wrist_orientation, [1.0, 0.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_array_equal(g.hand_joint_positions, [1.0, 0.0])  # by name, not order
+    assert g.hand_joint_names == ['a', 'b'] and retargeter.resets == 1
+    np.testing.assert_allclose(g.pixels, [419.5, 239.5, 419.5, 239.5])
+    with pytest.raises(ValueError, match='px from the object'):
+        model_grasp(pred, 224, (0, 0, 10), pts, K, camera_to_base, retargeter, ['a', 'b'], 25.0)

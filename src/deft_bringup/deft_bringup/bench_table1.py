@@ -46,7 +46,8 @@ def default_cache() -> Path:
 
 
 def run_task(task: str, checkpoint: str, trials: int, episodes: int, warmup: int, elites: int,
-             splits: Sequence[str] = SPLITS, threads: int = 1) -> Dict[str, object]:
+             retargeting_config: str = '', splits: Sequence[str] = SPLITS,
+             threads: int = 1) -> Dict[str, object]:
     """
     Run every method on `trials` placements of each split of one task (one process).
 
@@ -58,7 +59,7 @@ def run_task(task: str, checkpoint: str, trials: int, episodes: int, warmup: int
     import torch._dynamo  # noqa: F401 - before any GL context (sim_eval.load_torch_before_gl)
 
     from deft_affordance.model import AffordanceModel
-    from deft_bringup.sim_eval import SimEvaluator, eval_seed
+    from deft_bringup.sim_eval import SimEvalSettings, SimEvaluator, eval_seed
 
     torch.set_num_threads(max(1, threads))
     t0 = time.monotonic()
@@ -66,7 +67,8 @@ def run_task(task: str, checkpoint: str, trials: int, episodes: int, warmup: int
     methods = METHODS + ('heuristic_only',)
     success = {m: {s: [] for s in splits} for m in methods}
     reward = {m: {s: [] for s in splits} for m in methods}
-    with SimEvaluator(task, model=model) as ev:
+    changes = {'retargeting_config': retargeting_config} if retargeting_config else {}
+    with SimEvaluator(task, SimEvalSettings.from_graph(**changes), model=model) as ev:
         for split in splits:
             for k in range(trials):
                 seed = eval_seed(k)
@@ -182,6 +184,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--warmup', type=int, default=4, help='CEM warm-up episodes M')
     parser.add_argument('--elites', type=int, default=3, help='CEM elites E')
     parser.add_argument('--jobs', type=int, default=2, help='tasks run in parallel processes')
+    parser.add_argument('--retargeting-config', default='',
+                        help="MANO -> hand retargeting YAML (default: the sim graph's)")
     opts = parser.parse_args(argv)
     if opts.trials < 1 or not 1 <= opts.warmup <= opts.episodes or \
             not 1 <= opts.elites <= opts.episodes or opts.jobs < 1:
@@ -201,7 +205,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'Table 1 in the twin: {len(tasks)} tasks x 2 splits x {opts.trials} placements, CEM '
           f'N={opts.episodes} M={opts.warmup} E={opts.elites}, model {checkpoint}, '
           f'{opts.jobs} processes', flush=True)
-    args = (str(checkpoint), opts.trials, opts.episodes, opts.warmup, opts.elites)
+    args = (str(checkpoint), opts.trials, opts.episodes, opts.warmup, opts.elites,
+            opts.retargeting_config)
     results: Dict[str, Dict[str, object]] = {}
     if opts.jobs == 1:
         for task in tasks:

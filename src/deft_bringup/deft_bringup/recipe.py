@@ -120,9 +120,9 @@ class _OutOfTime(Exception):
     pass
 
 
-def val_score(row: Dict[str, float], image_px: float) -> float:
+def val_score(row: Dict[str, float], crop_px: float) -> float:
     """Return the validation score of an epoch row (lower is better; see VAL_WEIGHTS)."""
-    return (VAL_WEIGHTS[0] * row['eval_contact_mean_px'] / image_px
+    return (VAL_WEIGHTS[0] * row['eval_contact_mean_px'] / crop_px
             + VAL_WEIGHTS[1] * row['eval_wrist_deg'])
 
 
@@ -176,11 +176,13 @@ def train(data: Path, out: Path, budget: float, opts) -> Dict[str, object]:
                          'val_samples': len(val_s), 'epochs': epochs,
                          'batch_size': opts.batch_size, 'lr': opts.lr,
                          'recipe': 'deft_bringup.recipe'}
-    best = {'score': math.inf, 'epoch': 0}
+    best = {'score': math.inf, 'epoch': 0, 'done': 0}
+    crop_px = float(train_s[0].size[0])  # metrics are in pixels of the crops as stored
     start = time.monotonic()
 
     def on_epoch(epoch: int, row: dict) -> None:
-        score = val_score(row, opts.image_size) if val_ds is not None else row['train_loss']
+        best['done'] = epoch
+        score = val_score(row, crop_px) if val_ds is not None else row['train_loss']
         mark = ''
         if score < best['score']:
             best.update(score=score, epoch=epoch, row=dict(row))
@@ -201,7 +203,7 @@ def train(data: Path, out: Path, budget: float, opts) -> Dict[str, object]:
     except _OutOfTime:
         stopped = True
         log('training budget reached: stopped early')
-    return {'epochs_planned': epochs, 'epochs_done': best.get('row', {}).get('epoch', 0),
+    return {'epochs_planned': epochs, 'epochs_done': best['done'],
             'best_epoch': best['epoch'], 'stopped_early': stopped,
             'seconds': round(time.monotonic() - t0, 1),
             'best': {k: round(float(v), 4) for k, v in best.get('row', {}).items()}}

@@ -181,8 +181,7 @@ class Outcome:
 
     reward: float
     success: bool
-    error: str = ''                      # why there was no prior (then reward 0, no success)
-    prior_reward: float = float('nan')   # fine_tune: the prior's own episode is not run
+    error: str = ''  # why there was no prior (then reward 0, no success)
     rewards: List[float] = field(default_factory=list)  # fine_tune: the N episodes' rewards
 
 
