@@ -115,9 +115,18 @@ class CEM(ResidualOptimizer):
         return self._std.copy()
 
     def elite_indices(self) -> np.ndarray:
-        """Return the indices into history of the E best episodes so far (best first)."""
+        """
+        Return the indices into history of the E best episodes so far (best first).
+
+        Equal rewards are ranked by the size of the residual (in units of initial_std), smallest
+        first: when many episodes succeed alike (a binary success reward, a good prior), the
+        elites stay near the prior instead of being whichever random residuals came first, so D
+        does not drift away from a prior that works.
+        """
         rewards = np.array([r for _, r in self.history])
-        order = np.argsort(-rewards, kind='stable')
+        scale = np.where(self.initial_std > 0, self.initial_std, 1.0)
+        size = np.array([float(np.linalg.norm(e / scale)) for e, _ in self.history])
+        order = np.lexsort((size, -rewards))
         return order[:self.elites]
 
     def _sample(self) -> np.ndarray:

@@ -108,3 +108,22 @@ def test_bad_settings(bad):
     with pytest.raises(ValueError, match='initial_std'):
         RandomSearch([-1.0])
     assert CMAES(STD, seed=0).std.shape == STD.shape
+
+
+def test_equal_rewards_prefer_the_smaller_residuals():
+    """With ties (every episode a success), the elites are the residuals nearest the prior."""
+    std = np.array([1.0, 2.0, 0.5])
+    cem = CEM(std, warmup=6, elites=2, seed=3)
+    drawn = []
+    for k in range(6):
+        eps = cem.ask()
+        drawn.append(eps)
+        cem.tell(eps, 1.0 if k < 5 else 0.2)
+    size = [np.linalg.norm(e / std) for e in drawn[:5]]
+    nearest = sorted(np.argsort(size)[:2].tolist())
+    assert sorted(cem.elite_indices().tolist()) == nearest
+    np.testing.assert_allclose(cem.mean, np.mean([drawn[i] for i in nearest], axis=0))
+    # a higher reward still beats a smaller residual
+    eps = cem.ask()
+    cem.tell(eps, 1.5)
+    assert cem.elite_indices()[0] == 6
