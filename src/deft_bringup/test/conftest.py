@@ -15,9 +15,12 @@ CONFIG = Path(__file__).resolve().parents[1] / 'config'
 
 @pytest.fixture(scope='session')
 def ros():
-    rclpy.init()
+    owned = not rclpy.ok()  # another suite's fixture may have initialised it
+    if owned:
+        rclpy.init()
     yield
-    rclpy.try_shutdown()
+    if owned:
+        rclpy.try_shutdown()
 
 
 @pytest.fixture

@@ -214,11 +214,15 @@ def test_paths_that_cannot_play_say_why(tmp_path, run_dir):
 # --- the node -------------------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def ros():
+    """Initialise the default rclpy context, unless another suite's fixture did."""
     import rclpy
 
-    rclpy.init()
+    owned = not rclpy.ok()
+    if owned:
+        rclpy.init()
     yield
-    rclpy.try_shutdown()
+    if owned:
+        rclpy.try_shutdown()
 
 
 @pytest.mark.parametrize('value,match', [
