@@ -4,7 +4,8 @@ Benchmark the segmentation backends: median seconds from a new RGB-D frame to th
 A synthetic 640 x 480 tabletop (a plane 0.9 m away, one box 5 cm tall, a noise texture), the
 salient-object prompt, a new frame (new bytes) every repeat so the sam backend recomputes its
 image embedding each time. `sam` is vit_b with random weights: its latency is the real one,
-its masks are meaningless. Results are merged into results/bench.json as prior_latency_s.
+its masks are meaningless. Results are merged into results/bench.json as segment_latency_s
+(the whole image -> 3D grasp prior path is deft_bringup.bench_prior: prior_latency_s).
 """
 
 import argparse
@@ -86,7 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='frames for sam (about 40 s each for vit_b on two CPU cores)')
     parser.add_argument('--skip-sam', action='store_true')
     parser.add_argument('--out', type=Path, default=None,
-                        help='merge prior_latency_s into this JSON file (make bench)')
+                        help='merge segment_latency_s into this JSON file (make bench)')
     opts = parser.parse_args(argv)
     medians = {b: measure_latency(b, opts.repeats) for b in ('fake', 'depth')}
     sam = None if opts.skip_sam else measure_sam(opts.sam_repeats)
@@ -95,7 +96,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(json.dumps({'median_s': medians, 'sam_vit_b': sam}, indent=2))
     if opts.out is not None:
         results = json.loads(opts.out.read_text()) if opts.out.is_file() else {}
-        results['prior_latency_s'] = {
+        results['segment_latency_s'] = {
             'value': {k: round(v, 4) for k, v in medians.items()}, 'unit': 's',
             'detail': (f'median seconds from a new {W}x{H} RGB-D frame to the object mask per '
                        f'segmentation backend ({opts.repeats} frames; sam: vit_b, random '
