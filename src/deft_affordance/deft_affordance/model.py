@@ -50,6 +50,7 @@ from torch.nn import functional as F  # noqa: N812
 from deft_cem.checkpoint import checksum, first_line, read_checkpoint
 from deft_cem.embedding_reward import build_encoder, build_trunk, load_weights_file
 from deft_cem.runs import atomic_write
+from deft_common import rotations
 from deft_common.torch_device import torch_device
 
 BACKBONES = ('resnet18', 'resnet50', 'r3m')
@@ -111,21 +112,7 @@ def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
 
 def matrix_to_quaternion(rot: np.ndarray) -> np.ndarray:
     """Return the unit quaternion (x, y, z, w), w >= 0, of a 3x3 rotation matrix."""
-    m = np.asarray(rot, dtype=np.float64)
-    t = np.trace(m)
-    if t > 0:
-        s = 2.0 * math.sqrt(1.0 + t)
-        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-    else:
-        i = int(np.argmax(np.diag(m)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * math.sqrt(max(1e-12, 1.0 + m[i, i] - m[j, j] - m[k, k]))
-        q = [0.0, 0.0, 0.0, (m[k, j] - m[j, k]) / s]
-        q[i] = 0.25 * s
-        q[j] = (m[j, i] + m[i, j]) / s
-        q[k] = (m[k, i] + m[i, k]) / s
-    q = np.asarray(q) / np.linalg.norm(q)
-    return -q if q[3] < 0 else q
+    return rotations.from_matrix(rot)
 
 
 def geodesic_angle(r1: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:

@@ -72,7 +72,7 @@ def from_matrix(m) -> np.ndarray:
     else:
         i = int(np.argmax(np.diag(m)))
         j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * np.sqrt(1.0 + m[i, i] - m[j, j] - m[k, k])
+        s = 2.0 * np.sqrt(max(1e-12, 1.0 + m[i, i] - m[j, j] - m[k, k]))
         q = [0.0, 0.0, 0.0, (m[k, j] - m[j, k]) / s]
         q[i] = 0.25 * s
         q[j] = (m[j, i] + m[i, j]) / s
