@@ -17,7 +17,8 @@ PYTEST_ARGS ?=
 setup:
 	@DEFT_VENV=$(VENV) tools/setup.sh
 
-## Bring up the whole graph against the simulated twin and run one episode.
+## Bring up the whole graph against the simulated twin and fine-tune (deft_demo: 30 episodes, a
+## line per episode with its phases, then a result block with success: true/false).
 demo: setup
 	deft_demo
 
@@ -26,9 +27,9 @@ demo: setup
 test: setup lint
 	python -m pytest $(PYTEST_ARGS)
 
-## Only the fast tests (no multi-process graph): for the edit-test loop.
+## Only the fast tests (no node processes: neither the integration nor the demo smoke tests).
 unit: setup
-	python -m pytest -m 'not integration' $(PYTEST_ARGS)
+	python -m pytest -m 'not integration and not smoke' $(PYTEST_ARGS)
 
 ## Benchmarks (medians over repeats), merged into results/bench.json.
 bench: setup

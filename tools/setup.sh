@@ -22,12 +22,43 @@ pip_install() {
 fresh() { [ -f "$stamps/$1" ] && [ "$(cat "$stamps/$1")" = "$2" ]; }
 mark() { mkdir -p "$stamps" && printf '%s' "$2" > "$stamps/$1"; }
 
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# 0. Prerequisites, each with what to do when it is missing (checked on every run: cheap).
+command -v "$python" > /dev/null \
+  || die "no $python: install Python 3.11 or newer (apt install python3 python3-venv), or set PYTHON"
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || die "$("$python" --version 2>&1) is too old: the pinned ROS 2 wheels need Python 3.11 or newer (set PYTHON=python3.12 to pick another)"
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -c 'import ensurepip, venv' 2> /dev/null \
+    || die "$python has no venv/ensurepip module: apt install python3-venv (or python3.X-venv)"
+fi
+command -v cmake > /dev/null || die "no cmake (needed to build deft_interfaces): apt install cmake"
+command -v c++ > /dev/null || command -v g++ > /dev/null || command -v clang++ > /dev/null \
+  || die "no C++ compiler (needed to build deft_interfaces): apt install g++ (or build-essential)"
+
 if [ ! -x "$venv/bin/python" ]; then
   log "creating virtual environment in $venv"
   "$python" -m venv "$venv"
 fi
 export VIRTUAL_ENV=$venv PATH=$venv/bin:$PATH
 export AMENT_PREFIX_PATH=$venv CMAKE_PREFIX_PATH=$venv
+# colcon must not find the copies of the packages in .venv and build/ when the same checkout is
+# also built as a colcon workspace (duplicate package names).
+mkdir -p "$root/build"
+touch "$venv/COLCON_IGNORE" "$root/build/COLCON_IGNORE"
+# `source .venv/bin/activate` gives the same environment as make: the venv is its own ament
+# prefix. Appended once (between markers), so activating outside make finds the installed packages.
+if ! grep -q '^# >>> deft >>>' "$venv/bin/activate"; then
+  cat >> "$venv/bin/activate" <<'ACTIVATE'
+# >>> deft >>> (tools/setup.sh: the venv is its own ament prefix)
+export AMENT_PREFIX_PATH="$VIRTUAL_ENV"
+export CMAKE_PREFIX_PATH="$VIRTUAL_ENV"
+export MUJOCO_GL="${MUJOCO_GL:-egl}"
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+# <<< deft <<<
+ACTIVATE
+fi
 
 # 1. Pinned requirements (ROS 2 Kilted wheels, torch + torchvision together, the rest).
 req_files=(requirements/base.txt requirements/ros.txt requirements/ml.txt requirements/dev.txt)

@@ -32,6 +32,8 @@ PARAMS = (
     Param('allow_random', False, 'model: accept randomly initialised parts (dry runs only).'),
     Param('retargeting_config', 'leap_16dof_retargeting.yaml', 'model: MANO -> robot hand '
           "retargeting YAML; a bare file name is looked up in deft_hand_driver's config."),
+    Param('mano_model_path', '', 'model: converted MANO model file (.npz, see the README) for '
+          'the retargeting; empty = the documented kinematic approximation of a right hand.'),
     Param('max_lift_distance_px', 25.0, 'model: farthest object pixel from the predicted '
           'contact that it may be lifted to, px.', range=(1.0, 1000.0)),
     Param('base_frame', 'base_link', 'Frame of the predicted grasp.'),
@@ -78,6 +80,7 @@ class AffordanceNode(Node):
     def load_model(self) -> None:
         """Load the affordance model and the retargeting; ConfigurationError saying why not."""
         from deft_affordance.model import AffordanceModel  # torch: only for this backend
+        from deft_hand_driver.mano import model_from_parameter
         from deft_hand_driver.retargeting import build_retargeter, load_retargeting_config
         if not self.p.checkpoint:
             raise ConfigurationError('backend model needs the parameter checkpoint '
@@ -90,7 +93,8 @@ class AffordanceNode(Node):
             if path and '/' not in path:
                 path = str(default_config_path().parent / path)
             hand, config = load_retargeting_config(path)
-            self.retargeter = build_retargeter(hand, config)
+            self.retargeter = build_retargeter(hand, config,
+                                               model_from_parameter(self.p.mano_model_path))
         except (ValueError, OSError) as exc:
             raise ConfigurationError(str(exc)) from exc
         missing = set(self.hand.joint_names) - set(hand.joint_names)

@@ -20,7 +20,10 @@ from deft_interfaces.action import ExecuteGrasp, HandGrasp
 
 E = ExecuteGrasp.Result
 PARAMS = (
-    Param('backend', 'fake', 'Arm backend.', choices=BACKENDS),
+    Param('backend', 'fake', 'Arm backend: fake (honest dry run: no hardware, no kinematics; the '
+          'wrist pose is interpolated in real time at the speed limits) or moveit (moveit_py: '
+          'plans, checks by IK and executes on your arm; moveit_* parameters).',
+          choices=BACKENDS),
     Param('base_frame', 'base_link', 'Frame of every pose (the arm base).'),
     Param('home_pose', [0.35, 0.0, 0.35, 1.0, 0.0, 0.0, 0.0],
           'Home wrist pose, x y z (m) qx qy qz qw, base frame (default: palm down).'),

@@ -3,9 +3,10 @@
 
 Every node runs as its own process (the graph description of deft_bringup.graph). By default one
 fine_tune goal ("pick up the cup", N = 30 episodes, M = 10 warm-up, E = 5 elites, sim reward)
-goes through an action client, with a progress line per episode; the run's report (reward curve
-PNG and summary) is written and its path printed. `--single` sends one run_episode goal instead
-and prints its feedback phases and result.
+goes through an action client, with a line per episode (its reward and the phases it went
+through), then a result block (`success: true` or `false`); the run's report (reward curve PNG and
+summary) is written and its path printed. `--single` sends one run_episode goal instead and prints
+its feedback phases and result.
 """
 
 import argparse
@@ -19,7 +20,7 @@ import rclpy
 
 from deft_bringup.client import EpisodeClient
 from deft_bringup.graph import describe
-from deft_bringup.runner import GraphProcesses
+from deft_bringup.runner import GraphProcesses, ensure_ament_prefix, no_install_message
 from deft_interfaces.action import FineTune, RunEpisode
 
 
@@ -62,12 +63,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_root = Path(os.environ.get('ROS_HOME', Path.home() / '.ros'))
     log_dir = Path(opts.log_dir) if opts.log_dir else \
         log_root / 'demo' / time.strftime('%Y%m%d-%H%M%S')
+    ensure_ament_prefix()
     try:
         sim_task = opts.sim_task or sim_task_of(opts.task)
         nodes = describe('sim', {'affordance_checkpoint': opts.affordance_checkpoint},
                          overrides={'sim': {'mujoco_task': sim_task}})
     except ValueError as exc:
         print(f'deft_demo: {exc}', file=sys.stderr)
+        return 2
+    except OSError as exc:  # ament_index_python: AMENT_PREFIX_PATH not set
+        print(no_install_message('deft_demo', exc), file=sys.stderr)
         return 2
     print(f'DEFT demo: starting {len(nodes)} nodes ({", ".join(n.name for n in nodes)}) '
           f'in {nodes[0].namespace}; logs in {log_dir}', flush=True)
@@ -89,7 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 code = single_episode(opts, client, graph)
             else:
                 code = fine_tune(opts, client, graph)
-    except TimeoutError as exc:
+    except (TimeoutError, FileNotFoundError) as exc:  # FileNotFoundError: a node not installed
         print(f'deft_demo: {exc}', file=sys.stderr)
     finally:
         if client:
@@ -145,14 +150,22 @@ def fine_tune(opts, client: EpisodeClient, graph: GraphProcesses) -> int:
                          elites=opts.elites, reward_source='sim', optimizer='cem',
                          prior=opts.prior, run_id=run_id, seed=opts.seed)
     t0 = time.monotonic()
+    phases: list = []  # the phases of the episode under way
 
     def show(fb):
-        if fb.phase in ('warmup', 'refit'):  # sent once per finished episode
-            std = sum(fb.std) / len(fb.std) if fb.std else float('nan')
-            stage = 'warm-up' if fb.phase == 'warmup' else 'CEM refit'
-            print(f'  [{time.monotonic() - t0:6.1f} s] episode {fb.episode:>3}/{fb.episodes}: '
-                  f'reward {fb.last_reward:.3f}, best {fb.best_reward:.3f} ({stage}, mean std '
-                  f'{std:.3f})', flush=True)
+        if fb.phase == 'perceive':  # an episode starts (the run's first reset comes before it)
+            phases.clear()
+        if fb.phase not in ('warmup', 'refit'):
+            if not phases or phases[-1] != fb.phase:
+                phases.append(fb.phase)
+            return
+        # warmup / refit: sent once per finished episode, after its phases
+        std = sum(fb.std) / len(fb.std) if fb.std else float('nan')
+        stage = 'warm-up' if fb.phase == 'warmup' else 'CEM refit'
+        print(f'  [{time.monotonic() - t0:6.1f} s] episode {fb.episode:>3}/{fb.episodes}: '
+              f'reward {fb.last_reward:.3f}, best {fb.best_reward:.3f} ({stage}, mean std '
+              f'{std:.3f}); phases {" > ".join(phases)}', flush=True)
+        phases.clear()
 
     outcome = client.fine_tune(goal, opts.timeout * opts.episodes, on_feedback=show)
     if not outcome.accepted:
@@ -161,12 +174,14 @@ def fine_tune(opts, client: EpisodeClient, graph: GraphProcesses) -> int:
         return 1
     r = outcome.result
     rewards = list(r.rewards)
-    print(f'result: {outcome.status_name}: {r.message}', flush=True)
+    print(f'result: {outcome.status_name}\n  success: {str(bool(r.success)).lower()}\n'
+          f'  episodes: {len(rewards)}\n  best reward: {r.best_reward:.3f}\n'
+          f'  message: {r.message}', flush=True)
     if rewards:
         k = max(1, len(rewards) // 3)
         first, last = sum(rewards[:k]) / k, sum(rewards[-k:]) / k
         print(f'  mean reward of the first {k} episodes {first:.3f}, of the last {k} '
-              f'{last:.3f}; best {r.best_reward:.3f}', flush=True)
+              f'{last:.3f}', flush=True)
     print(f'  run directory: {r.run_dir}\n  report: {Path(r.run_dir) / "report.png"}',
           flush=True)
     return 0 if r.success else 1

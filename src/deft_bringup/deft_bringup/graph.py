@@ -11,7 +11,9 @@ overrides.
 """
 
 from dataclasses import dataclass, field
+import hashlib
 import json
+import os
 from pathlib import Path
 import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -21,12 +23,14 @@ DEFAULT_NAMESPACE = '/deft'
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """A node of the graph: what to start and in which profiles."""
+    """A node of the graph: what to start, in which profiles, and whether it reads the camera."""
 
     name: str
     package: str
     executable: str
     profiles: Tuple[str, ...]
+    # Subscribes to camera/... topics: on the robot these are remapped to the RGB-D driver's.
+    camera_input: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,13 @@ class Argument:
 NODES = (
     NodeSpec('sim', 'deft_sim', 'sim_node', ('sim',)),
     NodeSpec('bag_player', 'deft_cem', 'bag_player', ('replay',)),
-    NodeSpec('perception', 'deft_perception', 'perception_node', ('sim', 'robot', 'replay')),
-    NodeSpec('affordance', 'deft_affordance', 'affordance_node', ('sim', 'robot', 'replay')),
+    NodeSpec('perception', 'deft_perception', 'perception_node', ('sim', 'robot', 'replay'),
+             camera_input=True),
+    NodeSpec('affordance', 'deft_affordance', 'affordance_node', ('sim', 'robot', 'replay'),
+             camera_input=True),
     NodeSpec('hand_driver', 'deft_hand_driver', 'hand_driver_node', ('sim', 'robot')),
     NodeSpec('arm', 'deft_arm', 'arm_node', ('sim', 'robot')),
-    NodeSpec('episode', 'deft_cem', 'episode_node', ('sim', 'robot')),
+    NodeSpec('episode', 'deft_cem', 'episode_node', ('sim', 'robot'), camera_input=True),
 )
 PROFILES = ('sim', 'robot', 'replay')
 
@@ -74,7 +80,8 @@ ARGUMENTS = (
              "(empty: the parameter files' value, 1.0)."),
 )
 
-# Robot profile: the camera driver's topics (RealSense wrapper layout, depth aligned to colour).
+# Robot profile: the camera driver's topics (RealSense wrapper layout, depth aligned to colour),
+# remapped in every node with camera_input (perception, affordance, episode).
 CAMERA_REMAPS = (
     ('camera/color/image_raw', '{camera}/color/image_raw'),
     ('camera/depth/image_raw', '{camera}/aligned_depth_to_color/image_raw'),
@@ -126,14 +133,34 @@ class NodeLaunch:
         """Return keyword arguments for launch_ros.actions.Node."""
         parameters: List[object] = list(self.param_files)
         if self.overrides:  # a file with this node's section, for the reason in ros_args()
-            with tempfile.NamedTemporaryFile('w', prefix=f'deft_{self.name}_', suffix='.yaml',
-                                             delete=False) as f:
-                f.write(self.overrides_yaml())
-            parameters.append(f.name)
+            parameters.append(write_param_file(f'deft_{self.name}', self.overrides_yaml()))
         return dict(package=self.package, executable=self.executable, name=self.name,
                     namespace=self.namespace, parameters=parameters,
                     remappings=list(self.remappings), output='screen',
                     arguments=['--ros-args', '--log-level', self.log_level])
+
+
+def param_file_dir() -> Path:
+    """Return the directory of the generated parameter files (one per user, in the temp dir)."""
+    return Path(tempfile.gettempdir()) / f'deft_params_{os.getuid()}'
+
+
+def write_param_file(prefix: str, text: str) -> str:
+    """
+    Write a generated parameter file named after its content and return its path.
+
+    The name holds a hash of the text, so launching the same graph again reuses the same file
+    instead of leaving a new temporary behind each time; written atomically (write, rename), so
+    two launches at once never read a half-written file.
+    """
+    folder = param_file_dir()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / f'{prefix}_{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml'
+    if not path.is_file() or path.read_text() != text:
+        with tempfile.NamedTemporaryFile('w', dir=folder, prefix='.tmp_', delete=False) as f:
+            f.write(text)
+        os.replace(f.name, path)
+    return str(path)
 
 
 def share_dir() -> Path:
@@ -197,7 +224,7 @@ def describe(profile: str, arguments: Optional[Dict[str, str]] = None,
         if spec.name == 'bag_player':
             _check_bags(values)
         remaps: Tuple[Tuple[str, str], ...] = ()
-        if profile == 'robot' and spec.name == 'perception':
+        if profile == 'robot' and spec.camera_input:
             camera = args['camera_namespace'].rstrip('/')
             remaps = tuple((src, dst.format(camera=camera)) for src, dst in CAMERA_REMAPS)
         result.append(NodeLaunch(
@@ -245,10 +272,8 @@ def moveit_config_from_package(package: str, robot_name: str) -> str:
         config = MoveItConfigsBuilder(robot_name, package_name=package).to_dict()
     except Exception as exc:  # noqa: B902 - package lookup, xacro and YAML errors of many types
         raise ValueError(f'moveit_config_package {package}: {exc}') from exc
-    with tempfile.NamedTemporaryFile('w', prefix='deft_moveit_', suffix='.yaml',
-                                     delete=False) as f:
-        f.write(json.dumps({'/**': {'ros__parameters': config}}, indent=1, default=str) + '\n')
-    return f.name
+    return write_param_file('deft_moveit', json.dumps(
+        {'/**': {'ros__parameters': config}}, indent=1, default=str) + '\n')
 
 
 def _player_values(args: Dict[str, str]) -> Dict[str, object]:

@@ -5,7 +5,9 @@ Start the DEFT graph without `launch`: every node its own process, from the grap
     deft_run sim --params_file my.yaml --reward_source operator
 
 Stops every node (SIGINT, then SIGTERM, then SIGKILL to the process group) on Ctrl-C, on SIGTERM,
-or when a node exits on its own (the exit code and the tail of its log are printed).
+or when a node exits on its own (the exit code and the tail of its log are printed). Every node
+process gets the environment variable DEFT_RUN_TAG (the caller's, or a new unique value), so that
+a check can find any process of a graph that outlived it (deft_bringup.testing.tagged_processes).
 """
 
 import argparse
@@ -21,14 +23,36 @@ import tempfile
 import threading
 import time
 from typing import IO, Dict, List, Optional, Sequence
+import uuid
 
 from deft_bringup.graph import ARGUMENTS, PROFILES, NodeLaunch, describe
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+TAG_VARIABLE = 'DEFT_RUN_TAG'
+
+
+def ensure_ament_prefix() -> None:
+    """
+    Default AMENT_PREFIX_PATH to this Python's prefix when that prefix holds the DEFT packages.
+
+    tools/setup.sh installs everything into the virtual environment `.venv`, which is then its own
+    ament prefix: `.venv/bin/deft_run` works without `make` or an activated environment. A prefix
+    already set (a sourced ROS install or colcon workspace) is left alone.
+    """
+    marker = Path(sys.prefix, 'share', 'ament_index', 'resource_index', 'packages', 'deft_bringup')
+    if not os.environ.get('AMENT_PREFIX_PATH') and marker.is_file():
+        os.environ['AMENT_PREFIX_PATH'] = sys.prefix
+
+
+def no_install_message(prog: str, exc: OSError) -> str:
+    """Explain an ament index lookup that failed because no prefix is set."""
+    return (f'{prog}: cannot find the installed DEFT packages ({exc}). On a robot: source '
+            "/opt/ros/$ROS_DISTRO/setup.bash and your workspace's install/setup.bash. In this "
+            'tree: run `make setup` and `source .venv/bin/activate` (or use `make demo`).')
 
 
 def executable_path(node: NodeLaunch) -> str:
-    """Find a node's executable: <prefix>/lib/<package>/ (colcon) or the PATH (pip, venv)."""
+    """Find a node's executable: <prefix>/lib/<package>/ (colcon), the PATH or the venv's bin."""
     try:
         from ament_index_python.packages import get_package_prefix
         candidate = Path(get_package_prefix(node.package)) / 'lib' / node.package / node.executable
@@ -36,7 +60,9 @@ def executable_path(node: NodeLaunch) -> str:
             return str(candidate)
     except (ImportError, LookupError, KeyError):
         pass
-    found = shutil.which(node.executable)
+    # pip puts console scripts next to the interpreter (.venv/bin), on the PATH or not
+    found = shutil.which(node.executable) or shutil.which(
+        node.executable, path=str(Path(sys.executable).parent))
     if not found:
         raise FileNotFoundError(
             f'executable {node.executable!r} of package {node.package!r} not found; '
@@ -66,6 +92,8 @@ class GraphProcesses:
         self.log_dir = Path(log_dir) if log_dir else None
         self.echo = echo
         self.env = dict(os.environ if env is None else env)
+        # Inherited by every node (and anything a node starts): finds leftovers after stop().
+        self.tag = self.env.setdefault(TAG_VARIABLE, f'{os.getpid()}-{uuid.uuid4().hex[:12]}')
         self.procs: Dict[str, subprocess.Popen] = {}
         self._logs: Dict[str, IO] = {}
         self._threads: List[threading.Thread] = []
@@ -210,13 +238,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run a graph until Ctrl-C / SIGTERM or until a node exits."""
     opts = parse_args(argv)
     arguments = {a.name: getattr(opts, a.name) for a in ARGUMENTS}
+    ensure_ament_prefix()
     try:
         nodes = describe(opts.profile, arguments, only=opts.only)
     except ValueError as exc:
         print(f'deft_run: {exc}', file=sys.stderr)
         return 2
+    except OSError as exc:  # ament_index_python: AMENT_PREFIX_PATH not set
+        print(no_install_message('deft_run', exc), file=sys.stderr)
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for node in nodes:  # before starting any: a missing executable is an install problem
+        try:
+            executable_path(node)
+        except FileNotFoundError as exc:
+            print(f'deft_run: {exc}', file=sys.stderr)
+            return 2
     graph = GraphProcesses(nodes, log_dir=Path(opts.log_dir) if opts.log_dir else None, echo=True)
     code = 0
     with graph:

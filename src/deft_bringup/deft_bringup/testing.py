@@ -4,14 +4,14 @@ import os
 from pathlib import Path
 import threading
 import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
 from deft_bringup.graph import describe
-from deft_bringup.runner import GraphProcesses
+from deft_bringup.runner import TAG_VARIABLE, GraphProcesses
 
 # Faster motions and rendering so test suites stay short; the behaviour under test is the same.
 # The graph-mechanics suites run the kinematic world (deterministic, no physics);
@@ -32,6 +32,29 @@ def start_graph(name: str, log_root: Path, profile: str = 'sim',
     log_dir = Path(log_root) / f'{name}-{time.strftime("%H%M%S")}-{os.getpid()}'
     nodes = describe(profile, overrides=overrides, config_dir=config_dir, only=only)
     return GraphProcesses(nodes, log_dir=log_dir)
+
+
+def tagged_processes(tag: str) -> List[int]:
+    """
+    Return the ids of the running processes whose environment holds DEFT_RUN_TAG=`tag`.
+
+    GraphProcesses gives every node that variable, so this finds any node (or a process a node
+    started) that outlived its graph. Reads /proc: Linux only; processes of other users, which
+    cannot be read, are not ours anyway.
+    """
+    needle = f'{TAG_VARIABLE}={tag}'.encode()
+    found = []
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / 'environ').read_bytes()
+            state = (entry / 'stat').read_text().rsplit(')', 1)[1].split()[0]
+        except OSError:  # gone meanwhile, or not ours
+            continue
+        if state != 'Z' and needle in environ.split(b'\0'):
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -77,14 +100,29 @@ class Probe:
                 self.clients[key] = ActionClient(self.node, action_type, name)
             return self.clients[key]
 
-    def call(self, srv_type, name: str, request, timeout: float = 10.0):
-        """Call a service and return its response; AssertionError if absent or silent."""
+    def call(self, srv_type, name: str, request, timeout: float = 10.0,
+             resend_after: Optional[float] = None):
+        """
+        Call a service and return its response; AssertionError if absent or silent.
+
+        resend_after (s): send the request again while no answer came, for idempotent calls to
+        a server that has just started: DDS may match its request reader (wait_for_service is
+        true) before its response writer matches ours, and the first answer is then lost.
+        """
         client = self.client(srv_type, name)
+        start = time.monotonic()
+        deadline = start + timeout
         if not client.wait_for_service(timeout_sec=timeout):
             raise AssertionError(f'service {name} not available within {timeout} s')
-        future = client.call_async(request)
-        wait_until(future.done, timeout, f'an answer from {name}')
-        return future.result()
+        futures = [client.call_async(request)]
+        while not any(f.done() for f in futures):
+            if time.monotonic() > deadline:
+                raise AssertionError(f'timed out after {timeout} s waiting for an answer from '
+                                     f'{name}')
+            if resend_after and time.monotonic() > start + resend_after * len(futures):
+                futures.append(client.call_async(request))
+            time.sleep(0.02)
+        return next(f for f in futures if f.done()).result()
 
     def close(self) -> None:
         """Stop spinning and destroy the node."""

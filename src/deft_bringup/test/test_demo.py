@@ -3,41 +3,60 @@
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 
+from deft_bringup.testing import tagged_processes
+
 pytestmark = pytest.mark.smoke
+
+PHASES = ('perceive', 'predict', 'approach', 'grasp', 'post_grasp', 'reward', 'reset')
+
+
+def tagged_env(**extra):
+    """Return the demo's environment with a DEFT_RUN_TAG of its own (its nodes inherit it)."""
+    tag = f'test-demo-{uuid.uuid4().hex}'
+    return tag, dict(os.environ, DEFT_RUN_TAG=tag, **extra)
 
 
 def test_demo_episode_succeeds_and_cleans_up(tmp_path):
+    tag, env = tagged_env()
     proc = subprocess.run([sys.executable, '-m', 'deft_bringup.demo', '--single', '--log_dir',
                            str(tmp_path)],
-                          capture_output=True, text=True, timeout=240, env=dict(os.environ))
+                          capture_output=True, text=True, timeout=240, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert 'success: true' in out
-    for phase in ('perceive', 'predict', 'approach', 'grasp', 'post_grasp', 'reward', 'reset'):
+    for phase in PHASES:
         assert f'] {phase}' in out, out
     assert 'reward: 1.000' in out, out  # the geometric prior grasps the box and lifts it
     assert sorted(p.name for p in tmp_path.glob('*.log')) == [
         'affordance.log', 'arm.log', 'episode.log', 'hand_driver.log', 'perception.log',
         'sim.log']
-    left = subprocess.run(['pgrep', '-f', str(tmp_path)], capture_output=True, text=True)
-    assert left.stdout.strip() == '', 'node processes left behind'
+    # every node process carried the tag (runner.GraphProcesses); none may outlive the demo
+    assert tagged_processes(tag) == [], 'node processes left behind'
 
 
 def test_demo_fine_tunes_with_a_line_per_episode_and_a_report(tmp_path):
     """The default demo is Algorithm 1 (here shortened: N = 3, M = 2) with its report."""
-    env = dict(os.environ, ROS_HOME=str(tmp_path / 'ros'))
+    tag, env = tagged_env(ROS_HOME=str(tmp_path / 'ros'))
     proc = subprocess.run([sys.executable, '-m', 'deft_bringup.demo', '--episodes', '3',
                            '--warmup', '2', '--elites', '1', '--run_id', 'smoke', '--log_dir',
                            str(tmp_path / 'logs')],
                           capture_output=True, text=True, timeout=400, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    for k in (1, 2, 3):
-        assert f'episode   {k}/3: reward ' in out, out
+    lines = {k: next((line for line in out.splitlines() if f'episode   {k}/3: reward ' in line),
+                     None) for k in (1, 2, 3)}
+    for line in lines.values():  # one line per episode, with the phases it went through
+        assert line is not None, out
+        assert line.endswith('phases ' + ' > '.join(PHASES)), line
     assert 'CEM refit' in out and 'warm-up' in out
+    result = out[out.index('\nresult: '):]
+    assert result.startswith('\nresult: succeeded\n  success: true\n  episodes: 3\n'), out
+    assert 'success: true' in out
+    assert tagged_processes(tag) == [], 'node processes left behind'
     run = tmp_path / 'ros' / 'deft' / 'runs' / 'smoke'
     assert f'report: {run / "report.png"}' in out
     assert (run / 'report.png').stat().st_size > 10_000

@@ -9,17 +9,21 @@ import json
 from pathlib import Path
 import subprocess
 import sys
+import threading
 import time
 
 from action_msgs.msg import GoalStatus
+from geometry_msgs.msg import PoseStamped
 import numpy as np
 import pytest
+from sensor_msgs.msg import JointState
 
 from deft_bringup.testing import FAST_SIM, Probe, start_graph, wait_until
 from deft_cem.fine_tune import build_optimizer
 from deft_cem.optimizers import replay
 from deft_cem.runs import RunStore, history
 from deft_interfaces.action import FineTune, RunEpisode
+from deft_interfaces.srv import SubmitReward
 
 pytestmark = pytest.mark.integration
 LOG_ROOT = Path(__file__).resolve().parents[3] / '.ros' / 'test-logs'
@@ -69,8 +73,9 @@ def ready_client(probe, action_type, name):
     Return an action client whose goals provably reach the server and whose answers come back.
 
     Right after a server (or this client) starts, discovery may be one-sided: a goal sent then is
-    lost, or its response is. A malformed goal (empty task) is rejected without side effects, so
-    it is sent until one rejection comes back; after that the goal service works both ways.
+    lost, or its response is. A malformed goal (empty task) is aborted with BAD_GOAL without side
+    effects (the robot does not move, the node is not busy), so it is sent until one answer comes
+    back; after that the goal service works both ways.
     """
     client = probe.action_client(action_type, name)
     assert client.wait_for_server(timeout_sec=30)
@@ -81,7 +86,6 @@ def ready_client(probe, action_type, name):
         while not future.done() and time.monotonic() < end:
             time.sleep(0.02)
         if future.done():
-            assert not future.result().accepted
             return client
         assert time.monotonic() < deadline, f'{name} never answered a goal'
 
@@ -266,6 +270,107 @@ def test_policy_trained_on_a_run_gives_the_residual_of_mode_policy(tuned, run_ro
     assert accepted and status == GoalStatus.STATUS_SUCCEEDED, result and result.message
     assert any(result.record.eps), 'the policy must add its residual'
     assert 'policy residual' in graph.tail('episode', 400)
-    # without a trained policy for the run, mode policy is refused up front
+    # without a trained policy for the run, mode policy is aborted up front with the reason
     other = RunEpisode.Goal(task='pick up the cup', mode='policy', run_id='crash')
-    assert run_episode(probe, other)[0] is False
+    accepted, status, result = run_episode(probe, other, timeout=10)
+    assert accepted and status == GoalStatus.STATUS_ABORTED
+    assert result.error_code == RunEpisode.Result.BAD_GOAL
+    assert "no checkpoint 'policy_cvae.pt' for run_id 'crash'" in result.message
+
+
+def test_malformed_fine_tune_goals_abort_with_the_reason(tuned):
+    graph, probe = tuned
+    client = ready_client(probe, FineTune, 'fine_tune')
+    for goal, why in ((FineTune.Goal(task=''), 'task is empty'),
+                      (FineTune.Goal(task='pick up the cup', run_id='a/b'), 'not valid'),
+                      (FineTune.Goal(task='pick up the cup', reward_source='vibes'),
+                       "reward_source 'vibes' is not one of")):
+        status, result, feedback = send(client, goal, timeout=10)
+        assert status == GoalStatus.STATUS_ABORTED and not feedback
+        assert result.error_code == FineTune.Result.BAD_GOAL and why in result.message
+
+
+def test_submit_reward_explains_refusals_over_the_service(tuned):
+    graph, probe = tuned
+    assert RunStore(probe_root(graph), 'short').exists, 'needs test_short_run_end_to_end first'
+
+    def submit(**kw):
+        return probe.call(SubmitReward, 'submit_reward', SubmitReward.Request(**kw))
+
+    scored = submit(run_id='short', episode=1, reward=0.5)
+    reward = RunStore(probe_root(graph), 'short').episodes()[1].reward
+    assert not scored.accepted
+    assert scored.message == f"episode 1 of run 'short' was already scored (reward {reward:.3f})"
+    ghost = submit(run_id='ghost', episode=0, reward=0.5)
+    assert not ghost.accepted and ghost.message.startswith("unknown run 'ghost'")
+    nan = submit(run_id='short', episode=1, reward=float('nan'))
+    assert not nan.accepted and 'within [0, 1], got nan' in nan.message
+
+
+def probe_root(graph):
+    node = next(n for n in graph.nodes if n.name == 'episode')
+    return Path(node.overrides['run_root'])
+
+
+def test_cancel_mid_run_keeps_finished_episodes_hand_open_arm_home(tuned, run_root):
+    graph, probe = tuned
+    client = ready_client(probe, FineTune, 'fine_tune')
+    goal = FineTune.Goal(task='pick up the cup', episodes=4, warmup_episodes=2, elites=1,
+                         reward_source='sim', run_id='cancelled', seed=2)
+    seen = []
+    future = client.send_goal_async(goal, feedback_callback=lambda m: seen.append(m.feedback))
+    wait_until(future.done, 10, 'the fine_tune goal response')
+    handle = future.result()
+    assert handle.accepted
+    wait_until(lambda: any(f.episode == 1 and f.phase in ('approach', 'grasp') for f in seen),
+               90, 'episode 1 moving')
+    handle.cancel_goal_async()
+    result = handle.get_result_async()
+    wait_until(result.done, 60, 'the cancelled fine_tune result')
+    r = result.result().result
+    assert result.result().status == GoalStatus.STATUS_CANCELED, r.message
+    assert r.error_code == FineTune.Result.CANCELED and 'kept' in r.message
+    entries = RunStore(run_root, 'cancelled').episodes()
+    assert [e.episode for e in entries] == [0] and list(r.rewards) == [entries[0].reward]
+    hands, wrists = [], []
+    subs = [probe.node.create_subscription(JointState, 'hand/joint_states', hands.append, 10),
+            probe.node.create_subscription(PoseStamped, 'arm/wrist_pose', wrists.append, 10)]
+    try:
+        wait_until(lambda: hands and wrists, 10, 'hand joint states and the wrist pose')
+        assert max(abs(p) for p in hands[-1].position) < 0.1, 'hand not open after cancel'
+        p = wrists[-1].pose.position
+        assert (p.x, p.y, p.z) == pytest.approx((0.35, 0.0, 0.35), abs=0.01), 'arm not home'
+    finally:
+        for sub in subs:
+            probe.node.destroy_subscription(sub)
+
+
+def test_discarded_episode_is_recorded_again_once(tuned, run_root):
+    """The operator discards episode 0: the same eps is run again and recorded once."""
+    graph, probe = tuned
+    client = ready_client(probe, FineTune, 'fine_tune')
+    plan, answered = [('discard', 0.0), ('score', 0.3), ('score', 0.6)], []
+
+    def operator():
+        for kind, value in plan:
+            while True:
+                r = probe.call(SubmitReward, 'submit_reward', SubmitReward.Request(
+                    run_id='discarded', episode=-1, reward=value, discard=kind == 'discard'))
+                if r.accepted:
+                    answered.append(r.message)
+                    break
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=operator, daemon=True)
+    thread.start()
+    goal = FineTune.Goal(task='pick up the cup', episodes=2, warmup_episodes=2, elites=1,
+                         reward_source='operator', run_id='discarded', seed=6)
+    status, result, _ = send(client, goal, timeout=120)
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    assert answered[0] == "episode 0 of run 'discarded': discarded"
+    store = RunStore(run_root, 'discarded')
+    entries = store.episodes()
+    assert [(e.episode, e.reward) for e in entries] == [(0, 0.3), (1, 0.6)]
+    first = replay(build_optimizer(store.settings()), []).ask()
+    np.testing.assert_allclose(entries[0].eps, first)  # the discarded draw, run again
+    assert 'episode 0 discarded; recording it again' in graph.tail('episode', 400)

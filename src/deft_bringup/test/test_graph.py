@@ -1,5 +1,8 @@
+import ast
+import importlib.util
 import json
 from pathlib import Path
+import re
 
 import pytest
 import yaml
@@ -20,17 +23,61 @@ def test_sim_profile_has_every_node_in_the_namespace():
         assert n.remappings == ()
 
 
+RS_REMAPS = {
+    'camera/color/image_raw': '/rs/color/image_raw',
+    'camera/depth/image_raw': '/rs/aligned_depth_to_color/image_raw',
+    'camera/color/camera_info': '/rs/color/camera_info'}
+
+
 def test_robot_profile_drops_the_simulator_and_remaps_the_camera():
     nodes = {n.name: n for n in graph.describe(
         'robot', {'camera_namespace': '/rs/'}, config_dir=CONFIG)}
     assert 'sim' not in nodes and len(nodes) == 5
-    assert dict(nodes['perception'].remappings) == {
-        'camera/color/image_raw': '/rs/color/image_raw',
-        'camera/depth/image_raw': '/rs/aligned_depth_to_color/image_raw',
-        'camera/color/camera_info': '/rs/color/camera_info'}
+    for name in ('perception', 'affordance', 'episode'):  # each subscribes to camera/...
+        assert dict(nodes[name].remappings) == RS_REMAPS, name
+        args = nodes[name].ros_args()
+        assert '-r' in args and 'camera/color/camera_info:=/rs/color/camera_info' in args
+        assert nodes[name].launch_kwargs()['remappings'] == list(RS_REMAPS.items())
+    for name in ('hand_driver', 'arm'):
+        assert nodes[name].remappings == (), name
 
 
-def test_arguments_and_overrides_reach_the_command_line(tmp_path):
+def camera_topics_read(module: str) -> set:
+    """
+    Return the camera/... topic names a node module reads.
+
+    That is every string literal naming one that is not an argument of create_publisher (the sim
+    node publishes the camera).
+    """
+    source = Path(importlib.util.find_spec(module).origin).read_text()
+    published = set()
+    literals = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, 'attr', '') == 'create_publisher':
+            published.update(id(a) for a in node.args)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and re.fullmatch(r'camera/[\w/]+', node.value):
+            literals.add((id(node), node.value))
+    return {value for key, value in literals if key not in published}
+
+
+def test_every_node_that_reads_the_camera_is_remapped_on_the_robot():
+    """The remaps follow the nodes' own subscriptions, read from their source."""
+    robot = {n.name: n for n in graph.describe('robot', config_dir=CONFIG)}
+    readers = set()
+    for spec in graph.NODES:
+        topics = camera_topics_read(f'{spec.package}.{spec.executable}')
+        assert spec.camera_input == bool(topics), (spec.name, topics)
+        if topics:
+            readers.add(spec.name)
+            assert topics <= set(RS_REMAPS), (spec.name, topics)
+            if spec.name in robot:
+                assert set(dict(robot[spec.name].remappings)) >= topics, spec.name
+    assert readers == {'perception', 'affordance', 'episode'}
+
+
+def test_arguments_and_overrides_reach_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(graph, 'param_file_dir', lambda: tmp_path / 'params')
     extra = tmp_path / 'mine.yaml'
     extra.write_text('/**:\n  ros__parameters: {}\n')
     nodes = graph.describe('sim', {'namespace': '/lab', 'reward_source': 'operator',
@@ -54,8 +101,25 @@ def test_arguments_and_overrides_reach_the_command_line(tmp_path):
         'hand_config': '/h.yaml', 'camera_rate_hz': 2.0, 'object_size': [1, 2]}}}
     kwargs = by['sim'].launch_kwargs()
     last = Path(kwargs['parameters'][-1])
+    assert last.parent == tmp_path / 'params'
     assert yaml.safe_load(last.read_text()) == section
-    last.unlink()
+
+
+def test_launch_overrides_files_do_not_pile_up(tmp_path, monkeypatch):
+    """Launching the same graph again reuses its overrides files; other values get their own."""
+    monkeypatch.setattr(graph, 'param_file_dir', lambda: tmp_path / 'params')
+    first = [n.launch_kwargs()['parameters'][-1] for n in graph.describe(
+        'sim', {'hand_config': '/h.yaml'}, config_dir=CONFIG)]
+    again = [n.launch_kwargs()['parameters'][-1] for n in graph.describe(
+        'sim', {'hand_config': '/h.yaml'}, config_dir=CONFIG)]
+    assert first == again and len(set(first)) == 6
+    assert sorted(p.name for p in (tmp_path / 'params').iterdir()) == sorted(
+        Path(f).name for f in first)
+    other = graph.describe('sim', {'hand_config': '/other.yaml'}, config_dir=CONFIG)[0]
+    path = Path(other.launch_kwargs()['parameters'][-1])
+    assert path not in [Path(f) for f in first]
+    assert yaml.safe_load(path.read_text())['/**/sim']['ros__parameters'] == {
+        'hand_config': '/other.yaml'}
 
 
 def test_replay_profile_plays_bags_into_perception_and_affordance(tmp_path, monkeypatch):

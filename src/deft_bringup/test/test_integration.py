@@ -14,10 +14,12 @@ import time
 from action_msgs.msg import GoalStatus
 import pytest
 from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
 
 from deft_bringup.testing import wait_until
+from deft_cem.runs import RunSettings, RunStore
 from deft_hand_driver.hand_config import load_hand_config
-from deft_interfaces.action import RunEpisode
+from deft_interfaces.action import FineTune, RunEpisode
 from deft_interfaces.msg import EpisodeRecord
 from deft_interfaces.srv import PredictGrasp, ResetSim, Segment, SubmitReward
 
@@ -41,6 +43,10 @@ def test_every_service_of_the_graph_answers(graph, episodes, probe):
     assert seg.header.frame_id == 'camera_color_optical_frame'
     assert len(seg.points) % 3 == 0 and len(seg.points) > 30
     assert seg.crop.width == seg.crop.height == 224
+    bad = probe.call(Segment, 'perception/segment', Segment.Request(prompt='', crop_size=5000),
+                     timeout=15)
+    assert not bad.success and bad.error_code == Segment.Response.BAD_PROMPT
+    assert 'crop_size 5000' in bad.error_msg
 
 
 def test_heuristic_baseline_prior_is_seeded_and_differs_from_the_affordance_prior(graph, probe):
@@ -107,20 +113,24 @@ def test_operator_reward_flow(graph, episodes, probe):
             def submit():
                 bad = probe.call(SubmitReward, 'submit_reward',
                                  SubmitReward.Request(run_id='op', episode=-1, reward=1.5))
+                nan = probe.call(SubmitReward, 'submit_reward',
+                                 SubmitReward.Request(run_id='op', episode=-1, reward=math.nan))
                 wrong = probe.call(SubmitReward, 'submit_reward',
                                    SubmitReward.Request(run_id='other', episode=-1, reward=0.5))
                 good = probe.call(SubmitReward, 'submit_reward',
                                   SubmitReward.Request(run_id='op', episode=-1, reward=0.7))
-                answers.extend([bad, wrong, good])
+                answers.extend([bad, nan, wrong, good])
             answers.append('asked')
             threading.Thread(target=submit, daemon=True).start()
 
     outcome = episodes.run(goal(run_id='op', reward_source='operator'), timeout=90,
                            on_feedback=operator)
     assert outcome.result.success, outcome.result.message
-    _, bad, wrong, good = answers
+    _, bad, nan, wrong, good = answers
     assert not bad.accepted and 'within [0, 1]' in bad.message
-    assert not wrong.accepted and "run 'other' is not waiting" in wrong.message
+    assert not nan.accepted and 'within [0, 1], got nan' in nan.message
+    assert not wrong.accepted and wrong.message.startswith("unknown run 'other'")
+    assert "the episode waiting is -1 of run 'op'" in wrong.message
     assert good.accepted
     assert outcome.result.reward == pytest.approx(0.7)
     assert outcome.result.record.reward_source == 'operator'
@@ -169,10 +179,79 @@ def test_cancel_during_approach_opens_the_hand(graph, episodes, probe):
         probe.node.destroy_subscription(sub)
 
 
-@pytest.mark.parametrize('bad', [dict(mode='dance'), dict(task='  '),
-                                 dict(reward_source='vibes'), dict(mode='policy')])
-def test_malformed_goals_are_rejected(graph, episodes, bad):
-    assert not episodes.run(goal(**bad), timeout=10).accepted
+@pytest.mark.parametrize('bad,why', [
+    (dict(mode='dance'), "mode 'dance' is not one of"), (dict(task='  '), 'task is empty'),
+    (dict(reward_source='vibes'), "reward_source 'vibes' is not one of"),
+    (dict(mode='policy'), "no checkpoint 'policy_cvae.pt'"), (dict(run_id='a/b'), 'not valid')])
+def test_malformed_goals_are_aborted_with_the_reason(graph, episodes, bad, why):
+    """Users of rqt and `ros2 action send_goal` see why, in the result; nothing moves."""
+    outcome = episodes.run(goal(**bad), timeout=10)
+    assert outcome.accepted and outcome.status == GoalStatus.STATUS_ABORTED
+    assert outcome.result.error_code == RunEpisode.Result.BAD_GOAL
+    assert why in outcome.result.message and outcome.phases == []
+
+
+def test_operator_scene_reset_waits_for_reset_done(graph, episodes, probe, tmp_path):
+    """scene_reset operator: reset_request, deft_score's Enter -> reset_done; a timeout aborts."""
+    node = next(n for n in graph.nodes if n.name == 'episode')
+    node.overrides.update(scene_reset='operator', reset_timeout=3.0, run_root=str(tmp_path))
+    graph.kill('episode')
+    graph.restart('episode')
+    wait_until(lambda: 'scene reset operator' in graph.tail('episode', 10**6).rsplit(
+        '\n$ ', 1)[-1], 30, 'the restarted episode node')
+    idle = probe.call(Trigger, 'reset_done', Trigger.Request(), timeout=20, resend_after=2.0)
+    assert not idle.success and idle.message == 'no episode is waiting for a scene reset'
+    out_file = tmp_path / 'score.out'
+    with open(out_file, 'w') as out:  # Enter once the scene is back: then end of input
+        tool = subprocess.Popen([sys.executable, '-m', 'deft_cem.score_cli'],
+                                stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                text=True)
+    details = []
+    try:
+        tool.stdin.write('\n')
+        tool.stdin.close()
+        outcome = episodes.run(goal(run_id='reset1'), timeout=60,
+                               on_feedback=lambda fb: details.append(fb.detail))
+        assert outcome.status == GoalStatus.STATUS_SUCCEEDED, outcome.result.message
+        tool.wait(timeout=15)
+        text = out_file.read_text()
+        assert "one-off episode of run 'reset1' is done" in text
+        assert "sent: scene reset after the one-off episode of run 'reset1'" in text
+    finally:
+        if tool.poll() is None:
+            tool.kill()
+    assert any(d.startswith('waiting for the operator to reset the scene: call reset_done (')
+               for d in details)
+    # nobody resets: RESET_FAILED after reset_timeout, and the episode itself stays recorded
+    records = []
+    sub = probe.node.create_subscription(EpisodeRecord, 'episodes', records.append, 10)
+    try:
+        t0 = time.monotonic()
+        outcome = episodes.run(goal(run_id='reset2'), timeout=60)
+        r = outcome.result
+        assert outcome.status == GoalStatus.STATUS_ABORTED, r.message
+        assert r.error_code == RunEpisode.Result.RESET_FAILED
+        assert 'did not confirm the scene reset within 3 s' in r.message
+        assert 'published on episodes' in r.message and r.record.run_id == 'reset2'
+        assert time.monotonic() - t0 < 40
+        wait_until(lambda: any(x.run_id == 'reset2' for x in records), 5, 'the record')
+    finally:
+        probe.node.destroy_subscription(sub)
+    # a run recorded with the embedding reward cannot resume on a node without it
+    RunStore(tmp_path, 'emb').create(RunSettings(
+        task='pick up the cup', object_prompt='', episodes=2, warmup_episodes=1, elites=1,
+        initial_std=[0.1] * 23, reward_source='embedding', optimizer='cem', prior='affordance',
+        seed=1, parameter_names=list(r.record.parameter_names)))
+    tuned = episodes.fine_tune(FineTune.Goal(task='pick up the cup', run_id='emb', resume=True),
+                               timeout=30)
+    assert tuned.status == GoalStatus.STATUS_ABORTED and tuned.phases == []
+    assert tuned.result.error_code == FineTune.Result.BAD_GOAL
+    assert "run 'emb' uses reward_source 'embedding'" in tuned.result.message
+    assert 'embedding_weights' in tuned.result.message
+    assert episodes.run(goal(mode='dance'), timeout=10).result.error_code == \
+        RunEpisode.Result.BAD_GOAL  # and the node is not left busy
+    bad = episodes.fine_tune(FineTune.Goal(task=''), timeout=10)
+    assert bad.status == GoalStatus.STATUS_ABORTED and 'task is empty' in bad.result.message
 
 
 def test_perception_error_is_reported_not_hung(graph, episodes):

@@ -39,7 +39,7 @@ class LaunchConfiguration:
 
 
 @pytest.fixture
-def stand_in(monkeypatch):
+def stand_in(monkeypatch, tmp_path):
     mods = {name: types.ModuleType(name) for name in (
         'launch', 'launch.actions', 'launch.substitutions', 'launch_ros', 'launch_ros.actions')}
     mods['launch'].LaunchDescription = Recorded
@@ -50,6 +50,7 @@ def stand_in(monkeypatch):
     for name, mod in mods.items():
         monkeypatch.setitem(sys.modules, name, mod)
     monkeypatch.setattr(graph, 'share_dir', lambda: CONFIG.parent)
+    monkeypatch.setattr(graph, 'param_file_dir', lambda: tmp_path / 'generated')
 
 
 def load(name):
@@ -60,14 +61,13 @@ def load(name):
 
 
 def settled(kwargs):
-    """Return launch_ros kwargs with the overrides file (a new temporary each time) read."""
+    """Return launch_ros kwargs with the generated overrides file read."""
     out = dict(kwargs)
     params = []
     for item in kwargs['parameters']:
         path = Path(item)
         if path.name.startswith(f'deft_{kwargs["name"]}_') and path.parent != CONFIG:
             params.append(path.read_text())
-            path.unlink()
         else:
             params.append(item)
     out['parameters'] = params

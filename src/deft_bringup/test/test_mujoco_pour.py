@@ -23,7 +23,7 @@ CAMERA_TO_BASE = Transform.from_list([0.5, 0.0, 0.9, 1.0, 0.0, 0.0, 0.0])  # com
 def test_pour_follows_its_demonstrated_turn_and_pours(ros, tmp_path):
     overrides = {name: dict(values) for name, values in FAST_SIM.items()}
     overrides['sim'].update(backend='mujoco', mujoco_task='pour_cup')
-    overrides['episode'].update(run_root=str(tmp_path), reset_sim=False)
+    overrides['episode'].update(run_root=str(tmp_path), scene_reset='none')
     graph = start_graph('mujoco_pour', LOG_ROOT, overrides=overrides, config_dir=CONFIG)
     with graph:
         client, probe = EpisodeClient(name='pour_client'), Probe(name='pour_probe')

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from deft_bringup.testing import wait_until
+from deft_bringup.testing import tagged_processes, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,10 @@ def test_stop_leaves_no_process(make_graph):
         pids = [p.pid for p in graph.procs.values()]
         time.sleep(2.0)
         assert not graph.exited(), {n: graph.tail(n) for n in graph.exited()}
+        # every node carries the graph's tag: the leftover check of test_demo.py can see them
+        assert set(pids) <= set(tagged_processes(graph.tag))
     assert not any(alive(pid) for pid in pids)
+    assert tagged_processes(graph.tag) == []
 
 
 def test_a_node_with_a_bad_parameter_exits_with_a_reason(make_graph):

@@ -19,7 +19,8 @@ def checksum(config: str, tensors: Dict[str, torch.Tensor]) -> str:
     for name in sorted(tensors):
         t = tensors[name].detach().contiguous().cpu()
         h.update(f'\0{name}\0{t.dtype}\0{tuple(t.shape)}\0'.encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        if t.numel():  # an empty tensor has no bytes (and cannot be viewed as bytes)
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 

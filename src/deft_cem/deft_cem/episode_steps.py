@@ -1,9 +1,10 @@
 """
 The steps of one episode as calls to the rest of the graph.
 
-Perception, affordance, arm, hand, reward, reset: used by the episode node for both `run_episode`
-and `fine_tune`; every call has a deadline, every failure becomes an EpisodeFailure with a
-RunEpisode result code.
+Perception, affordance, arm, hand, reward (sim, operator or embedding: all in `reward`), reset
+(hand and arm, then the scene: sim/reset or the operator's reset_done): used by the episode node
+for both `run_episode` and `fine_tune`; every call has a deadline, every failure becomes an
+EpisodeFailure with a RunEpisode result code.
 """
 
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Callable, Dict, Optional
 
 from action_msgs.msg import GoalStatus
 from geometry_msgs.msg import Pose
+import numpy as np
 from rclpy.action import ActionClient
 from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
@@ -18,13 +20,16 @@ from std_srvs.srv import Trigger
 
 from deft_cem.episode import ARM_STAGE_PHASE, Demonstration, waypoint_turn
 from deft_cem.grasp_params import ParameterSpace
-from deft_cem.rewards import OperatorRewardBox
+from deft_cem.rewards import OperatorRewardBox, ResetGate
+from deft_common.image_codec import LatestFrame
 from deft_common.ros_async import sleep, wait_for, wait_until
 from deft_interfaces.action import ExecuteGrasp, HandGrasp, RunEpisode
 from deft_interfaces.srv import GetTaskReward, PredictGrasp, ResetSim, Segment
 
 R = RunEpisode.Result
 Phase = Callable[[str, str], None]
+# (run_id or None for "nothing waits", episode, task): the latched announcements
+Announce = Callable[[Optional[str], int, str], None]
 
 
 class EpisodeFailure(Exception):
@@ -48,20 +53,33 @@ class StepSettings:
     hand_timeout: float
     operator_timeout: float
     approach_distance: float
-    reset_sim: bool
+    scene_reset: str = 'sim'  # sim | operator | none
     settle_time: float = 0.0  # s between the end of the motion and the sim reward
+    reset_timeout: float = 300.0  # s the operator may take to reset the scene (reset_done)
+    final_image_timeout: float = 5.0  # s to wait for a frame after the motion (embedding)
+
+
+@dataclass
+class OperatorLink:
+    """The operator's side: the reward box and reset gate, and their latched announcements."""
+
+    rewards: OperatorRewardBox
+    announce_reward: Announce
+    resets: Optional[ResetGate] = None
+    announce_reset: Optional[Announce] = None
 
 
 class EpisodeSteps:
     """Clients of the graph, and one coroutine per episode step."""
 
     def __init__(self, node: Node, group: CallbackGroup, space: ParameterSpace,
-                 tau: Demonstration, settings: StepSettings, rewards: OperatorRewardBox,
-                 announce: Callable[[Optional[str], int, str], None],
-                 demonstrations: Optional[Dict[str, Demonstration]] = None):
+                 tau: Demonstration, settings: StepSettings, operator: OperatorLink,
+                 demonstrations: Optional[Dict[str, Demonstration]] = None,
+                 embedding=None, camera: Optional[LatestFrame] = None):
         self.node, self.group, self.space, self.tau = node, group, space, tau
         self.demonstrations = demonstrations or {}
-        self.s, self.rewards, self.announce = settings, rewards, announce
+        self.s, self.operator = settings, operator
+        self.embedding, self.camera = embedding, camera  # embedding reward (None: off)
         self.segment = node.create_client(Segment, 'perception/segment', callback_group=group)
         self.predict = node.create_client(PredictGrasp, 'affordance/predict',
                                           callback_group=group)
@@ -134,6 +152,9 @@ class EpisodeSteps:
                    ) -> ExecuteGrasp.Goal:
         """Build the arm goal that executes xi + eps, followed by tau (default: self.tau)."""
         command = self.space.command(xi, eps)
+        if command.clipped:
+            self.node.get_logger().warning('residual clipped to its bounds (executed at the '
+                                           f'bound): {", ".join(command.clipped)}')
         goal = ExecuteGrasp.Goal(approach_distance=self.s.approach_distance)
         goal.contact_point.header.frame_id = frame_id
         point = goal.contact_point.point
@@ -194,41 +215,91 @@ class EpisodeSteps:
                 else R.ARM_FAILED
             raise EpisodeFailure(code, f'arm: {arm.message} (stage {arm.final_stage})')
 
+    async def countdown(self, goal_handle, timeout: float, ready: Callable[[], bool],
+                        phase: Phase, name: str, detail: Callable[[int], str]) -> bool:
+        """Wait until ready() with feedback every second; False at the deadline, cancel raises."""
+        clock = self.node.get_clock()
+        deadline = clock.now().nanoseconds * 1e-9 + timeout
+        shown = None
+        while not ready():
+            if goal_handle.is_cancel_requested:
+                raise EpisodeCanceled()
+            left = deadline - clock.now().nanoseconds * 1e-9
+            if left <= 0:
+                return False
+            if shown != int(left):
+                shown = int(left)
+                phase(name, detail(shown))
+            await sleep(self.node, 0.2, self.group)
+        return True
+
     async def reward(self, goal_handle, source: str, run_id: str, episode: int, task: str,
                      phase: Phase) -> float:
-        """Collect the reward from the simulated world or the operator."""
+        """Collect the reward: from the simulated world, the embedding or the operator."""
         if goal_handle.is_cancel_requested:
             raise EpisodeCanceled()
         if source == 'sim':
-            phase('reward', 'asking the simulated world')
-            if self.s.settle_time > 0:  # the scene (and its last robot state) settles first
-                await sleep(self.node, self.s.settle_time, self.group)
-            response = await self.call(self.sim_reward, GetTaskReward.Request(),
-                                       R.SERVICE_UNAVAILABLE)
-            if not response.success:
-                raise EpisodeFailure(R.SERVICE_UNAVAILABLE, f'sim/reward: {response.message}')
-            return float(response.reward)
-        self.rewards.expect(run_id, episode)
-        self.announce(run_id, episode, task)
+            return await self.sim_task_reward(phase)
+        if source == 'embedding':
+            return await self.embedding_reward(phase)
+        if source != 'operator':
+            raise EpisodeFailure(R.BAD_GOAL, f'reward_source {source!r} is not one of '
+                                 'operator, embedding, sim')
+        return await self.operator_reward(goal_handle, run_id, episode, task, phase)
+
+    async def sim_task_reward(self, phase: Phase) -> float:
+        """Ask the simulated world for its task-success reward (after settle_time)."""
+        phase('reward', 'asking the simulated world')
+        if self.s.settle_time > 0:  # the scene (and its last robot state) settles first
+            await sleep(self.node, self.s.settle_time, self.group)
+        response = await self.call(self.sim_reward, GetTaskReward.Request(),
+                                   R.SERVICE_UNAVAILABLE)
+        if not response.success:
+            raise EpisodeFailure(R.SERVICE_UNAVAILABLE, f'sim/reward: {response.message}')
+        return float(response.reward)
+
+    async def embedding_reward(self, phase: Phase) -> float:
+        """Score the first frame after the motion against the goal image (embedding distance)."""
+        if self.embedding is None or not self.embedding.has_goal or self.camera is None:
+            raise EpisodeFailure(R.BAD_GOAL, 'reward_source "embedding" needs the parameters '
+                                 'embedding_weights and embedding_goal_image on the episode '
+                                 'node')
+        phase('reward', 'embedding distance of the final image to the goal image')
+        after = self.node.get_clock().now().nanoseconds
+        if not await wait_until(self.node, lambda: self.camera.stamp_ns() > after,
+                                self.s.final_image_timeout, self.group):
+            raise EpisodeFailure(R.SERVICE_UNAVAILABLE, 'no camera frame after the motion '
+                                 f'within {self.s.final_image_timeout} s '
+                                 '(camera/color/image_raw)')
         try:
-            clock = self.node.get_clock()
-            deadline = clock.now().nanoseconds * 1e-9 + self.s.operator_timeout
-            shown = None
-            while (verdict := self.rewards.poll()) is None:
-                if goal_handle.is_cancel_requested:
-                    raise EpisodeCanceled()
-                left = deadline - clock.now().nanoseconds * 1e-9
-                if left <= 0:
-                    raise EpisodeFailure(R.REWARD_TIMEOUT, 'no operator reward within '
-                                         f'{self.s.operator_timeout:.0f} s (call submit_reward)')
-                if shown != int(left):
-                    shown = int(left)
-                    phase('reward', f'waiting for the operator: submit_reward run_id '
-                          f'{run_id!r} episode {episode}, {shown} s left')
-                await sleep(self.node, 0.2, self.group)
+            score = self.embedding.score(self.camera.rgb())
+        except ValueError as exc:
+            raise EpisodeFailure(R.SERVICE_UNAVAILABLE,
+                                 f'embedding reward: unusable camera frame: {exc}') from exc
+        self.node.get_logger().info(f'embedding distance {float(score.distance):.3f} -> reward '
+                                    f'{float(score.reward):.3f}')
+        if not np.isfinite(score.reward):
+            raise EpisodeFailure(R.SERVICE_UNAVAILABLE, 'embedding reward is not finite')
+        return float(score.reward)
+
+    async def operator_reward(self, goal_handle, run_id: str, episode: int, task: str,
+                              phase: Phase) -> float:
+        """Announce the episode on reward_request and wait for submit_reward."""
+        op = self.operator
+        op.rewards.expect(run_id, episode)
+        op.announce_reward(run_id, episode, task)
+        try:
+            got = await self.countdown(
+                goal_handle, self.s.operator_timeout, lambda: op.rewards.poll() is not None,
+                phase, 'reward', lambda left: f'waiting for the operator: submit_reward run_id '
+                f'{run_id!r} episode {episode}, {left} s left')
+            verdict = op.rewards.poll()
         finally:
-            self.rewards.close()
-            self.announce(None, episode, task)  # nothing waits any more
+            op.rewards.close()
+            op.announce_reward(None, episode, task)  # nothing waits any more
+        if not got:
+            raise EpisodeFailure(R.REWARD_TIMEOUT, 'no operator reward within '
+                                 f'{self.s.operator_timeout:.0f} s (call submit_reward)')
         if verdict.discard:
             raise EpisodeFailure(R.REWARD_DISCARDED, 'the operator discarded this episode')
         return verdict.reward
@@ -247,19 +318,55 @@ class EpisodeSteps:
         if not ok or wrapped.status != GoalStatus.STATUS_SUCCEEDED:
             raise EpisodeFailure(R.RESET_FAILED, 'the hand did not open')
 
-    async def reset(self, seed: Optional[int], phase: Phase, arm_and_hand: bool = True) -> None:
-        """Open the hand, send the arm home, and reset the simulated scene (if configured)."""
-        phase('reset', 'opening the hand, arm home' if arm_and_hand else 'placing the scene')
-        if arm_and_hand:
-            await self.open_hand()
-            home = await self.call(self.arm_home, Trigger.Request(), R.RESET_FAILED)
-            if not home.success:
-                raise EpisodeFailure(R.RESET_FAILED, f'arm/home: {home.message}')
-        if self.s.reset_sim:
-            request = ResetSim.Request(seed=-1 if seed is None else seed)
-            response = await self.call(self.sim_reset, request, R.RESET_FAILED)
-            if not response.success:
-                raise EpisodeFailure(R.RESET_FAILED, f'sim/reset: {response.message}')
+    async def home(self, phase: Phase) -> None:
+        """Open the hand and send the arm home (the end of every episode, and after failures)."""
+        phase('reset', 'opening the hand, arm home')
+        await self.open_hand()
+        home = await self.call(self.arm_home, Trigger.Request(), R.RESET_FAILED)
+        if not home.success:
+            raise EpisodeFailure(R.RESET_FAILED, f'arm/home: {home.message}')
+
+    async def reset_sim_scene(self, seed: Optional[int], phase: Phase) -> None:
+        """Place the simulated scene again (scene_reset sim; nothing otherwise)."""
+        if self.s.scene_reset != 'sim':
+            return
+        phase('reset', 'placing the simulated scene')
+        response = await self.call(self.sim_reset, ResetSim.Request(
+            seed=-1 if seed is None else seed), R.RESET_FAILED)
+        if not response.success:
+            raise EpisodeFailure(R.RESET_FAILED, f'sim/reset: {response.message}')
+
+    async def operator_reset(self, goal_handle, run_id: str, episode: int, task: str,
+                             phase: Phase) -> None:
+        """scene_reset operator: announce on reset_request, wait for reset_done (timeout)."""
+        op = self.operator
+        if self.s.scene_reset != 'operator' or op.resets is None:
+            return
+        op.resets.expect(run_id, episode)
+        op.announce_reset(run_id, episode, task)
+        try:
+            done = await self.countdown(
+                goal_handle, self.s.reset_timeout, op.resets.done, phase, 'reset',
+                lambda left: 'waiting for the operator to reset the scene: call reset_done '
+                f'({left} s left)')
+        finally:
+            op.resets.close()
+            op.announce_reset(None, episode, task)
+        if not done:
+            raise EpisodeFailure(R.RESET_FAILED, 'the operator did not confirm the scene reset '
+                                 f'within {self.s.reset_timeout:.0f} s (put the scene back, '
+                                 'then call reset_done, e.g. from deft_score)')
+
+    async def reset_scene(self, goal_handle, seed: Optional[int], run_id: str, episode: int,
+                          task: str, phase: Phase) -> None:
+        """Put the scene back after a recorded episode: sim/reset, the operator, or nothing."""
+        await self.reset_sim_scene(seed, phase)
+        await self.operator_reset(goal_handle, run_id, episode, task, phase)
+
+    async def reset(self, seed: Optional[int], phase: Phase) -> None:
+        """Open the hand, arm home, and place the simulated scene (never waits for a person)."""
+        await self.home(phase)
+        await self.reset_sim_scene(seed, phase)
 
     async def safe_reset(self, seed: Optional[int], phase: Phase) -> None:
         """Reset after a failure or cancel; log (never raise) if that fails too."""
@@ -267,3 +374,6 @@ class EpisodeSteps:
             await self.reset(seed, phase)
         except EpisodeFailure as exc:
             self.node.get_logger().error(f'reset after a failed episode failed too: {exc}')
+        except Exception as exc:  # the safety net must not itself raise
+            self.node.get_logger().error(f'reset after a failed episode failed too: '
+                                         f'{type(exc).__name__}: {exc}')

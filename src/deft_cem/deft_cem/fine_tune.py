@@ -2,26 +2,40 @@
 One fine-tuning run of DEFT (Algorithm 1) without ROS: settings, create or resume, ask -> record.
 
 The episode node drives it: `ask()` gives eps for the next episode, the node executes xi + eps and
-collects the reward, `record()` writes the episode to the run directory (atomically) and only then
-tells the optimiser, so a process killed at any point resumes from the last finished episode with
-the same distribution and random stream.
+collects the reward, `record()` tells a copy of the optimiser and writes the episode together with
+that copy's state to the run directory in one atomic write; only then does the run move on. A
+process killed at any point resumes from the last finished episode with the same distribution and
+random stream: from the stored state, cross-checked by replaying the recorded episodes (a
+disagreement, e.g. after a numpy or cmaes upgrade changed a random stream, is a warning in
+`FineTuneRun.warnings` and the log; the stored state wins). Runs recorded before states were
+stored resume by replay alone.
+
+Settings are validated whether they come from a new goal or from a stored run: N >= 1,
+1 <= M <= N, 1 <= E <= M (the first refit, after the M warm-up episodes, keeps the E best of
+them; E > M would refit to all of them, no selection, so it is refused; an E left to its default
+is lowered to M), initial_std one finite value >= 0 per parameter, and the optimizer, prior and
+reward source among their choices.
 """
 
+import copy
 from dataclasses import dataclass, field
+import logging
 import math
 from pathlib import Path
 import time
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from deft_cem.optimizers import ResidualOptimizer, make_optimizer, replay
+from deft_cem.episode import REWARD_SOURCES
+from deft_cem.optimizers import ResidualOptimizer, difference, make_optimizer, replay
 from deft_cem.runs import EpisodeEntry, RunSettings, RunStore, check_run_id, history, new_run_id
 
 DEFAULT_EPISODES = 30   # N in the paper
 DEFAULT_WARMUP = 10     # M in the paper
 OPTIMIZERS = ('cem', 'cmaes')
 PRIORS = ('affordance', 'heuristic')
+LOG = logging.getLogger(__name__)
 
 
 class FineTuneError(ValueError):
@@ -53,36 +67,51 @@ class FineTuneRequest:
 def resolve(req: FineTuneRequest, default_std: Sequence[float], default_elites: int,
             default_reward_source: str, parameter_names: Sequence[str]) -> RunSettings:
     """Fill defaults and validate a request into run settings; FineTuneError(BAD_GOAL) if bad."""
-    def bad(msg):
-        return FineTuneError('BAD_GOAL', msg)
-
     if not req.task.strip():
-        raise bad('task is empty; say what to do, e.g. "pick up the cup"')
+        raise FineTuneError('BAD_GOAL', 'task is empty; say what to do, e.g. "pick up the cup"')
     n = req.episodes or DEFAULT_EPISODES
     m = req.warmup_episodes or min(DEFAULT_WARMUP, n)
-    e = req.elites or default_elites
+    e = req.elites or min(default_elites, m)
+    seed = int(req.seed) if req.seed >= 0 else int(np.random.SeedSequence().entropy % 2**31)
+    settings = RunSettings(task=req.task, object_prompt=req.object_prompt, episodes=n,
+                           warmup_episodes=m, elites=e,
+                           initial_std=list(req.initial_std) or [float(s) for s in default_std],
+                           reward_source=req.reward_source or default_reward_source,
+                           optimizer=req.optimizer or 'cem', prior=req.prior or 'affordance',
+                           seed=seed, parameter_names=list(parameter_names))
+    check_settings(settings, parameter_names)
+    return settings
+
+
+def check_settings(s: RunSettings, parameter_names: Sequence[str], what: str = '') -> None:
+    """Raise FineTuneError(BAD_GOAL) unless the settings make a run this node can execute."""
+    def bad(msg):
+        return FineTuneError('BAD_GOAL', what + msg)
+
+    n, m, e = s.episodes, s.warmup_episodes, s.elites
+    if not all(isinstance(v, int) for v in (n, m, e)):
+        raise bad(f'episodes, warmup_episodes and elites must be integers, got {n}, {m}, {e}')
     if n < 1 or m < 1 or m > n:
         raise bad(f'need 1 <= warmup_episodes (M={m}) <= episodes (N={n})')
     if e < 1 or e > n:
         raise bad(f'need 1 <= elites (E={e}) <= episodes (N={n})')
-    std = list(req.initial_std) or [float(s) for s in default_std]
-    if len(std) != len(parameter_names):
-        raise bad(f'initial_std has {len(std)} values; the parameter space has '
+    if e > m:
+        raise bad(f'elites (E={e}) must be <= warmup_episodes (M={m}): the first refit, after '
+                  f'the M warm-up episodes, keeps the E best of them; lower E or raise M')
+    if list(s.parameter_names) != list(parameter_names):
+        raise bad(f'the run has the parameters {", ".join(s.parameter_names)}; this node has '
+                  f'{", ".join(parameter_names)} (another hand configuration?)')
+    if len(s.initial_std) != len(parameter_names):
+        raise bad(f'initial_std has {len(s.initial_std)} values; the parameter space has '
                   f'{len(parameter_names)} ({", ".join(parameter_names)})')
-    if not all(math.isfinite(s) and s >= 0 for s in std):
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
+               for v in s.initial_std):
         raise bad('initial_std values must be finite and >= 0')
-    optimizer = req.optimizer or 'cem'
-    if optimizer not in OPTIMIZERS:
-        raise bad(f'optimizer {optimizer!r} is not one of {", ".join(OPTIMIZERS)}')
-    prior = req.prior or 'affordance'
-    if prior not in PRIORS:
-        raise bad(f'prior {prior!r} is not one of {", ".join(PRIORS)}')
-    seed = int(req.seed) if req.seed >= 0 else int(np.random.SeedSequence().entropy % 2**31)
-    return RunSettings(task=req.task, object_prompt=req.object_prompt, episodes=n,
-                       warmup_episodes=m, elites=e, initial_std=std,
-                       reward_source=req.reward_source or default_reward_source,
-                       optimizer=optimizer, prior=prior, seed=seed,
-                       parameter_names=list(parameter_names))
+    for name, value, choices in (('optimizer', s.optimizer, OPTIMIZERS),
+                                 ('prior', s.prior, PRIORS),
+                                 ('reward_source', s.reward_source, REWARD_SOURCES)):
+        if value not in choices:
+            raise bad(f'{name} {value!r} is not one of {", ".join(choices)}')
 
 
 def build_optimizer(settings: RunSettings) -> ResidualOptimizer:
@@ -93,16 +122,55 @@ def build_optimizer(settings: RunSettings) -> ResidualOptimizer:
     return make_optimizer(settings.optimizer, settings.initial_std, seed=settings.seed)
 
 
+def restore_optimizer(settings: RunSettings, entries: Sequence[EpisodeEntry]
+                      ) -> Tuple[ResidualOptimizer, List[str]]:
+    """
+    Return the run's optimiser after its finished episodes, and warnings about how it was restored.
+
+    From the state stored with the last episode, cross-checked by replay (a disagreement is a
+    warning; the stored state wins). Without a stored state (older runs), or with one this
+    version cannot load (a warning), by replay. ValueError if neither works.
+    """
+    told = history(entries)
+    state = entries[-1].optimizer_state if entries else None
+    if state is None:
+        return replay(build_optimizer(settings), told), []
+    last = len(entries) - 1
+    try:
+        optimizer = build_optimizer(settings).load_state_dict(state, told)
+    except ValueError as exc:
+        try:
+            optimizer = replay(build_optimizer(settings), told)
+        except ValueError as replay_exc:
+            raise ValueError(f'the optimiser state stored with episode {last} cannot be loaded '
+                             f'({exc}) and replay fails: {replay_exc}') from exc
+        return optimizer, [f'the optimiser state stored with episode {last} cannot be loaded '
+                           f'({exc}); rebuilt it by replaying the {len(entries)} episodes']
+    try:
+        disagreement = difference(optimizer, replay(build_optimizer(settings), told))
+    except ValueError as exc:
+        disagreement = str(exc)
+    if not disagreement:
+        return optimizer, []
+    return optimizer, [f'replaying the {len(entries)} recorded episodes disagrees with the '
+                       f'optimiser state stored with episode {last} ({disagreement}); resuming '
+                       'from the stored state (did a numpy or cmaes upgrade change a random '
+                       'stream?)']
+
+
 class FineTuneRun:
     """A run being executed: its store, settings, optimiser and finished episodes."""
 
     def __init__(self, store: RunStore, settings: RunSettings, entries: List[EpisodeEntry]):
         self.store, self.settings, self.entries = store, settings, entries
         try:
-            self.optimizer = replay(build_optimizer(settings), history(entries))
-        except ValueError as exc:
+            self.optimizer, self.warnings = restore_optimizer(settings, entries)
+            _ = self.optimizer.std  # fails now, naming the cmaes version, if it is unreadable
+        except (ValueError, RuntimeError) as exc:
             raise FineTuneError('BAD_GOAL',
                                 f'run {store.run_id!r} cannot be resumed: {exc}') from exc
+        for warning in self.warnings:
+            LOG.warning('run %r: %s', store.run_id, warning)
 
     @staticmethod
     def open(root: Path, req: FineTuneRequest, default_std: Sequence[float],
@@ -114,6 +182,18 @@ class FineTuneRun:
         except ValueError as exc:
             raise FineTuneError('BAD_GOAL', str(exc)) from exc
         store = RunStore(root, run_id)
+        try:
+            return FineTuneRun._open(store, req, default_std, default_elites,
+                                     default_reward_source, parameter_names)
+        except OSError as exc:
+            raise FineTuneError('BAD_GOAL', f'run {run_id!r} cannot be used in {store.dir} (run '
+                                f'root {root}): {type(exc).__name__}: {exc}') from exc
+
+    @staticmethod
+    def _open(store: RunStore, req: FineTuneRequest, default_std: Sequence[float],
+              default_elites: int, default_reward_source: str,
+              parameter_names: Sequence[str]) -> 'FineTuneRun':
+        run_id = store.run_id
         if not req.resume:
             if store.exists:
                 raise FineTuneError('RUN_EXISTS', f'run {run_id!r} already exists in {store.dir}; '
@@ -123,13 +203,15 @@ class FineTuneRun:
             store.create(settings)
             return FineTuneRun(store, settings, [])
         if not store.exists:
-            raise FineTuneError('RUN_NOT_FOUND', f'run {run_id!r} not found under {root}')
+            raise FineTuneError('RUN_NOT_FOUND',
+                                f'run {run_id!r} not found under {store.dir.parent}')
         try:
             settings = store.settings()
             entries = store.episodes()
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
             raise FineTuneError('BAD_GOAL', f'run {run_id!r} cannot be read: {exc}') from exc
         asked = _explicit(req, settings)
+        check_settings(asked, parameter_names, f'run {run_id!r} cannot be resumed: ')
         conflicts = asked.conflicts(settings)
         if conflicts:
             raise FineTuneError('BAD_GOAL', f'run {run_id!r} was started with other '
@@ -162,16 +244,24 @@ class FineTuneRun:
 
     def record(self, xi: Sequence[float], eps: Sequence[float], reward: float,
                reward_source: str, bag_path: str = '', message: str = '') -> EpisodeEntry:
-        """Write the finished episode to the run directory, then tell the optimiser."""
+        """
+        Write the finished episode with the optimiser state after it, then move on to it.
+
+        The eps must be the one ask() returned. If the write fails (OSError), nothing changed:
+        the run still waits for this episode.
+        """
         if self.done:
             raise ValueError(f'run {self.store.run_id!r} already has all its episodes')
-        entry = EpisodeEntry(episode=self.next_episode, xi=[float(v) for v in xi],
-                             eps=[float(v) for v in eps], reward=float(reward),
-                             reward_source=reward_source, stamp=time.time(),
-                             bag_path=bag_path, message=message)
+        eps = [float(v) for v in eps]
+        told = copy.deepcopy(self.optimizer)
+        told.tell(eps, float(reward))
+        entry = EpisodeEntry(episode=self.next_episode, xi=[float(v) for v in xi], eps=eps,
+                             reward=float(reward), reward_source=reward_source,
+                             stamp=time.time(), bag_path=bag_path, message=message,
+                             optimizer_state=told.state_dict())
         self.store.append(entry)
         self.entries.append(entry)
-        self.optimizer.tell(entry.eps, entry.reward)
+        self.optimizer = told
         return entry
 
 
@@ -194,5 +284,7 @@ def load_distribution(root: Path, run_id: str):
     store = RunStore(root, check_run_id(run_id))
     if not store.exists:
         return None
-    optimizer = replay(build_optimizer(store.settings()), history(store.episodes()))
+    optimizer, warnings = restore_optimizer(store.settings(), store.episodes())
+    for warning in warnings:
+        LOG.warning('run %r: %s', run_id, warning)
     return optimizer.mean, optimizer.std

@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from deft_cem.runs import EpisodeEntry, RunSettings, RunStore
+from deft_cem.runs import EpisodeEntry, RunSettings, RunStore, atomic_write
 
 
 def elite_means(rewards: Sequence[float], elites: int) -> List[float]:
@@ -48,7 +48,7 @@ def summary_text(settings: RunSettings, entries: Sequence[EpisodeEntry], run_id:
 
 
 def plot(settings: RunSettings, entries: Sequence[EpisodeEntry], path: Path, title: str) -> None:
-    """Write the reward-per-episode PNG."""
+    """Write the reward-per-episode PNG, atomically (an old file stays until the new is whole)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -70,18 +70,22 @@ def plot(settings: RunSettings, entries: Sequence[EpisodeEntry], path: Path, tit
         ax.grid(alpha=0.3)
         ax.legend(loc='lower right', fontsize=8)
         fig.tight_layout()
-        fig.savefig(path)
+        atomic_write(path, lambda f: fig.savefig(f, format='png'))
     finally:
         plt.close(fig)
 
 
 def write_report(run_dir: Path) -> Path:
-    """Write report.png and summary.txt into a run directory; return the PNG path."""
+    """
+    Write report.png and summary.txt into a run directory; return the PNG path.
+
+    Each file is replaced atomically: a failure or a kill mid-write leaves the previous one.
+    """
     run_dir = Path(run_dir)
     store = RunStore(run_dir.parent, run_dir.name)
     settings = store.settings()
     entries = store.episodes()
-    (run_dir / 'summary.txt').write_text(summary_text(settings, entries, store.run_id))
+    atomic_write(run_dir / 'summary.txt', summary_text(settings, entries, store.run_id))
     png = run_dir / 'report.png'
     plot(settings, entries, png, f'{settings.task} ({store.run_id})')
     return png

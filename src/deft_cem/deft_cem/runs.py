@@ -3,12 +3,15 @@ Run directories of fine-tuning: nothing finished is ever lost, nothing is duplic
 
     <run_root>/<run_id>/
         run.json               settings (task, N, M, E, optimizer, seed, parameter names, ...)
-        episodes/000007.json   one file per finished episode (xi, eps, reward, ...), atomic
+        episodes/000007.json   one file per finished episode (xi, eps, reward, ..., and the
+                               optimiser state after it), atomic
         report.png, summary.txt
 
 A file appears under its final name only once complete (write to a temporary file, fsync, rename,
 fsync the directory), so a process killed at any moment leaves either the whole episode or none of
-it. Episodes are numbered from 0 without gaps; a run resumes at the first missing index.
+it. Episodes are numbered from 0 without gaps; a run resumes at the first missing index, from the
+optimiser state stored in the last finished episode (runs written before states were stored
+carry none: they resume by replaying the recorded eps and rewards).
 """
 
 from dataclasses import asdict, dataclass, field
@@ -19,7 +22,7 @@ from pathlib import Path
 import re
 import tempfile
 import time
-from typing import IO, Callable, Dict, List, Optional, Sequence, Union
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -61,6 +64,8 @@ class EpisodeEntry:
     stamp: float
     bag_path: str = ''
     message: str = ''
+    # optimizers.ResidualOptimizer.state_dict() after this episode was told (None: older runs)
+    optimizer_state: Optional[Dict[str, Any]] = None
 
 
 def check_run_id(run_id: str) -> str:

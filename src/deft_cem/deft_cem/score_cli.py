@@ -1,10 +1,12 @@
 """
-`deft_score`: the operator's terminal. Shows each episode that waits for a score and sends it.
+`deft_score`: the operator's terminal. Scores each episode that waits, confirms scene resets.
 
     deft_score      # namespace /deft; type a score in [0, 1], "d" to discard, "q" to quit
 
 It listens to `reward_request` (the episode node announces there which run and episode is waiting)
-and calls `submit_reward`. rqt's service caller on `submit_reward` does the same by hand.
+and calls `submit_reward`; with the episode node's `scene_reset: operator` it also listens to
+`reset_request` and, once you press Enter ("the scene is reset"), calls `reset_done`. rqt's
+service caller on `submit_reward` and `reset_done` does the same by hand.
 """
 
 import argparse
@@ -12,12 +14,14 @@ import math
 import queue
 import sys
 import threading
-from typing import Optional, Sequence, TextIO, Tuple
+import time
+from typing import Callable, Optional, Sequence, TextIO, Tuple
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_srvs.srv import Trigger
 
 from deft_interfaces.msg import EpisodeRecord
 from deft_interfaces.srv import SubmitReward
@@ -49,15 +53,41 @@ def describe(record: EpisodeRecord, top: int = 6) -> str:
     return '\n'.join(lines)
 
 
+def describe_reset(record: EpisodeRecord) -> str:
+    """Return the line asking the operator to reset the scene after an episode."""
+    label = f'episode {record.episode}' if record.episode >= 0 else 'one-off episode'
+    reward = '' if math.isnan(record.reward) else f', reward {record.reward:.3f}'
+    return (f'{label} of run {record.run_id!r} is done{reward}: put the scene back '
+            '(object in place, nothing in the hand)')
+
+
+def _wait(future, timeout: float):
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    return future.result() if done.wait(timeout) else None
+
+
 class ScoreTerminal(Node):
-    """Subscribes to reward requests; a call to submit_reward per answer."""
+    """Subscribes to reward and reset requests; calls submit_reward or reset_done per answer."""
 
     def __init__(self, namespace: str = '/deft'):
         super().__init__('score_terminal', namespace=namespace)
         self.requests: 'queue.Queue[EpisodeRecord]' = queue.Queue()
+        self.resets: 'queue.Queue[EpisodeRecord]' = queue.Queue()
         self.client = self.create_client(SubmitReward, 'submit_reward')
+        self.reset_client = self.create_client(Trigger, 'reset_done')
         qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.create_subscription(EpisodeRecord, 'reward_request', self.requests.put, qos)
+        self.create_subscription(EpisodeRecord, 'reset_request', self.resets.put, qos)
+
+    def reset_done(self, timeout: float = 10.0) -> Tuple[bool, str]:
+        """Tell the episode node the scene is reset; return (accepted, message)."""
+        if not self.reset_client.wait_for_service(timeout_sec=timeout):
+            return False, 'reset_done is not available (is the episode node running?)'
+        response = _wait(self.reset_client.call_async(Trigger.Request()), timeout)
+        if response is None:
+            return False, f'no answer from reset_done within {timeout} s'
+        return response.success, response.message
 
     def submit(self, record: EpisodeRecord, kind: str, value: float,
                timeout: float = 10.0) -> Tuple[bool, str]:
@@ -67,18 +97,15 @@ class ScoreTerminal(Node):
         request = SubmitReward.Request(run_id=record.run_id, episode=record.episode,
                                        reward=0.0 if kind == 'discard' else value,
                                        discard=kind == 'discard')
-        future = self.client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout):
+        response = _wait(self.client.call_async(request), timeout)
+        if response is None:
             return False, f'no answer from submit_reward within {timeout} s'
-        response = future.result()
         return response.accepted, response.message
 
 
 def waits(record: EpisodeRecord) -> bool:
-    """Tell an announcement of a waiting episode from a "nothing waits" one."""
-    return record.reward_source == 'operator'
+    """Tell an announcement of a waiting episode from a "nothing waits" one (no source)."""
+    return record.reward_source != ''
 
 
 def same_episode(a: EpisodeRecord, b: EpisodeRecord) -> bool:
@@ -130,43 +157,81 @@ class LineReader:
                     return ''
 
 
-def loop(node: ScoreTerminal, stdin: TextIO, out: TextIO) -> int:
-    """Ask for a score for each waiting episode until EOF or q."""
+def next_request(node, reader: LineReader, alive: Callable[[], bool]
+                 ) -> Optional[Tuple[str, EpisodeRecord]]:
+    """Wait for an episode waiting for a score or a reset: ('reward'|'reset', record)."""
+    pending = {'reward': None, 'reset': None}
+    while True:
+        for kind, requests in (('reward', node.requests), ('reset', node.resets)):
+            newest = latest(requests)
+            if newest is not None:
+                pending[kind] = newest if waits(newest) else None
+            if pending[kind] is not None:
+                return kind, pending[kind]
+        if not alive() or reader.finished():
+            return None
+        time.sleep(0.1)
+
+
+def ask_score(node, record: EpisodeRecord, reader: LineReader, out: TextIO) -> bool:
+    """Ask for the waiting episode's score until one is sent; False to quit."""
+    print(describe(record), file=out, flush=True)
+    while True:
+        print('score [0..1], d = discard, q = quit: ', end='', file=out, flush=True)
+        line = reader.readline()
+        if not line:
+            return False
+        newer = latest(node.requests)
+        if newer is not None and not same_episode(newer, record):
+            if not waits(newer):
+                print('\n  that episode no longer waits (scored elsewhere, cancelled or '
+                      'timed out)', file=out, flush=True)
+                return True
+            record = newer
+            print('\n' + describe(record), file=out, flush=True)
+        try:
+            kind, value = parse_score(line)
+        except ValueError as exc:
+            print(f'  {exc}', file=out, flush=True)
+            continue
+        if kind == 'quit':
+            return False
+        accepted, message = node.submit(record, kind, value)
+        print(f'  {"sent" if accepted else "refused"}: {message}', file=out, flush=True)
+        if accepted or 'no episode is waiting' in message:
+            return True
+
+
+def ask_reset(node, record: EpisodeRecord, reader: LineReader, out: TextIO) -> bool:
+    """Ask the operator to reset the scene; call reset_done on Enter. False to quit."""
+    print(describe_reset(record), file=out, flush=True)
+    print('press Enter when the scene is reset (q = quit): ', end='', file=out, flush=True)
+    line = reader.readline()
+    if not line or line.strip().lower() in ('q', 'quit', 'exit'):
+        return False
+    newer = latest(node.resets)
+    if newer is not None and not same_episode(newer, record) and not waits(newer):
+        print('\n  that episode no longer waits for a reset (timed out or cancelled)',
+              file=out, flush=True)
+        return True
+    accepted, message = node.reset_done()
+    print(f'  {"sent" if accepted else "refused"}: {message}', file=out, flush=True)
+    return True
+
+
+def loop(node: ScoreTerminal, stdin: TextIO, out: TextIO,
+         alive: Callable[[], bool] = rclpy.ok) -> int:
+    """Score each waiting episode and confirm each scene reset until EOF or q."""
     print('deft_score: waiting for episodes (q to quit)', file=out, flush=True)
     reader = LineReader(stdin)
     while True:
-        record = None
-        while record is None or not waits(record):
-            try:
-                record = node.requests.get(timeout=0.2)
-            except queue.Empty:
-                if not rclpy.ok() or reader.finished():
-                    return 0
-        print(describe(record), file=out, flush=True)
-        while True:
-            print('score [0..1], d = discard, q = quit: ', end='', file=out, flush=True)
-            line = reader.readline()
-            if not line:
-                return 0
-            newer = latest(node.requests)
-            if newer is not None and not same_episode(newer, record):
-                if not waits(newer):
-                    print('\n  that episode no longer waits (scored elsewhere, cancelled or '
-                          'timed out)', file=out, flush=True)
-                    break
-                record = newer
-                print('\n' + describe(record), file=out, flush=True)
-            try:
-                kind, value = parse_score(line)
-            except ValueError as exc:
-                print(f'  {exc}', file=out, flush=True)
-                continue
-            if kind == 'quit':
-                return 0
-            accepted, message = node.submit(record, kind, value)
-            print(f'  {"sent" if accepted else "refused"}: {message}', file=out, flush=True)
-            if accepted or 'no episode is waiting' in message:
-                break
+        request = next_request(node, reader, alive)
+        if request is None:
+            return 0
+        kind, record = request
+        ask = ask_score if kind == 'reward' else ask_reset
+        if not ask(node, record, reader, out):
+            return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

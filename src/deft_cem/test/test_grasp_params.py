@@ -66,3 +66,47 @@ def test_errors(space):
         space.command(np.full(space.size, np.nan), np.zeros(space.size))
     with pytest.raises(ValueError, match='>= 0'):
         space.default_std(-1, 0, 0, 0)
+
+
+def test_bounds_are_a_box_on_eps_around_xi():
+    space = ParameterSpace(JOINTS, [0.0, -1.0, 0.0], [1.0, 1.0, 2.0], tau_scale_bounds=(0.5, 1.5),
+                           contact_offset_max=0.05, wrist_residual_max=0.3)
+    xi = space.xi([0.4, 0.0, 0.1], [0, 0, 0, 1], JOINTS, [0.25, 0.5, 2.0])
+    lower, upper = space.bounds(xi)
+    np.testing.assert_allclose(lower, [-0.05] * 3 + [-0.3] * 3 + [-0.25, -1.5, -2.0, -0.5])
+    np.testing.assert_allclose(upper, [0.05] * 3 + [0.3] * 3 + [0.75, 0.5, 0.0, 0.5])
+    default = ParameterSpace(JOINTS, [0.0, -1.0, 0.0], [1.0, 1.0, 2.0])
+    assert default.bounds(xi)[1][0] == 0.08
+    assert default.bounds(xi)[1][3] == pytest.approx(np.pi / 4)
+
+
+def test_commands_clip_the_residual_to_the_bounds_and_say_so():
+    space = ParameterSpace(JOINTS, [0.0, -1.0, 0.0], [1.0, 1.0, 2.0],
+                           contact_offset_max=0.05, wrist_residual_max=0.3)
+    q = rotations.from_rotvec([0.2, 0.0, 0.0])
+    xi = space.xi([0.4, 0.0, 0.1], q, JOINTS, [0.5, 0.0, 1.0])
+    eps = np.zeros(space.size)
+    eps[:3] = [0.2, -0.01, -0.3]  # 20 cm, 1 cm, 30 cm
+    eps[3:6] = [0.0, 0.0, -1.2]
+    cmd = space.command(xi, eps)
+    np.testing.assert_allclose(cmd.contact_point, [0.45, -0.01, 0.05])
+    expected = rotations.multiply(q, rotations.from_rotvec([0.0, 0.0, -0.3]))
+    assert rotations.angle_between(cmd.wrist_orientation, expected) < 1e-9
+    assert cmd.clipped == ('contact_x', 'contact_z', 'wrist_rz')
+    inside = space.command(xi, np.clip(eps, *space.bounds(xi)))
+    assert inside.clipped == () and np.allclose(inside.contact_point, cmd.contact_point)
+    assert space.command(xi, np.zeros(space.size)).clipped == ()
+
+
+@pytest.mark.parametrize('kw,match', [
+    (dict(contact_offset_max=-0.1), 'contact_offset_max'),
+    (dict(contact_offset_max=float('inf')), 'contact_offset_max'),
+    (dict(wrist_residual_max=4.0), r'wrist_residual_max must be within \[0, pi\]'),
+    (dict(tau_scale_bounds=(2.0, 1.0)), 'tau_scale_bounds'),
+    (dict(hand_upper=[1.0, -2.0, 2.0]), 'lower <= upper'),
+])
+def test_bad_bounds(kw, match):
+    args = dict(hand_joint_names=JOINTS, hand_lower=[0.0, -1.0, 0.0], hand_upper=[1.0, 1.0, 2.0])
+    args.update(kw)
+    with pytest.raises(ValueError, match=match):
+        ParameterSpace(**args)

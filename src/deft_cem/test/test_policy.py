@@ -250,6 +250,9 @@ def test_runs_without_images_train_on_xi_alone(tmp_path):
     pi = pol.train_policy(data, pol.config_for(data, 'mlp', epochs=EPOCHS, seed=1))
     err, baseline = errors_xi_only(pi, data)
     assert err < 0.5 * baseline     # xi's contact point carries the placement
+    # saved and loaded like any other (its feature tensors are empty)
+    loaded = pol.load_policy(pi.save(tmp_path / 'bare.pt'))
+    np.testing.assert_array_equal(loaded.predict(None, data.xi[:5]), pi.predict(None, data.xi[:5]))
     with pytest.raises(ValueError, match='needs image features'):
         pol.config_for(data, 'direct')
     with pytest.raises(ValueError, match="features 'file': 40 of 40 elites have no side file"):

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from deft_cem.report import elite_means, main, summary_text, write_report
@@ -37,3 +39,38 @@ def test_empty_run_and_cli_errors(tmp_path, capsys):
     assert main([str(store.dir)]) == 0
     assert main([str(tmp_path / 'missing')]) == 1
     assert "run 'missing' not found" in capsys.readouterr().err
+
+
+def test_a_failed_rewrite_keeps_the_previous_report(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    store = make_run(tmp_path, [0.1, 0.2, 0.0, 0.6])
+    png = write_report(store.dir)
+    old_png, old_text = png.read_bytes(), (store.dir / 'summary.txt').read_text()
+    store.append(EpisodeEntry(episode=4, xi=[0.5], eps=[0.1], reward=0.9, reward_source='sim',
+                              stamp=0.0))
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def dies_halfway(fig, f, **kw):
+        real_savefig(fig, f, **kw)  # the new PNG is written to the temporary file...
+        raise OSError(28, 'No space left on device')  # ...and the write fails after it
+
+    monkeypatch.setattr(matplotlib.figure.Figure, 'savefig', dies_halfway)
+    with pytest.raises(OSError, match='No space'):
+        write_report(store.dir)
+    assert png.read_bytes() == old_png
+    assert 'episodes: 5 of 8' in (store.dir / 'summary.txt').read_text()  # written first
+    assert not [p for p in store.dir.iterdir() if p.suffix == '.tmp']
+
+    # the summary too: a failure between writing and renaming leaves the old one
+    monkeypatch.setattr(matplotlib.figure.Figure, 'savefig', real_savefig)
+    (store.dir / 'summary.txt').write_text(old_text)
+
+    def no_rename(src, dst):
+        raise OSError(5, 'Input/output error')
+
+    monkeypatch.setattr(os, 'replace', no_rename)
+    with pytest.raises(OSError, match='Input/output'):
+        write_report(store.dir)
+    assert (store.dir / 'summary.txt').read_text() == old_text and png.read_bytes() == old_png
+    assert not [p for p in store.dir.iterdir() if p.suffix == '.tmp']

@@ -93,3 +93,15 @@ def test_a_killed_writer_leaves_all_or_nothing(tmp_path):
     leftovers = [p for p in tmp_path.iterdir() if p.suffix == '.tmp']
     assert all(p.name.startswith('.big.json') for p in leftovers)
     assert os.path.getsize(target) == 4
+
+
+def test_episode_records_carry_the_optimizer_state_and_older_ones_load_without(tmp_path):
+    store = RunStore(tmp_path, 'r')
+    store.create(settings())
+    state = {'kind': 'cem', 'told': 1, 'mean': [0.0, 1.0], 'rng': {'state': 2**127 + 3}}
+    store.append(EpisodeEntry(episode=0, xi=[1.0, 2.0], eps=[0.1, 0.2], reward=0.5,
+                              reward_source='sim', stamp=1.0, optimizer_state=state))
+    old = {k: v for k, v in entry(1).__dict__.items() if k != 'optimizer_state'}
+    (store.episodes_dir / '000001.json').write_text(json.dumps(old))  # written before states
+    loaded = store.episodes()
+    assert loaded[0].optimizer_state == state and loaded[1].optimizer_state is None

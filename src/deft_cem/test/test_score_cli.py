@@ -66,3 +66,69 @@ def test_latest_announcement_wins_and_a_cleared_one_means_nothing_waits():
     assert waits(second) and not waits(cleared)
     assert same_episode(first, EpisodeRecord(run_id='a', episode=1, reward_source='operator'))
     assert not same_episode(first, second)
+
+
+class Terminal:
+    """The ScoreTerminal's interface without DDS: queues in, calls recorded out."""
+
+    def __init__(self, reset_after_score=None):
+        import queue
+
+        self.requests, self.resets = queue.Queue(), queue.Queue()
+        self.sent, self.reset_calls = [], 0
+        self.reset_after_score = reset_after_score
+
+    def submit(self, record, kind, value):
+        self.sent.append((record.run_id, record.episode, kind, value))
+        self.requests.put(EpisodeRecord(episode=-1, reward_source=''))  # nothing waits now
+        if self.reset_after_score is not None:  # the node then asks for the scene reset
+            self.resets.put(self.reset_after_score)
+        return True, f'episode {record.episode} of run {record.run_id!r}: {kind}'
+
+    def reset_done(self):
+        self.reset_calls += 1
+        self.resets.put(EpisodeRecord(episode=-1, reward_source=''))
+        return True, "scene reset after episode 2 of run 'cup': continuing"
+
+
+def run_loop(node, text):
+    import io
+
+    from deft_cem.score_cli import loop
+
+    out = io.StringIO()
+    assert loop(node, io.StringIO(text), out, alive=lambda: True) == 0
+    return out.getvalue()
+
+
+def test_score_then_reset_done_on_enter():
+    done = EpisodeRecord(run_id='cup', episode=2, task='t', reward=0.6,
+                         reward_source='operator')
+    node = Terminal(reset_after_score=done)
+    node.requests.put(EpisodeRecord(run_id='cup', episode=2, task='t', reward=math.nan,
+                                    reward_source='operator'))
+    text = run_loop(node, '0.6\n\n')
+    assert node.sent == [('cup', 2, 'score', 0.6)] and node.reset_calls == 1
+    assert "episode 2 of run 'cup' is done, reward 0.600: put the scene back" in text
+    assert 'press Enter when the scene is reset' in text
+    assert text.index('sent: episode 2') < text.index('press Enter')
+    assert "sent: scene reset after episode 2 of run 'cup'" in text
+
+
+def test_quit_at_the_reset_prompt_does_not_confirm_and_stale_resets_are_skipped():
+    node = Terminal()
+    node.resets.put(EpisodeRecord(run_id='cup', episode=1, reward=0.2, reward_source='sim'))
+    assert 'is done' in run_loop(node, 'q\n') and node.reset_calls == 0
+    # a reset that stopped waiting before the terminal looked is not asked for
+    node = Terminal()
+    node.resets.put(EpisodeRecord(run_id='cup', episode=1, reward=0.2, reward_source='sim'))
+    node.resets.put(EpisodeRecord(episode=-1, reward_source=''))
+    assert 'is done' not in run_loop(node, '') and node.reset_calls == 0
+
+
+def test_describe_reset_of_a_one_off_episode():
+    from deft_cem.score_cli import describe_reset
+
+    text = describe_reset(EpisodeRecord(run_id='', episode=-1, reward=math.nan,
+                                        reward_source='sim'))
+    assert text.startswith("one-off episode of run '' is done: put the scene back")

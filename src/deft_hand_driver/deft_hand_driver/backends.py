@@ -13,6 +13,8 @@ from deft_hand_driver.hand_config import HandConfig
 class HandBackend(ABC):
     """A hand the driver reads and commands; angles in radians, in the config's joint order."""
 
+    reconnects = 0  # how often the backend re-established a lost connection
+
     def __init__(self, config: HandConfig):
         self.config = config
 
@@ -36,6 +38,10 @@ class HandBackend(ABC):
         """Return hardware error descriptions (e.g. 'servo 3: overload'); empty when healthy."""
         return []
 
+    def reboot_faulted(self) -> List[int]:
+        """Clear hardware errors (reboot the faulted servos), torque back on; return their ids."""
+        return []
+
     def close(self) -> None:
         """Release the hardware (torque off first)."""
 
@@ -46,7 +52,9 @@ class FakeHand(HandBackend):
 
     Each joint follows its target with a first-order lag
     (time constant `time_constant`), integrated against `clock`. With `stall_closure` in (0, 1]
-    the fingers stop at that closure, as on an object, so stall handling can be exercised.
+    the fingers stop at that closure, as on an object, so stall handling can be exercised: a
+    joint held there by the object reports full effort (1, signed) as a servo at its current
+    limit would; the efforts are 0 otherwise.
     """
 
     def __init__(self, config: HandConfig, time_constant: float = 0.08,
@@ -57,6 +65,7 @@ class FakeHand(HandBackend):
         self.tau, self.stall_closure, self.clock = time_constant, stall_closure, clock
         self.pos = config.pose('open')
         self.vel = np.zeros(config.size)
+        self.eff = np.zeros(config.size)
         self.target = self.pos.copy()
         self.torque = False
         self._t = clock()
@@ -71,6 +80,8 @@ class FakeHand(HandBackend):
         self._t = now
         if not self.torque or dt == 0.0:
             self.vel[:] = 0.0
+            if not self.torque:
+                self.eff[:] = 0.0
             return
         old = self.pos.copy()
         self.pos = self.target + (self.pos - self.target) * math.exp(-dt / self.tau)
@@ -80,12 +91,15 @@ class FakeHand(HandBackend):
             span = closed - open_
             past = np.sign(span) * (self.pos - limit) > 0
             self.pos[past] = limit[past]
+            pushing = past | ((np.abs(self.pos - limit) < 1e-12)
+                              & (np.sign(span) * (self.target - limit) > 0))
+            self.eff = np.where(pushing, np.sign(span), 0.0)
         self.vel = (self.pos - old) / dt
 
     def read(self):
         """Advance the lag to now and return the state."""
         self._step()
-        return self.pos.copy(), self.vel.copy(), np.zeros(self.config.size)
+        return self.pos.copy(), self.vel.copy(), self.eff.copy()
 
     def write(self, targets: np.ndarray) -> None:
         """Set the targets the joints lag towards."""
@@ -99,6 +113,10 @@ class FakeHand(HandBackend):
 
 
 BACKENDS = ('fake', 'dynamixel')
+BACKEND_HELP = ('fake = an honest dry run with no hardware: each joint follows its target with a '
+                'first-order lag (time_constant) and may stop on an imaginary object '
+                '(stall_closure); dynamixel = the real hand, Dynamixel X-series servos on one '
+                'serial bus (port, baud, hand_config servo ids and calibration).')
 
 
 def make_backend(name: str, config: HandConfig, **options) -> HandBackend:

@@ -3,9 +3,10 @@ The real hand: Dynamixel X-series servos over dynamixel-sdk, Protocol 2.0.
 
 Units (X-series e-manual):
 - position: 4096 ticks per turn (0.088 deg/tick). A joint angle q (radians, as in the hand config)
-  is tick `zero[i] + q / RAD_PER_TICK`; `zero` defaults to 2048 for every joint, i.e. 0 rad = the
-  horn centred = the flat hand of config/leap_16dof.yaml (the LEAP assembly), positive angles =
-  increasing ticks. A hand assembled otherwise passes its own per-joint `zero_ticks`.
+  is tick `zero[i] + direction[i] * q / RAD_PER_TICK`, with the calibration of the hand config
+  (per joint `zero_ticks`, default 2048, i.e. 0 rad = the horn centred = the flat hand of
+  config/leap_16dof.yaml, the LEAP assembly; `direction` +1, positive angles = increasing ticks,
+  or -1). The constructor's `zero_ticks` overrides the config's.
 - velocity: 0.229 rpm/tick (signed 32 bit). current: `CURRENT_UNIT_MA` per tick by model
   (1 mA on XL330/XC330, 2.69 mA on XM430); efforts are reported as a fraction of `current_limit`.
 
@@ -16,7 +17,12 @@ call is bounded by the SDK's packet timeout (about 35 ms), retried at most `retr
 Errors are RuntimeErrors naming the servo id and joint. A servo that stays silent, or a port
 that fails, switches the torque off where it still can and puts the backend into reconnect:
 each later read/write tries to reopen and re-initialise the bus, with a backoff doubling from
-0.1 s to `max_backoff`; the re-initialised servos hold their present position.
+0.1 s to `max_backoff`; the re-initialised servos hold their present position (`reconnects`
+counts the successes, so the caller can adopt that position as its setpoint).
+
+A servo raising a hardware error (alert bit, then Hardware Error Status) is reported by
+`hardware_errors()` and every servo lets go; `reboot_faulted()` reboots the faulted servos (the
+REBOOT instruction clears the error), configures them again and puts the torque back on.
 """
 
 import logging
@@ -81,7 +87,7 @@ class DynamixelHand(HandBackend):
                  operating_mode: int = 5, current_limit: float = 350.0, position_p: int = 600,
                  position_i: int = 0, position_d: int = 200, retries: int = 2,
                  max_backoff: float = 2.0, zero_ticks: Optional[Sequence[int]] = None,
-                 fast_sync_read: bool = False, log=None,
+                 fast_sync_read: bool = False, log=None, reboot_wait: float = 1.0,
                  clock: Callable[[], float] = time.monotonic):
         super().__init__(config)
         if baud not in BAUD_RATES:
@@ -103,8 +109,11 @@ class DynamixelHand(HandBackend):
         self.fast = fast_sync_read
         self.log = log or logging.getLogger(__name__)
         self.ids = list(config.servo_ids)
-        zero = CENTRE if zero_ticks is None else zero_ticks
+        zero = config.zero_ticks if zero_ticks is None else zero_ticks
         self.zero = np.broadcast_to(np.asarray(zero, dtype=np.int64), (config.size,)).copy()
+        self.sign = np.asarray(config.direction, dtype=np.int64)
+        self.reboot_wait = reboot_wait
+        self._faulted: List[int] = []
         self.unit_ma = np.ones(config.size)
         self.ph = sdk.PacketHandler(2.0)
         self._port = None
@@ -133,9 +142,9 @@ class DynamixelHand(HandBackend):
     def read(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return positions (rad), velocities (rad/s) and efforts (fraction of current_limit)."""
         state = self.sync_read_state()
-        pos = (state['position'] - self.zero) * RAD_PER_TICK
-        vel = state['velocity'] * RAD_S_PER_TICK
-        eff = state['current'] * self.unit_ma / self.current_limit
+        pos = self.sign * (state['position'] - self.zero) * RAD_PER_TICK
+        vel = self.sign * state['velocity'] * RAD_S_PER_TICK
+        eff = self.sign * state['current'] * self.unit_ma / self.current_limit
         return pos, vel, eff
 
     def write(self, targets: np.ndarray) -> List[str]:
@@ -164,6 +173,33 @@ class DynamixelHand(HandBackend):
         """Return 'servo 3 (index_dip): overload' style descriptions from the last read."""
         return list(self._errors)
 
+    def reboot_faulted(self) -> List[int]:
+        """
+        Reboot the servos in hardware error, configure them again, torque on; return their ids.
+
+        Every servo holds its present position afterwards. RuntimeError naming the servo that
+        does not come back (or whose error persists).
+        """
+        self._ensure_connected()
+        ids = list(self._faulted)
+        for sid in ids:
+            result, _ = self._guard(self.ph.reboot, self._port, sid)
+            if result != sdk.COMM_SUCCESS:
+                raise RuntimeError(f'{self._name([sid])}: no answer to reboot '
+                                   f'({self.ph.getTxRxResult(result)})')
+        deadline = self.clock() + self.reboot_wait
+        for sid in ids:  # a real servo takes a moment to boot
+            while not self._ping(sid):
+                if self.clock() > deadline:
+                    raise RuntimeError(f'{self._name([sid])}: silent {self.reboot_wait:.1f} s '
+                                       'after reboot')
+                time.sleep(0.02)
+        self._init_servos()  # the reboot reset the RAM: current, gains; then hold and torque
+        if self._errors:
+            raise RuntimeError('hardware error persists after reboot: ' + '; '.join(self._errors))
+        self.log.info(f'rebooted {self._name(ids)}' if ids else 'no servo to reboot')
+        return ids
+
     def close(self) -> None:
         """Switch the torque off (every servo that answers) and close the port."""
         if self._port is None:
@@ -177,7 +213,7 @@ class DynamixelHand(HandBackend):
     # --- one control loop -------------------------------------------------------------
     def to_ticks(self, angles: np.ndarray) -> np.ndarray:
         """Convert joint angles (rad) to Goal Position ticks."""
-        return np.rint(np.asarray(angles) / RAD_PER_TICK).astype(np.int64) + self.zero
+        return self.sign * np.rint(np.asarray(angles) / RAD_PER_TICK).astype(np.int64) + self.zero
 
     def sync_write_goals(self, ticks: np.ndarray) -> None:
         """Send Goal Position to every servo in one sync write (no status packets)."""
@@ -384,3 +420,4 @@ class DynamixelHand(HandBackend):
             self._torque_off_all()
             self.log.error('hand hardware error, torque off: ' + '; '.join(errors))
         self._errors = errors
+        self._faulted = list(alerts)

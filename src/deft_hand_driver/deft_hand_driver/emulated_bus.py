@@ -15,13 +15,20 @@ is on, and a Goal Current above the Current Limit is refused, as on the real ser
 
 Faults: `latency` (s before each reply), `drop_probability` (each status packet lost with it),
 `drop_next(n)` (the next n instructions lost), `missing` ids (never answer),
-`set_fault(id, 'overload')` (hardware error bit, torque off). Not modelled: the wire time at
+`set_fault(id, 'overload')` (hardware error bit, torque off; REBOOT clears it),
+`set_obstacle(id, tick)` (an object: the servo cannot pass that position from the side it is
+on, and while pushing against it draws the whole current limit), `set_position(id, tick)` (the
+horn moved by hand with the torque off, e.g. a finger sagging during a power loss). Not
+modelled: the wire time at
 the baud rate, Return Delay Time, bulk read/write, and indirect addresses. `stop()` closes the
 pty (the port vanishes); `start()` brings up a new one; with `link` the path stays the same (a
 symlink re-pointed, like a udev by-id link). Clients in the same Python process should use
 `EmulatedBusProcess`, which serves the chain from a child process.
 
-    python -m deft_hand_driver.emulated_bus --ids 0..15
+    python -m deft_hand_driver.emulated_bus --ids 0..15 [--latency S] [--drop P]
+        [--time-constant S] [--missing 3,7] [--link /tmp/hand_bus]
+
+The command serves until SIGINT or SIGTERM, then closes the pty and removes the --link symlink.
 """
 
 import argparse
@@ -30,6 +37,7 @@ import multiprocessing
 import os
 import random
 import select
+import signal
 import struct
 import threading
 import time
@@ -134,6 +142,8 @@ class Servo:
         self.set(144, 2, 50)         # 5.0 V
         self.set(146, 1, 30)         # degC
         self.pos = 2048.0
+        self.obstacle: Optional[float] = None
+        self._obstacle_side = 1.0
         self._t = clock()
 
     def get(self, addr: int, size: int, signed: bool = False) -> int:
@@ -164,8 +174,16 @@ class Servo:
             else:  # saturated: constant speed at the current limit, no overshoot
                 speed = limit / MA_PER_TICK / self.tau
                 new = self.pos + math.copysign(min(abs(error), speed * dt), error)
+            blocked = False
+            if self.obstacle is not None and \
+                    self._obstacle_side * (new - self.obstacle) < 0:
+                new, blocked = self.obstacle, True
             velocity = (new - self.pos) / dt
-            current = max(-limit, min(limit, (goal - new) * MA_PER_TICK))
+            if blocked or (self.obstacle is not None and new == self.obstacle
+                           and self._obstacle_side * (goal - self.obstacle) < 0):
+                current = math.copysign(limit, goal - new)  # pushing: the current saturates
+            else:
+                current = max(-limit, min(limit, (goal - new) * MA_PER_TICK))
             self.pos = new
         self.set(126, 2, round(current))
         self.set(128, 4, round(velocity * 60.0 / 4096.0 / 0.229))
@@ -193,6 +211,20 @@ class Servo:
         self.step()
         self.table[70] |= FAULT_BITS[name]
         self.table[64] = 0
+
+    def set_obstacle(self, tick: Optional[float]) -> None:
+        """Put an object at that position (None removes it); it blocks from the present side."""
+        self.step()
+        self.obstacle = None if tick is None else float(tick)
+        if tick is not None:
+            self._obstacle_side = 1.0 if self.pos >= tick else -1.0
+
+    def move_by_hand(self, tick: float) -> None:
+        """Torque off (as after a power loss) and the horn pushed to `tick`."""
+        self.step()
+        self.table[64] = 0
+        self.pos = float(tick)
+        self.step()
 
     def reboot(self) -> None:
         """Clear hardware errors and switch the torque off."""
@@ -238,6 +270,16 @@ class EmulatedBus:
         """Raise a hardware error on one servo: one of FAULT_BITS."""
         with self._lock:
             self.servos[dxl_id].fault(name)
+
+    def set_obstacle(self, dxl_id: int, tick: Optional[float]) -> None:
+        """Block one servo at a position (ticks) as an object would; None removes it."""
+        with self._lock:
+            self.servos[dxl_id].set_obstacle(tick)
+
+    def set_position(self, dxl_id: int, tick: float) -> None:
+        """Switch a servo's torque off and move its horn to `tick` by hand."""
+        with self._lock:
+            self.servos[dxl_id].move_by_hand(tick)
 
     def drop_next(self, count: int = 1) -> None:
         """Lose the next `count` instruction packets on the wire: nothing answers them."""
@@ -450,7 +492,8 @@ class EmulatedBusProcess:
 
     Use this when the client runs Python in the same process: the SDK polls the port in a busy
     loop, and a serving thread would wait for the GIL on every packet (measured: the loop rate
-    halves). Methods: start, stop, set_missing, set_fault, drop_next, set_latency, read_table.
+    halves). Methods: start, stop, set_missing, set_fault, set_obstacle, set_position,
+    drop_next, set_latency, read_table.
     """
 
     def __init__(self, **options):
@@ -488,6 +531,14 @@ class EmulatedBusProcess:
     def set_fault(self, dxl_id: int, name: str) -> None:
         """See EmulatedBus.set_fault."""
         self.call('set_fault', dxl_id, name)
+
+    def set_obstacle(self, dxl_id: int, tick: Optional[float]) -> None:
+        """See EmulatedBus.set_obstacle."""
+        self.call('set_obstacle', dxl_id, tick)
+
+    def set_position(self, dxl_id: int, tick: float) -> None:
+        """See EmulatedBus.set_position."""
+        self.call('set_position', dxl_id, tick)
 
     def drop_next(self, count: int = 1) -> None:
         """See EmulatedBus.drop_next."""
@@ -557,24 +608,47 @@ def parse_ids(text: str) -> List[int]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Serve an emulated chain until Ctrl-C and print the port to open."""
+    """Serve an emulated chain until SIGINT/SIGTERM and print the port to open."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].strip())
     parser.add_argument('--ids', default='0..15', help='servo ids, e.g. 0..15 or 1,2,3')
-    parser.add_argument('--latency', type=float, default=0.0, help='seconds before each reply')
-    parser.add_argument('--drop', type=float, default=0.0, help='status packet loss, 0..1')
+    parser.add_argument('--latency', type=float, default=0.0,
+                        help='seconds before each reply (default 0)')
+    parser.add_argument('--drop', type=float, default=0.0,
+                        help='probability 0..1 that a status packet is lost (default 0)')
+    parser.add_argument('--time-constant', type=float, default=0.05,
+                        help='first-order lag of each servo towards its goal, s (default 0.05)')
     parser.add_argument('--missing', default='', help='ids that never answer, e.g. 3,7')
-    parser.add_argument('--link', default=None, help='a stable symlink to the pty')
+    parser.add_argument('--link', default=None,
+                        help='a stable symlink to the pty (removed on exit)')
+    parser.add_argument('--seed', type=int, default=None, help='seed of the packet loss')
     args = parser.parse_args(argv)
-    bus = EmulatedBus(parse_ids(args.ids), latency=args.latency, drop_probability=args.drop,
-                      missing=parse_ids(args.missing) if args.missing else (), link=args.link)
-    print(bus.start(), flush=True)
+    if not args.latency >= 0.0:
+        parser.error(f'--latency must be >= 0 s, got {args.latency}')
+    if not 0.0 <= args.drop <= 1.0:
+        parser.error(f'--drop must be a probability in 0..1, got {args.drop}')
+    if not args.time_constant > 0.0:
+        parser.error(f'--time-constant must be > 0 s, got {args.time_constant}')
     try:
-        while True:
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        pass
+        ids = parse_ids(args.ids)
+        missing = parse_ids(args.missing) if args.missing else []
+    except ValueError as exc:
+        parser.error(str(exc))
+    unknown = sorted(set(missing) - set(ids))
+    if unknown:
+        parser.error(f'--missing names ids {unknown} that are not in --ids')
+    bus = EmulatedBus(ids, latency=args.latency, drop_probability=args.drop, missing=missing,
+                      link=args.link, seed=args.seed, time_constant=args.time_constant)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(bus.start(), flush=True)
+        while not stop.is_set():
+            time.sleep(0.1)
     finally:
-        bus.stop()
+        bus.stop()  # closes the pty and removes the link
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -1,9 +1,12 @@
 """Robot-hand descriptions (joint names, limits, servo ids, named poses) as validated configs.
 
 One YAML file per hand (see config/leap_16dof.yaml). Joint order is always resolved by name.
+Per joint, optional calibration for the servo backend: `zero_ticks`, the servo position (ticks,
+0..4095) at joint angle 0 (default 2048, the horn centred), and `direction`, +1 when the angle
+grows with the ticks, -1 when against (a servo mounted the other way round).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -12,6 +15,8 @@ import numpy as np
 import yaml
 
 DEFAULT_CONFIG = 'leap_16dof.yaml'
+CENTRE_TICKS = 2048
+TICKS_PER_TURN = 4096
 
 
 @dataclass
@@ -24,6 +29,8 @@ class HandConfig:
     lower: np.ndarray
     upper: np.ndarray
     named_poses: Dict[str, np.ndarray] = field(default_factory=dict)
+    zero_ticks: Optional[Sequence[int]] = None  # None = CENTRE_TICKS for every joint
+    direction: Optional[Sequence[int]] = None   # None = +1 for every joint
 
     def __post_init__(self):
         n = len(self.joint_names)
@@ -32,7 +39,33 @@ class HandConfig:
         if len(set(self.joint_names)) != n:
             raise ValueError(f'hand {self.name!r}: duplicate joint names')
         if len(self.servo_ids) != n or len(set(self.servo_ids)) != n:
-            raise ValueError(f'hand {self.name!r}: need one distinct servo id per joint')
+            raise ValueError(f'hand {self.name!r}: need one distinct servo id per joint, got '
+                             f'{len(self.servo_ids)} ids ({len(set(self.servo_ids))} distinct) '
+                             f'for {n} joints')
+        bad = [j for j, i in zip(self.joint_names, self.servo_ids)
+               if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < 253]
+        if bad:
+            raise ValueError(f'hand {self.name!r}: servo ids must be integers 0..252 '
+                             f'(bad for {", ".join(bad)})')
+        self.servo_ids = [int(i) for i in self.servo_ids]
+        zero = [CENTRE_TICKS] * n if self.zero_ticks is None else list(self.zero_ticks)
+        sign = [1] * n if self.direction is None else list(self.direction)
+        if len(zero) != n or len(sign) != n:
+            raise ValueError(f'hand {self.name!r}: need one zero_ticks and one direction per '
+                             f'joint, got {len(zero)} and {len(sign)} for {n} joints')
+        bad = [j for j, z in zip(self.joint_names, zero)
+               if isinstance(z, bool) or not isinstance(z, (int, np.integer))
+               or not 0 <= z < TICKS_PER_TURN]
+        if bad:
+            raise ValueError(f'hand {self.name!r}: zero_ticks must be an integer in '
+                             f'0..{TICKS_PER_TURN - 1} (bad for {", ".join(bad)})')
+        bad = [j for j, d in zip(self.joint_names, sign)
+               if isinstance(d, bool) or d not in (1, -1)]
+        if bad:
+            raise ValueError(f'hand {self.name!r}: direction must be 1 or -1 '
+                             f'(bad for {", ".join(bad)})')
+        self.zero_ticks = [int(z) for z in zero]
+        self.direction = [int(d) for d in sign]
         self.lower = np.asarray(self.lower, dtype=float)
         self.upper = np.asarray(self.upper, dtype=float)
         if self.lower.shape != (n,) or self.upper.shape != (n,):
@@ -65,10 +98,14 @@ class HandConfig:
             names = [str(j['name']) for j in joints]
             config = dict(
                 name=str(data.get('name', 'hand')), joint_names=names,
-                servo_ids=[int(j['id']) for j in joints],
+                servo_ids=[_integer(j['id'], j['name'], 'id') for j in joints],
                 lower=[float(j['lower']) for j in joints],
-                upper=[float(j['upper']) for j in joints])
-        except (KeyError, TypeError) as exc:
+                upper=[float(j['upper']) for j in joints],
+                zero_ticks=[_integer(j.get('zero_ticks', CENTRE_TICKS), j['name'], 'zero_ticks')
+                            for j in joints],
+                direction=[_integer(j.get('direction', 1), j['name'], 'direction')
+                           for j in joints])
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f'hand config: missing or malformed field {exc}') from exc
         poses = {}
         named_poses = data.get('named_poses') or {}
@@ -88,6 +125,14 @@ class HandConfig:
             except (TypeError, ValueError) as exc:
                 raise ValueError(f'hand config: named pose {pose!r}: {exc}') from exc
         return HandConfig(named_poses=poses, **config)
+
+    def with_servo_ids(self, servo_ids: Sequence[int]) -> 'HandConfig':
+        """Return a copy driven by other servo ids (joint order); ValueError if they do not fit."""
+        if len(servo_ids) != self.size:
+            raise ValueError(f'servo_ids: {len(servo_ids)} ids given, hand {self.name!r} has '
+                             f'{self.size} joints ({", ".join(self.joint_names)})')
+        return replace(self, servo_ids=list(servo_ids),
+                       named_poses={k: v.copy() for k, v in self.named_poses.items()})
 
     def index(self, name: str) -> int:
         """Return the position of a joint in this hand's order; ValueError for an unknown name."""
@@ -130,6 +175,29 @@ class HandConfig:
         moving = np.abs(span) > 1e-6
         frac = (positions[moving] - open_[moving]) / span[moving]
         return float(np.clip(np.mean(frac), 0.0, 1.0))
+
+
+def _integer(value, joint, key: str) -> int:
+    """Return an integer field of a joint; ValueError naming it (1.5, 'x' and true are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f'hand config: joint {joint!r}: {key} must be an integer, got {value!r}')
+    return int(value)
+
+
+def parse_servo_ids(text: str) -> List[int]:
+    """Parse a servo id list '1,0,2,3' (or '0..15', '1,0,2..15'); ValueError saying why not."""
+    ids: List[int] = []
+    try:
+        for part in text.replace(' ', '').split(','):
+            if '..' in part:
+                low, high = part.split('..')
+                ids.extend(range(int(low), int(high) + 1))
+            elif part:
+                ids.append(int(part))
+    except ValueError:
+        raise ValueError(f'servo_ids {text!r}: expected integers separated by commas, '
+                         'e.g. "1,0,2,3" or "0..15"') from None
+    return ids
 
 
 def default_config_path() -> Path:

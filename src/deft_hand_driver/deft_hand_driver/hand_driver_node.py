@@ -1,4 +1,10 @@
-"""The hand driver node: `hand/joint_states`, `hand/command`, `hand/grasp` over a backend."""
+"""
+The hand driver node: `hand/joint_states`, `hand/command`, `hand/grasp` over a backend.
+
+Also `hand/reboot_servos` (std_srvs/srv/Trigger): reboot the servos in hardware error, torque on,
+hold the present position. Servo hardware errors do not stop `hand/joint_states`; they are
+logged once per change and abort a running grasp with HARDWARE_ERROR.
+"""
 
 import math
 import threading
@@ -9,18 +15,23 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
 
 from deft_common.node_main import ConfigurationError, run_node
 from deft_common.ros_params import Param, declare
-from deft_hand_driver.backends import BACKENDS, make_backend
+from deft_hand_driver.backends import BACKEND_HELP, BACKENDS, make_backend
 from deft_hand_driver.grasp_motion import StallDetector, ramp
-from deft_hand_driver.hand_config import default_config_path, load_hand_config
+from deft_hand_driver.hand_config import default_config_path, load_hand_config, parse_servo_ids
+from deft_hand_driver.mano import model_from_parameter
 from deft_interfaces.action import HandGrasp
 
 G = HandGrasp.Result
 PARAMS = (
-    Param('backend', 'fake', 'Hand hardware backend.', choices=BACKENDS),
-    Param('hand_config', '', 'Hand config YAML; empty = the installed LEAP-class 16-DOF hand.'),
+    Param('backend', 'fake', 'Hand hardware backend: ' + BACKEND_HELP, choices=BACKENDS),
+    Param('hand_config', '', 'Hand config YAML (joints, limits, servo ids, calibration); empty = '
+          'the installed LEAP-class 16-DOF hand.'),
+    Param('servo_ids', '', 'dynamixel: servo ids in hand_config joint order, comma-separated '
+          '(e.g. "1,0,2,3,..."), overriding the ids of hand_config; empty = its ids.'),
     Param('rate_hz', 50.0, 'Control loop and joint_states rate, Hz.', range=(1.0, 1000.0)),
     Param('time_constant', 0.08, 'fake: first-order lag of the joints, s.', range=(0.001, 5.0)),
     Param('stall_closure', 0.0, 'fake: closure (0..1) where an imaginary object stops the '
@@ -44,6 +55,8 @@ PARAMS = (
           'packet for all; X-series firmware 46 or newer).'),
     Param('retargeting_config', 'leap_16dof_retargeting.yaml', 'MANO goals: retargeting YAML; '
           "a bare file name is looked up in this package's config directory."),
+    Param('mano_model_path', '', 'MANO goals: converted MANO model file (.npz, see README); '
+          'empty = the documented kinematic approximation of an average right hand.'),
     Param('default_duration', 1.0, 'Time to reach grasp targets when a goal gives 0, s.',
           range=(0.0, 60.0)),
     Param('default_tolerance', 0.05, 'Joint error for success when a goal gives 0, rad.',
@@ -54,6 +67,9 @@ PARAMS = (
           range=(0.0, 10.0)),
     Param('stall_time', 0.3, 'How long the hand must be still to count as stalled, s.',
           range=(0.01, 10.0)),
+    Param('stall_effort', 0.5, 'A stall counts as contact only if every joint short of its '
+          'target pushes with at least this |effort| (fraction of current_limit); 0 = any.',
+          range=(0.0, 1.0)),
 )
 
 
@@ -66,6 +82,12 @@ class HandDriverNode(Node):
         self.retargeter = None  # built on the first MANO goal
         try:
             self.config = load_hand_config(self.p.hand_config)
+            if self.p.servo_ids:
+                try:
+                    self.config = self.config.with_servo_ids(parse_servo_ids(self.p.servo_ids))
+                except ValueError as exc:
+                    raise ValueError(f'parameter servo_ids: {exc}') from None
+            self.mano_model = model_from_parameter(self.p.mano_model_path)
             options = {}
             if self.p.backend == 'fake':
                 options = dict(time_constant=self.p.time_constant,
@@ -82,15 +104,20 @@ class HandDriverNode(Node):
             self.backend.set_torque(True)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ConfigurationError(str(exc)) from exc
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the shared state below
+        self.bus_lock = threading.Lock()  # one user of the backend at a time
+        self.closed = False
         self.pos, self.vel, self.eff = self.backend.read()
         self.setpoint = self.pos.copy()
+        self.reconnects = self.backend.reconnects
         self.active_goal = None
-        self.failed = ''
+        self.failed = ''  # the bus cannot be read (lost, reconnecting)
+        self.hw_errors = []  # servo hardware errors of the last read
         self.pub = self.create_publisher(JointState, 'hand/joint_states', 10)
-        self.create_timer(1.0 / self.p.rate_hz, self.control_step,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.timer = self.create_timer(1.0 / self.p.rate_hz, self.control_step,
+                                       callback_group=MutuallyExclusiveCallbackGroup())
         group = ReentrantCallbackGroup()
+        self.create_service(Trigger, 'hand/reboot_servos', self.on_reboot, callback_group=group)
         self.create_subscription(JointState, 'hand/command', self.on_command, 10,
                                  callback_group=group)
         self.server = ActionServer(
@@ -103,25 +130,74 @@ class HandDriverNode(Node):
     # --- the control loop ---------------------------------------------------------------
     def control_step(self) -> None:
         """Read the backend, publish joint_states, write the current setpoint."""
-        try:
-            pos, vel, eff = self.backend.read()
+        with self.bus_lock:
+            if self.closed:
+                return
+            try:
+                pos, vel, eff = self.backend.read()
+            except (RuntimeError, OSError) as exc:
+                if str(exc) != self.failed:  # once per change
+                    self.get_logger().error(f'hand bus error: {exc}')
+                self.failed = str(exc)
+                return
+            if self.failed:
+                self.get_logger().info('hand bus answering again')
+            self.failed = ''
             with self.lock:
                 self.pos, self.vel, self.eff = pos, vel, eff
+                if self.backend.reconnects != self.reconnects:
+                    # the servos came back holding where they are: never jump to a setpoint
+                    # from before the outage (fingers may have sagged meanwhile)
+                    self.reconnects = self.backend.reconnects
+                    self.setpoint = pos.copy()
+                    self.get_logger().warning(
+                        'hand bus reconnected: setpoint reset to the measured position '
+                        f'[{", ".join(f"{v:.3f}" for v in pos)}] rad')
                 setpoint = self.setpoint.copy()
-            self.backend.write(setpoint)
+            msg = JointState(name=self.config.joint_names, position=pos.tolist(),
+                             velocity=vel.tolist(), effort=eff.tolist())
+            msg.header.stamp = self.get_clock().now().to_msg()
+            self.pub.publish(msg)
+            try:
+                self.backend.write(setpoint)
+            except (RuntimeError, OSError) as exc:
+                if str(exc) != self.failed:
+                    self.get_logger().error(f'hand bus error: {exc}')
+                self.failed = str(exc)
             errors = self.backend.hardware_errors()
-            if errors:
-                raise RuntimeError('; '.join(errors))
-        except (RuntimeError, OSError) as exc:
-            if not self.failed:
-                self.get_logger().error(f'hand hardware error: {exc}')
-            self.failed = str(exc)
-            return
-        self.failed = ''
-        msg = JointState(name=self.config.joint_names, position=pos.tolist(),
-                         velocity=vel.tolist(), effort=eff.tolist())
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub.publish(msg)
+            if errors != self.hw_errors:  # once per change
+                if errors:
+                    self.get_logger().error('servo hardware error: ' + '; '.join(errors) +
+                                            ' (call hand/reboot_servos to clear it)')
+                else:
+                    self.get_logger().info('servo hardware errors cleared')
+            self.hw_errors = errors
+
+    def on_reboot(self, request, response):
+        """Reboot the servos in hardware error, torque back on, hold the present position."""
+        with self.bus_lock:
+            if self.closed:
+                response.success, response.message = False, 'the driver is shutting down'
+                return response
+            try:
+                ids = self.backend.reboot_faulted()
+                pos, vel, eff = self.backend.read()
+            except (RuntimeError, OSError) as exc:
+                response.success, response.message = False, f'reboot failed: {exc}'
+                self.get_logger().error(response.message)
+                return response
+            with self.lock:
+                self.pos, self.vel, self.eff = pos, vel, eff
+                self.setpoint = pos.copy()
+            self.hw_errors = self.backend.hardware_errors()
+        response.success = True
+        if ids:
+            response.message = (f'rebooted servo id(s) {", ".join(map(str, ids))}; torque on, '
+                                'holding the present position')
+        else:
+            response.message = 'no servo in hardware error; nothing rebooted'
+        self.get_logger().info(response.message)
+        return response
 
     def set_targets(self, names, positions, base=None):
         """Resolve targets by name, clamp them (warning) and make them the setpoint."""
@@ -178,7 +254,7 @@ class HandDriverNode(Node):
                 hand, config = load_retargeting_config(path)
             except OSError as exc:
                 raise ValueError(f'retargeting_config: {exc}') from exc
-            self.retargeter = build_retargeter(hand, config)
+            self.retargeter = build_retargeter(hand, config, self.mano_model)
         self.retargeter.reset()  # one grasp: no smoothing with an unrelated earlier pose
         joints = self.retargeter.retarget(pose)
         return self.set_targets(list(self.retargeter.hand.joint_names), list(joints),
@@ -203,7 +279,7 @@ class HandDriverNode(Node):
         tol = goal.tolerance or self.p.default_tolerance
         with self.lock:
             start = self.setpoint.copy()
-        stall = StallDetector(self.p.stall_velocity, self.p.stall_time)
+        stall = StallDetector(self.p.stall_velocity, self.p.stall_time, self.p.stall_effort)
         t0 = time.monotonic()
         period = 1.0 / self.p.rate_hz
         result = G(joint_names=self.config.joint_names)
@@ -218,21 +294,25 @@ class HandDriverNode(Node):
                     self.setpoint = self.pos.copy()  # hold where it is
                 outcome = ('cancel', G.CANCELED, 'cancelled; holding the current position')
                 break
+            if self.hw_errors:
+                outcome = ('abort', G.HARDWARE_ERROR, 'servo hardware error: ' +
+                           '; '.join(self.hw_errors) + ' (call hand/reboot_servos to clear it)')
+                break
             if self.failed:
-                outcome = ('abort', G.HARDWARE_ERROR, f'hand hardware error: {self.failed}')
+                outcome = ('abort', G.HARDWARE_ERROR, f'hand bus error: {self.failed}')
                 break
             with self.lock:
                 self.setpoint = ramp(start, goal_pos, elapsed, duration)
-                pos, vel = self.pos.copy(), self.vel.copy()
+                pos, vel, eff = self.pos.copy(), self.vel.copy(), self.eff.copy()
             error = float(np.max(np.abs(goal_pos - pos)))
             handle.publish_feedback(HandGrasp.Feedback(max_error=error, elapsed=elapsed))
             if elapsed >= duration:
                 if error <= tol:
                     outcome = ('succeed', G.NONE, f'reached the targets (max error {error:.3f})')
-                elif stall.update(elapsed, vel):
+                elif stall.update(elapsed, vel, eff, np.abs(goal_pos - pos) > tol):
                     result.stalled = True
-                    outcome = ('succeed', G.NONE,
-                               f'stopped on contact {error:.3f} rad short of the targets')
+                    outcome = ('succeed', G.NONE, f'stalled on contact {error:.3f} rad short '
+                               'of the targets')
                 elif elapsed > duration + self.p.settle_timeout:
                     worst = self.config.joint_names[int(np.argmax(np.abs(goal_pos - pos)))]
                     outcome = ('abort', G.TIMEOUT, f'targets not reached after {elapsed:.1f} s '
@@ -247,12 +327,22 @@ class HandDriverNode(Node):
         return result
 
     def destroy_node(self):
-        """Torque off before the node goes away."""
-        try:
-            self.backend.set_torque(False)
-            self.backend.close()
-        except (RuntimeError, OSError) as exc:
-            self.get_logger().error(f'could not switch the torque off: {exc}')
+        """Stop the control loop, torque off, close the port (even if the torque-off failed)."""
+        if getattr(self, 'timer', None) is not None:
+            self.timer.cancel()
+        lock = getattr(self, 'bus_lock', None)
+        with lock or threading.Lock():  # waits for a control step in progress
+            if lock is not None and not self.closed:
+                self.closed = True
+                try:
+                    self.backend.set_torque(False)
+                except (RuntimeError, OSError) as exc:
+                    self.get_logger().error(f'could not switch the torque off: {exc}')
+                finally:
+                    try:
+                        self.backend.close()
+                    except (RuntimeError, OSError) as exc:
+                        self.get_logger().error(f'could not close the hand bus: {exc}')
         return super().destroy_node()
 
 

@@ -30,7 +30,10 @@ Two skeletons:
   the thumb side. A left approximation is the exact mirror image (y negated).
 * The MANO model, when the user provides a converted model file (`.npz`, see `load_model_npz`):
   its template joint positions (optionally shaped by `betas`) replace the approximation; its
-  kinematic tree must be MANO's.
+  kinematic tree must be MANO's. If the file holds `hands_mean` (45), poses are taken as
+  relative to that mean pose (the official model's default, `flat_hand_mean=False`): the
+  rotations applied are `pose + hands_mean`. Leave it out of the file for poses that are
+  absolute (estimators run with `flat_hand_mean=True`).
 
 The canonical hand frame (what retargeting consumes): origin at the wrist, +x from the wrist
 towards the middle-finger MCP, +z the palm normal on the palmar side (fingers flex towards +z),
@@ -45,7 +48,8 @@ separate environment with the official MANO code or `smplx` (which can read the 
     m = smplx.MANO('models/', is_rhand=True, use_pca=False)   # is_rhand=False for MANO_LEFT
     np.savez('mano_right.npz', v_template=m.v_template.numpy(),
              J_regressor=m.J_regressor.numpy(), shapedirs=m.shapedirs.numpy(),
-             kintree_table=np.array([m.parents.numpy(), np.arange(16)]))
+             kintree_table=np.array([m.parents.numpy(), np.arange(16)]),
+             hands_mean=m.pose_mean.numpy()[3:])  # only if the poses are relative to it
 
 and pass the .npz path. Alternatively save `J_template` (16, 3) and optionally `tip_template`
 (5, 3, tips in the finger order above) directly.
@@ -202,9 +206,19 @@ def load_model_npz(path: str, betas: Optional[Sequence[float]] = None) -> np.nda
     Accepted keys: `J_template` (16, 3), or `J_regressor` (16, V) with `v_template` (V, 3) and
     optionally `shapedirs` (V, 3, B) for `betas`; `kintree_table` (2, 16), checked against MANO's
     tree when present; `tip_template` (5, 3), else the fingertip vertices of `v_template`, else
-    the distal bone extended by the approximation's proportions. ValueError naming the problem.
+    the distal bone extended by the approximation's proportions; `hands_mean` (45,) optional,
+    see `load_model_file`. Other keys are ignored. ValueError naming the problem.
     """
+    return load_model_file(path, betas)[0]
+
+
+def load_model_file(path: str, betas: Optional[Sequence[float]] = None
+                    ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Return (rest keypoints (21, 3), hands_mean (45,) or None) of a converted model file."""
     file = Path(path)
+    if file.suffix != '.npz':
+        raise ValueError(f'MANO model file {file}: expected a converted .npz file (the official '
+                         '.pkl is never read here; see the module docstring to convert it)')
     try:
         data = dict(np.load(file, allow_pickle=False))
     except (OSError, ValueError) as exc:
@@ -242,9 +256,22 @@ def load_model_npz(path: str, betas: Optional[Sequence[float]] = None) -> np.nda
                 distal = joints[parent] - joints[PARENTS[parent]]
                 tips.append(joints[parent] + distal * bones[2] / bones[1])
             tips = np.array(tips)
+        if not np.all(np.isfinite(tips)):
+            raise ValueError('tip positions are not finite')
+        mean = None
+        if 'hands_mean' in data:
+            mean = np.asarray(data['hands_mean'], dtype=float).reshape(-1)
+            if mean.shape != (45,) or not np.all(np.isfinite(mean)):
+                raise ValueError(f'hands_mean needs 45 finite values (15 joints x 3), got '
+                                 f'{mean.size}')
+        rest = np.vstack([joints, tips])
+        bones = [rest[j] - rest[PARENTS[j]] for j in range(1, 16)]
+        bones += [rest[16 + i] - rest[p] for i, p in enumerate(TIP_PARENTS)]
+        if min(float(np.linalg.norm(b)) for b in bones) < 1e-6:
+            raise ValueError('degenerate skeleton: two joints (or a tip and its joint) coincide')
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ValueError(f'MANO model file {file}: {exc}') from exc
-    return np.vstack([joints, tips])
+    return rest, mean
 
 
 @dataclass
@@ -254,7 +281,8 @@ class ManoModel:
 
     `side` is 'right' or 'left'. `rest` holds the flat-hand keypoints (21, 3) in the model
     frame; `frame` (3x3, rows = canonical axes in model coordinates, a reflection for a left
-    hand) maps model vectors into the canonical right-equivalent hand frame.
+    hand) maps model vectors into the canonical right-equivalent hand frame. `hands_mean` (45,
+    zeros unless the model file has one) is added to every pose before its rotations are used.
     """
 
     side: str = 'right'
@@ -264,8 +292,11 @@ class ManoModel:
     def __post_init__(self):
         if self.side not in SIDES:
             raise ValueError(f'MANO side {self.side!r} is not one of {", ".join(SIDES)}')
+        self.hands_mean = np.zeros(45)
         if self.model_path:
-            self.rest = load_model_npz(self.model_path, self.betas)
+            self.rest, mean = load_model_file(self.model_path, self.betas)
+            if mean is not None:
+                self.hands_mean = mean
         else:
             self.rest = approximate_template(self.side)
         j = {n: self.rest[i] for i, n in enumerate(JOINT_NAMES)}
@@ -352,10 +383,9 @@ class ManoModel:
             a = self._anat[k]
             r = _rz(abd) @ _ry(-flex) @ _rx(twist)
             pose[k] = matrix_to_rotvec(self.frame.T @ a @ r @ a.T @ self.frame)
-        return pose.reshape(45)
+        return pose.reshape(45) - self.hands_mean
 
-    @staticmethod
-    def _rotations(global_orient, pose) -> np.ndarray:
+    def _rotations(self, global_orient, pose) -> np.ndarray:
         go = np.asarray(global_orient, dtype=float).reshape(-1)
         p = np.asarray(pose, dtype=float).reshape(-1)
         if go.shape != (3,) or p.shape != (45,):
@@ -363,4 +393,14 @@ class ManoModel:
                              f'{go.size} and {p.size} values')
         if not (np.all(np.isfinite(go)) and np.all(np.isfinite(p))):
             raise ValueError('MANO pose is not finite')
-        return rotvec_to_matrix(np.vstack([go, p.reshape(15, 3)]))
+        return rotvec_to_matrix(np.vstack([go, (p + self.hands_mean).reshape(15, 3)]))
+
+
+def model_from_parameter(path: str, side: str = 'right') -> Optional[ManoModel]:
+    """Return the MANO model a `mano_model_path` parameter names ('' = None, the approximation)."""
+    if not path:
+        return None
+    try:
+        return ManoModel(side=side, model_path=path)
+    except ValueError as exc:
+        raise ValueError(f'parameter mano_model_path: {exc}') from None

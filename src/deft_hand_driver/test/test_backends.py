@@ -116,10 +116,15 @@ def test_stall_closure_stops_the_fingers_on_the_imaginary_object(hand):
     np.testing.assert_allclose(pos, open_ + 0.4 * (closed - open_))
     assert hand.closure(pos) == pytest.approx(0.4)
     np.testing.assert_array_equal(vel, 0.0)
+    # the joints the object holds push at full effort, towards closing; the others rest
+    _, _, eff = fake.read()
+    np.testing.assert_array_equal(eff, np.sign(closed - open_))
     # opening again is not blocked
     fake.write(open_)
     clock.advance(10 * TAU)
-    assert hand.closure(fake.read()[0]) < 0.01
+    pos, _, eff = fake.read()
+    assert hand.closure(pos) < 0.01
+    np.testing.assert_array_equal(eff, 0.0)
 
 
 def test_stall_leaves_joints_that_do_not_close_alone():

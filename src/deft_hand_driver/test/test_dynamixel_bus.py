@@ -4,14 +4,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from deft_hand_driver.dynamixel_bus import Addr, DynamixelHand, decode_hardware_error
 from deft_hand_driver.emulated_bus import EmulatedBusProcess
-from deft_hand_driver.hand_config import load_hand_config
+from deft_hand_driver.hand_config import HandConfig, load_hand_config
 
 pytestmark = pytest.mark.timeout(30)
-CONFIG = load_hand_config(
-    str(Path(__file__).resolve().parents[1] / 'config' / 'leap_16dof.yaml'))
+CONFIG_PATH = Path(__file__).resolve().parents[1] / 'config' / 'leap_16dof.yaml'
+CONFIG = load_hand_config(str(CONFIG_PATH))
 IDS = CONFIG.servo_ids
 
 
@@ -128,7 +129,7 @@ def test_a_missing_servo_is_named_at_connect(tmp_path):
 
 def test_a_servo_going_silent_is_named_the_rest_let_go_and_it_recovers(bus, hand):
     bus.set_missing(5)
-    with pytest.raises(RuntimeError, match=r'no answer from servo id 5 \(middle_abd\)'):
+    with pytest.raises(RuntimeError, match=r'no answer from servo id 5 \(middle_mcp\)'):
         hand.read()
     others = [sid for sid in IDS if sid != 5]
     assert [bus.read_table(sid, Addr.TORQUE_ENABLE, 1) for sid in others] == [0] * 15
@@ -165,7 +166,7 @@ def test_a_dropped_status_packet_costs_one_retry(bus, hand):
     assert hand.retries_used >= 1  # one for the loss (a loaded machine may add a timeout)
     bus.drop_next(3)  # more than the two retries
     expected = 'no answer to 3 fast sync reads though every servo answers a ping' if hand.fast \
-        else r'no answer from servo id 0 \(index_mcp\) after 3 sync reads'
+        else r'no answer from servo id 1 \(index_mcp\) after 3 sync reads'
     with pytest.raises(RuntimeError, match=expected):
         hand.read()
     assert table(bus, Addr.TORQUE_ENABLE, 1) == [0] * 16
@@ -220,7 +221,7 @@ def test_unsupported_model_and_bad_parameters(tmp_path):
     chain = EmulatedBusProcess(ids=IDS, model=1060)  # XL430: another control table
     try:
         chain.start()
-        with pytest.raises(RuntimeError, match='servo id 0 .*model number 1060'):
+        with pytest.raises(RuntimeError, match=r'servo id 1 \(index_mcp\): model number 1060'):
             make_hand(chain).connect()
     finally:
         chain.close()
@@ -230,3 +231,51 @@ def test_unsupported_model_and_bad_parameters(tmp_path):
             DynamixelHand(CONFIG, **bad)
     with pytest.raises(RuntimeError, match='cannot open the hand bus /nonexistent/tty'):
         DynamixelHand(CONFIG, port='/nonexistent/tty').connect()
+
+
+def calibrated(zero=None, direction=None):
+    data = yaml.safe_load(CONFIG_PATH.read_text())
+    for joint, value in (zero or {}).items():
+        next(j for j in data['joints'] if j['name'] == joint)['zero_ticks'] = value
+    for joint, value in (direction or {}).items():
+        next(j for j in data['joints'] if j['name'] == joint)['direction'] = value
+    return HandConfig.from_dict(data)
+
+
+def test_zero_offsets_and_directions_of_the_config_move_the_commanded_ticks(bus):
+    config = calibrated(zero={'index_mcp': 1500}, direction={'thumb_ip': -1})
+    hand = DynamixelHand(config, port=bus.port, log=Log(), clock=Clock())
+    hand.connect()
+    hand.set_torque(True)
+    try:
+        mcp, ip = config.index('index_mcp'), config.index('thumb_ip')
+        pos = hand.read()[0]
+        # every horn starts centred (2048): index_mcp reads (2048 - 1500) ticks above its zero
+        assert pos[mcp] == pytest.approx((2048 - 1500) * 2 * np.pi / 4096)
+        assert pos[ip] == 0.0
+        targets = pos.copy()
+        targets[mcp], targets[ip] = 1.0, 0.5
+        hand.write(targets)
+        moving = hand.read()[1]
+        assert moving[ip] > 0  # the angle grows while the ticks fall
+        assert bus.read_table(1, Addr.GOAL_POSITION, 4, True) == 1500 + 652  # 1.0 rad
+        assert bus.read_table(15, Addr.GOAL_POSITION, 4, True) == 2048 - 326  # -0.5 rad
+        pos = move(hand, targets)[0]
+        np.testing.assert_allclose(pos[[mcp, ip]], [1.0, 0.5], atol=0.01)
+        assert bus.read_table(15, Addr.PRESENT_POSITION, 4, True) < 2048
+    finally:
+        hand.close()
+
+
+def test_reboot_clears_the_fault_and_puts_the_torque_back_on(bus, hand):
+    assert hand.reboot_faulted() == []  # nothing to do
+    bus.set_fault(3, 'overheating')
+    hand.read()
+    assert hand.hardware_errors() == ['servo id 3 (index_dip): overheating']
+    assert hand.reboot_faulted() == [3]
+    assert hand.hardware_errors() == []
+    assert bus.read_table(3, Addr.HARDWARE_ERROR, 1) == 0
+    assert table(bus, Addr.TORQUE_ENABLE, 1) == [1] * 16
+    assert table(bus, Addr.GOAL_CURRENT, 2) == [350] * 16  # configured again after the reboot
+    hand.read()
+    assert hand.hardware_errors() == []

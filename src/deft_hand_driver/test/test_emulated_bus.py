@@ -2,10 +2,12 @@
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import termios
+import time
 
 import dynamixel_sdk as sdk
 import pytest
@@ -188,3 +190,84 @@ def test_cli_prints_a_port_the_sdk_can_use():
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=5)
         proc.stdout.close()
+
+
+def settle(port, sid, timeout=2.0):
+    """Read position and velocity until the servo stands still; return (position, velocity)."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        position, _, _ = PH.read4ByteTxRx(port, sid, 132)
+        velocity, _, _ = PH.read4ByteTxRx(port, sid, 128)
+        if velocity == 0 and position == last:
+            break
+        last = position
+        time.sleep(0.01)
+    return position, velocity
+
+
+def test_an_obstacle_stops_the_servo_and_its_current_saturates(bus, port):
+    PH.write1ByteTxRx(port, 1, 11, 5)  # current-based position
+    PH.write2ByteTxRx(port, 1, 102, 300)
+    PH.write1ByteTxRx(port, 1, 64, 1)
+    bus.set_obstacle(1, 2300)  # the servo is at 2048: it cannot pass 2300 upwards
+    PH.write4ByteTxRx(port, 1, 116, 2400)  # 100 ticks beyond: unblocked it would not saturate
+    assert settle(port, 1) == (2300, 0)
+    assert PH.read2ByteTxRx(port, 1, 126)[0] == 300
+    PH.write4ByteTxRx(port, 1, 116, 2000)  # backing away is free
+    assert settle(port, 1)[0] == 2000
+    current = PH.read2ByteTxRx(port, 1, 126)[0]
+    assert abs(current - 65536 if current >= 32768 else current) <= 2  # at rest, no load
+    bus.set_obstacle(1, None)
+    PH.write4ByteTxRx(port, 1, 116, 2400)
+    assert settle(port, 1)[0] == 2400
+
+
+def test_moving_a_horn_by_hand_drops_the_torque(bus, port):
+    PH.write1ByteTxRx(port, 3, 64, 1)
+    bus.set_position(3, 1500)
+    assert bus.read_table(3, 64, 1) == 0
+    assert PH.read4ByteTxRx(port, 3, 132)[0] == 1500
+
+
+def test_cli_options_reach_the_bus_and_sigterm_removes_the_link(tmp_path):
+    link = tmp_path / 'ttyHAND'
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, '-m', 'deft_hand_driver.emulated_bus',
+                             '--ids', '1', '--latency', '0.01', '--drop', '0',
+                             '--time-constant', '0.5', '--link', str(link)],
+                            stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == str(link)
+        assert os.path.islink(link)
+        port = sdk.PortHandler(str(link))
+        assert port.setBaudRate(4000000)
+        PH.write1ByteTxRx(port, 1, 64, 1)
+        PH.write4ByteTxRx(port, 1, 116, 3048)  # 1000 ticks: a slow servo needs time
+        t0 = time.monotonic()
+        position, result, _ = PH.read4ByteTxRx(port, 1, 132)
+        assert result == sdk.COMM_SUCCESS
+        assert time.monotonic() - t0 >= 0.01  # the latency
+        assert 2048 < position < 2800  # tau 0.5 s: far from the goal after ~0.1 s
+        port.closePort()
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert not os.path.lexists(link)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        proc.stdout.close()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--drop', '1.5'], '--drop must be a probability'),
+    (['--latency', '-1'], '--latency must be >= 0'),
+    (['--time-constant', '0'], '--time-constant must be > 0'),
+    (['--ids', '1..3', '--missing', '7'], r'--missing names ids \[7\]'),
+])
+def test_cli_refuses_bad_options(args, message, capsys):
+    from deft_hand_driver.emulated_bus import main
+    with pytest.raises(SystemExit):
+        main(args)
+    assert re.search(message, capsys.readouterr().err)

@@ -70,3 +70,16 @@ def test_fake_hand_stall_is_detected_by_the_stall_detector():
     assert stalled_at is not None
     assert hand.closure(pos) == pytest.approx(0.5)
     assert np.max(np.abs(goal - pos)) > 0.05  # short of the targets: a stall, not an arrival
+
+
+def test_stall_with_an_effort_threshold_needs_the_short_joints_to_push():
+    stall = StallDetector(velocity=0.02, hold=0.0, effort=0.5)
+    still = np.zeros(3)
+    short = np.array([True, False, True])
+    assert not stall.update(0.0, still)  # no efforts given: never a contact
+    # joint 2 is short of its target but does not push (e.g. it lost its torque)
+    assert not stall.update(0.1, still, np.array([0.9, 0.0, 0.1]), short)
+    # pushing on every short joint (either sign); the joint at its target may rest
+    assert stall.update(0.2, still, np.array([-0.9, 0.0, 0.5]), short)
+    assert not stall.update(0.3, still, np.array([0.9, 0.0, 0.9]), np.zeros(3, bool))
+    assert not stall.update(0.4, np.array([0.0, 0.05, 0.0]), np.ones(3), short)

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import yaml
 
-from deft_hand_driver.hand_config import DEFAULT_CONFIG, HandConfig, load_hand_config
+from deft_hand_driver.hand_config import (
+    DEFAULT_CONFIG,
+    HandConfig,
+    load_hand_config,
+    parse_servo_ids,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / 'config'
 CONFIGS = sorted(CONFIG_DIR.glob('*.yaml'))
@@ -89,12 +94,40 @@ def leap():
 def test_leap_limits_and_poses_have_the_documented_values():
     hand = leap()
     i = hand.index('index_mcp')
-    assert (i, hand.servo_ids[i], hand.lower[i], hand.upper[i]) == (0, 0, -0.314, 2.230)
+    assert (i, hand.servo_ids[i], hand.lower[i], hand.upper[i]) == (0, 1, -0.314, 2.230)
     t = hand.index('thumb_ip')
     assert (t, hand.servo_ids[t], hand.lower[t], hand.upper[t]) == (15, 15, -1.340, 1.880)
     assert hand.pose('closed')[i] == 1.2
     assert hand.pose('closed')[hand.index('index_abd')] == 0.0
     assert hand.closure(hand.pose('half')) == pytest.approx(0.5)
+
+
+# The real LEAP hand, by servo id: leap-hand/LEAP_Hand_Sim assets/leap_hand/robot.urdf (its
+# joints are named by servo id: "1" palm -> mcp_joint, -0.314..2.23, flexion about the finger
+# spread axis; "0" mcp_joint -> pip, +-1.047, about the palm normal; "2", "3" the PIP and DIP;
+# "12".."15" the thumb from the palm outwards) and leap-hand/LEAP_Hand_API
+# python/leap_hand_utils/leap_hand_utils.py LEAPsim_limits (in servo-id order):
+# min [-1.047, -0.314, -0.506, -0.366] x 3, then -0.349, -0.47, -1.20, -1.34;
+# max [1.047, 2.23, 1.885, 2.042] x 3, then 2.094, 2.443, 1.90, 1.88.
+LEAP_BY_ID = {
+    0: ('index_abd', -1.047, 1.047), 1: ('index_mcp', -0.314, 2.230),
+    2: ('index_pip', -0.506, 1.885), 3: ('index_dip', -0.366, 2.042),
+    4: ('middle_abd', -1.047, 1.047), 5: ('middle_mcp', -0.314, 2.230),
+    6: ('middle_pip', -0.506, 1.885), 7: ('middle_dip', -0.366, 2.042),
+    8: ('ring_abd', -1.047, 1.047), 9: ('ring_mcp', -0.314, 2.230),
+    10: ('ring_pip', -0.506, 1.885), 11: ('ring_dip', -0.366, 2.042),
+    12: ('thumb_cmc_abd', -0.349, 2.094), 13: ('thumb_cmc', -0.470, 2.443),
+    14: ('thumb_mcp', -1.200, 1.900), 15: ('thumb_ip', -1.340, 1.880),
+}
+
+
+@pytest.mark.parametrize('name', ['leap_16dof.yaml', 'leap_16dof_retargeting.yaml'])
+def test_leap_servo_ids_drive_the_joints_of_the_real_hand(name):
+    data = yaml.safe_load((CONFIG_DIR / name).read_text())
+    hand = HandConfig.from_dict(data)
+    by_id = {sid: (j, float(lo), float(hi)) for sid, j, lo, hi in
+             zip(hand.servo_ids, hand.joint_names, hand.lower, hand.upper)}
+    assert by_id == LEAP_BY_ID
 
 
 def test_leap_clamps_a_single_joint_and_names_it():
@@ -259,3 +292,62 @@ def test_direct_construction_validates_too():
     with pytest.raises(ValueError, match="named pose 'closed' outside the joint limits"):
         HandConfig(**{**copy.deepcopy(good), 'named_poses': {'open': [0.0, 0.0],
                                                              'closed': [0.0]}})
+
+
+# --- calibration and servo ids ------------------------------------------------------------
+def test_calibration_defaults_to_the_centred_horn_and_reads_per_joint_fields():
+    data = raw(CONFIG_DIR / DEFAULT_CONFIG)
+    hand = HandConfig.from_dict(data)
+    assert hand.zero_ticks == [2048] * 16 and hand.direction == [1] * 16
+    data['joints'][2]['zero_ticks'] = 1000
+    data['joints'][15]['direction'] = -1
+    hand = HandConfig.from_dict(data)
+    assert hand.zero_ticks[2] == 1000 and hand.zero_ticks[3] == 2048
+    assert hand.direction[15] == -1 and hand.direction[14] == 1
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('zero_ticks', 4096, r'zero_ticks must be an integer in 0\.\.4095 \(bad for index_pip\)'),
+    ('zero_ticks', -1, r'zero_ticks must be an integer in 0\.\.4095'),
+    ('zero_ticks', 10.5, "joint 'index_pip': zero_ticks must be an integer, got 10.5"),
+    ('zero_ticks', 'centre', "zero_ticks must be an integer, got 'centre'"),
+    ('direction', 0, r'direction must be 1 or -1 \(bad for index_pip\)'),
+    ('direction', 2, 'direction must be 1 or -1'),
+    ('direction', True, 'direction must be an integer, got True'),
+    ('id', 300, r'servo ids must be integers 0\.\.252 \(bad for index_pip\)'),
+])
+def test_bad_calibration_is_a_value_error_naming_the_joint(field, value, message):
+    data = copy.deepcopy(raw(CONFIG_DIR / DEFAULT_CONFIG))
+    data['joints'][2][field] = value
+    with pytest.raises(ValueError, match=message):
+        HandConfig.from_dict(data)
+
+
+def test_direct_construction_checks_the_calibration_lengths():
+    good = dict(name='two', joint_names=['a', 'b'], servo_ids=[1, 2], lower=[-1.0, -1.0],
+                upper=[1.0, 1.0], named_poses={'open': [0.0, 0.0], 'closed': [0.5, 1.0]})
+    assert HandConfig(**good, zero_ticks=[0, 4095], direction=[-1, 1]).zero_ticks == [0, 4095]
+    with pytest.raises(ValueError, match='one zero_ticks and one direction per joint, got 1 '
+                                         'and 2 for 2 joints'):
+        HandConfig(**good, zero_ticks=[5])
+
+
+def test_servo_ids_override_keeps_everything_else_and_checks_the_length():
+    hand = leap()
+    ids = list(range(20, 36))
+    other = hand.with_servo_ids(ids)
+    assert other.servo_ids == ids and hand.servo_ids[0] == 1  # the original is untouched
+    assert other.joint_names == hand.joint_names
+    np.testing.assert_array_equal(other.pose('closed'), hand.pose('closed'))
+    with pytest.raises(ValueError, match="servo_ids: 3 ids given, hand 'leap_16dof' has 16 "
+                                         'joints'):
+        hand.with_servo_ids([1, 2, 3])
+    with pytest.raises(ValueError, match='one distinct servo id per joint'):
+        hand.with_servo_ids([1] * 16)
+
+
+def test_parse_servo_ids():
+    assert parse_servo_ids('1,0, 2..4') == [1, 0, 2, 3, 4]
+    assert parse_servo_ids('') == []
+    with pytest.raises(ValueError, match="servo_ids 'a,b': expected integers"):
+        parse_servo_ids('a,b')

@@ -1,21 +1,30 @@
 """The hand driver node with backend dynamixel, in-process, against the emulated servo chain."""
 
+import math
 from pathlib import Path
+import threading
 import time
 
 import pytest
+import yaml
 
 rclpy = pytest.importorskip('rclpy')
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.action import ActionClient  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
 
 from deft_common.node_main import ConfigurationError  # noqa: E402
+from deft_hand_driver.dynamixel_bus import Addr  # noqa: E402
 from deft_hand_driver.emulated_bus import EmulatedBusProcess  # noqa: E402
 from deft_hand_driver.hand_driver_node import HandDriverNode  # noqa: E402
+from deft_interfaces.action import HandGrasp  # noqa: E402
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = pytest.mark.timeout(60)
 CONFIG = str(Path(__file__).resolve().parents[1] / 'config' / 'leap_16dof.yaml')
+TICKS_PER_RAD = 4096 / (2 * math.pi)
+MCP = 0  # index_mcp: first in the config's joint order, servo id 1
 
 
 @pytest.fixture
@@ -35,7 +44,8 @@ def bus():
 
 
 def driver(context, port, **params):
-    values = dict(backend='dynamixel', port=port, hand_config=CONFIG, rate_hz=100.0, **params)
+    values = dict(backend='dynamixel', port=port, hand_config=CONFIG, rate_hz=100.0)
+    values.update(params)
     return HandDriverNode(context=context, parameter_overrides=[
         Parameter(k, value=v) for k, v in values.items()])
 
@@ -80,3 +90,173 @@ def test_node_refuses_to_start_naming_the_missing_servo(context):
             driver(context, chain.port)
     finally:
         chain.close()
+
+
+# --- the grasp action, hardware errors, reconnects, shutdown --------------------------------
+class Graph:
+    """The driver and a probe node (action client, reboot client) spun in a thread."""
+
+    def __init__(self, context, node):
+        self.node = node
+        self.probe = rclpy.create_node('probe', context=context)
+        self.states = []
+        self.probe.create_subscription(JointState, 'hand/joint_states', self.states.append, 10)
+        self.grasp = ActionClient(self.probe, HandGrasp, 'hand/grasp')
+        self.reboot = self.probe.create_client(Trigger, 'hand/reboot_servos')
+        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.executor.add_node(node)
+        self.executor.add_node(self.probe)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def wait(future, timeout=10.0):
+        end = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.01)
+        assert future.done(), 'no answer in time'
+        return future.result()
+
+    def send(self, timeout=10.0, **goal):
+        assert self.grasp.wait_for_server(timeout_sec=5.0)
+        handle = self.wait(self.grasp.send_goal_async(HandGrasp.Goal(**goal)))
+        assert handle.accepted
+        return handle.get_result_async()
+
+    def grasp_result(self, **goal):
+        return self.wait(self.send(**goal)).result
+
+    def call_reboot(self):
+        assert self.reboot.wait_for_service(timeout_sec=5.0)
+        return self.wait(self.reboot.call_async(Trigger.Request()))
+
+    def close(self):
+        self.executor.shutdown()  # first: no client is destroyed while the executor waits
+        self.thread.join(timeout=5.0)
+        self.node.destroy_node()
+        self.probe.destroy_node()
+
+
+def until(predicate, timeout=5.0):
+    end = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < end:
+        time.sleep(0.01)
+    return predicate()
+
+
+@pytest.fixture
+def graph(context, bus):
+    g = Graph(context, driver(context, bus.port, stall_time=0.1, settle_timeout=1.5))
+    yield g
+    g.close()
+
+
+def test_a_grasp_reaches_its_targets_and_one_on_an_obstacle_stalls(graph, bus):
+    result = graph.grasp_result(joint_names=['index_mcp'], joint_positions=[1.0], duration=0.3)
+    assert (result.success, result.error_code, result.stalled) == (True, 0, False)
+    assert 'reached the targets' in result.message
+    assert result.joint_positions[MCP] == pytest.approx(1.0, abs=0.05)
+    bus.set_obstacle(1, 2048 + round(1.5 * TICKS_PER_RAD))  # an object at 1.5 rad
+    result = graph.grasp_result(joint_names=['index_mcp'], joint_positions=[2.0], duration=0.3)
+    assert (result.success, result.error_code, result.stalled) == (True, 0, True)
+    assert 'stalled on contact' in result.message
+    assert result.joint_positions[MCP] == pytest.approx(1.5, abs=0.01)
+    assert bus.read_table(1, Addr.PRESENT_CURRENT, 2, True) == 350  # pushing at the limit
+
+
+def test_a_servo_fault_aborts_the_grasp_not_the_joint_states_and_a_reboot_clears_it(graph, bus):
+    future = graph.send(joint_names=['index_mcp'], joint_positions=[1.5], duration=2.0)
+    assert until(lambda: len(graph.states) > 5)
+    bus.set_fault(13, 'overload')
+    result = graph.wait(future).result
+    assert (result.success, result.error_code) == (False, HandGrasp.Result.HARDWARE_ERROR)
+    assert 'servo id 13 (thumb_cmc): overload' in result.message
+    assert 'hand/reboot_servos' in result.message
+    count = len(graph.states)
+    assert until(lambda: len(graph.states) > count + 10)  # still publishing
+    assert graph.node.hw_errors == ['servo id 13 (thumb_cmc): overload']
+    assert [bus.read_table(i, Addr.TORQUE_ENABLE, 1) for i in range(16)] == [0] * 16
+    reply = graph.call_reboot()
+    assert reply.success and 'rebooted servo id(s) 13' in reply.message
+    assert [bus.read_table(i, Addr.TORQUE_ENABLE, 1) for i in range(16)] == [1] * 16
+    assert until(lambda: graph.node.hw_errors == [])
+    result = graph.grasp_result(joint_names=['index_mcp'], joint_positions=[0.5], duration=0.2)
+    assert result.success and not result.stalled
+    reply = graph.call_reboot()
+    assert reply.success and 'nothing rebooted' in reply.message
+
+
+@pytest.fixture
+def linked_bus(tmp_path):
+    chain = EmulatedBusProcess(ids=range(16), link=str(tmp_path / 'ttyHAND'))
+    chain.start()
+    yield chain
+    chain.close()
+
+
+def test_after_a_reconnect_the_setpoint_is_the_measured_position(context, linked_bus):
+    bus = linked_bus
+    g = Graph(context, driver(context, bus.port))
+    try:
+        result = g.grasp_result(joint_names=['index_mcp'], joint_positions=[1.0], duration=0.2)
+        assert result.success
+        bus.stop()  # the adapter unplugged ...
+        assert until(lambda: g.node.failed != '')
+        sagged = 2048 + round(0.3 * TICKS_PER_RAD)
+        bus.set_position(1, sagged)  # ... the unpowered finger sags to 0.3 rad
+        bus.start()
+        assert until(lambda: g.node.backend.reconnects == 1 and not g.node.failed)
+        assert g.node.setpoint[MCP] == pytest.approx(0.3, abs=0.005)
+        time.sleep(0.3)  # the driver keeps commanding: the finger stays, it does not jump
+        assert abs(bus.read_table(1, Addr.GOAL_POSITION, 4, True) - sagged) <= 2
+        assert abs(bus.read_table(1, Addr.PRESENT_POSITION, 4, True) - sagged) <= 2
+        assert bus.read_table(1, Addr.TORQUE_ENABLE, 1) == 1
+    finally:
+        g.close()
+
+
+def test_calibration_and_a_servo_id_override_reach_the_bus(context, tmp_path):
+    data = yaml.safe_load(Path(CONFIG).read_text())
+    for joint in data['joints']:
+        if joint['name'] == 'index_mcp':
+            joint['zero_ticks'] = 1500
+        if joint['name'] == 'thumb_ip':
+            joint['direction'] = -1
+    config = tmp_path / 'calibrated.yaml'
+    config.write_text(yaml.safe_dump(data))
+    chain = EmulatedBusProcess(ids=range(20, 36))  # the ids of the config are not on this bus
+    try:
+        chain.start()
+        ids = '21,20,22..35'  # config order: index_mcp, index_abd, ...
+        node = driver(context, chain.port, hand_config=str(config), servo_ids=ids)
+        try:
+            assert node.config.servo_ids[:3] == [21, 20, 22]
+            node.setpoint[MCP] = 1.0
+            node.setpoint[node.config.index('thumb_ip')] = 0.5
+            node.control_step()
+            assert chain.read_table(21, Addr.GOAL_POSITION, 4, True) == 1500 + 652
+            assert chain.read_table(35, Addr.GOAL_POSITION, 4, True) == 2048 - 326
+        finally:
+            node.destroy_node()
+        with pytest.raises(ConfigurationError, match="servo_ids: 3 ids given, hand 'leap_16dof' "
+                                                     'has 16 joints'):
+            driver(context, chain.port, servo_ids='20,21,22')
+        with pytest.raises(ConfigurationError, match='servo_ids .*expected integers'):
+            driver(context, chain.port, servo_ids='twenty')
+    finally:
+        chain.close()
+
+
+def test_shutdown_closes_the_port_even_if_the_torque_off_fails(context, bus):
+    node = driver(context, bus.port)
+
+    def refuse(enabled):
+        raise RuntimeError('torque write refused')
+
+    node.backend.set_torque = refuse  # the hardware boundary fails
+    node.destroy_node()
+    assert node.closed and node.backend._port is None  # closed all the same
+    # close() switched the torque off itself
+    assert [bus.read_table(i, Addr.TORQUE_ENABLE, 1) for i in range(16)] == [0] * 16
+    node.control_step()  # a late timer tick: no port use after close
+    assert node.failed == ''

@@ -188,3 +188,56 @@ def test_model_files_are_never_unpickled(tmp_path):
         ManoModel('right', str(path))
     with pytest.raises(ValueError, match='cannot read MANO model file'):
         ManoModel('right', str(tmp_path / 'missing.npz'))
+
+
+def test_hands_mean_in_the_file_makes_poses_relative_to_it(tmp_path):
+    rest = mano.approximate_template('right')
+    mean = np.random.default_rng(7).normal(0, 0.2, 45)
+    path = tmp_path / 'mano_mean.npz'
+    np.savez(path, J_template=rest[:16], tip_template=rest[16:], hands_mean=mean)
+    model, approx = ManoModel('right', str(path)), ManoModel()
+    np.testing.assert_array_equal(model.hands_mean, mean)
+    pose = np.random.default_rng(8).normal(0, 0.3, 45)
+    assert np.allclose(model.local_keypoints(pose), approx.local_keypoints(pose + mean),
+                       atol=1e-12)
+    # the zero pose is the mean hand, not the flat one; -mean is the flat hand
+    assert not np.allclose(model.local_keypoints(np.zeros(45)),
+                           approx.local_keypoints(np.zeros(45)), atol=1e-3)
+    assert np.allclose(model.local_keypoints(-mean), approx.local_keypoints(np.zeros(45)),
+                       atol=1e-12)
+    angles = {'index1': (0.8, 0.1, 0.0), 'thumb2': (0.4, 0.0, 0.0)}
+    relative = model.pose_from_anatomical(angles)
+    assert np.allclose(relative + mean, approx.pose_from_anatomical(angles), atol=1e-12)
+    assert np.allclose(model.anatomical_angles(relative), approx.anatomical_angles(
+        relative + mean), atol=1e-12)
+
+
+@pytest.mark.parametrize('arrays, message', [
+    ({'hands_mean': np.zeros(44)}, r'hands_mean needs 45 finite values .* got 44'),
+    ({'hands_mean': np.full(45, np.nan)}, 'hands_mean needs 45 finite values'),
+    ({'J_template': np.zeros((16, 3))}, 'degenerate skeleton'),
+])
+def test_bad_hands_mean_or_skeleton_is_a_value_error(tmp_path, arrays, message):
+    rest = mano.approximate_template('right')
+    path = tmp_path / 'bad.npz'
+    np.savez(path, **{'J_template': rest[:16], **arrays})
+    with pytest.raises(ValueError, match=message):
+        ManoModel('right', str(path))
+
+
+def test_only_converted_npz_files_are_read(tmp_path):
+    official = tmp_path / 'MANO_RIGHT.pkl'
+    official.write_bytes(b'\x80\x04not read')
+    with pytest.raises(ValueError, match=r'expected a converted \.npz file'):
+        ManoModel('right', str(official))
+
+
+def test_model_from_parameter_empty_is_the_approximation_and_errors_name_the_parameter(
+        tmp_path):
+    assert mano.model_from_parameter('') is None
+    rest = mano.approximate_template('right')
+    path = tmp_path / 'm.npz'
+    np.savez(path, J_template=rest[:16])
+    assert np.allclose(mano.model_from_parameter(str(path)).rest[:16], rest[:16])
+    with pytest.raises(ValueError, match='parameter mano_model_path: cannot read MANO model'):
+        mano.model_from_parameter(str(tmp_path / 'missing.npz'))

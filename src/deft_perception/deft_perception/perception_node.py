@@ -21,7 +21,10 @@ from deft_perception.segmentation import BACKENDS, SegmentationError, make_segme
 
 S = Segment.Response
 PARAMS = (
-    Param('backend', 'fake', 'Segmentation backend.', choices=BACKENDS),
+    Param('backend', 'fake', 'Segmentation backend: fake (honest dry run: a centre region of the '
+          'image, which it does not look at), depth (support-plane fit and clustering of the '
+          'depth image, no weights) or sam (segment-anything from sam_checkpoint; label prompts '
+          'ranked by CLIP: clip_model, clip_weights).', choices=BACKENDS),
     Param('crop_size', 224, 'Side of the square crop for the model, px.', range=(8, 2048)),
     Param('crop_margin', 0.15, 'Margin around the box in the crop, fraction of its side.',
           range=(0.0, 2.0)),
@@ -147,6 +150,9 @@ class PerceptionNode(Node):
 
     def segment(self, request, response) -> None:
         """Fill the response or raise _Failure."""
+        if request.crop_size and not 8 <= request.crop_size <= 2048:
+            raise _Failure(S.BAD_PROMPT, f'crop_size {request.crop_size} is outside 8..2048 '
+                           'pixels (0 = the crop_size parameter)')
         with self.lock:
             # Right after start-up the camera may not have published yet: wait (the subscriptions
             # run on other executor threads), up to frame_timeout.
