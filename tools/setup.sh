@@ -27,8 +27,8 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # 0. Prerequisites, each with what to do when it is missing (checked on every run: cheap).
 command -v "$python" > /dev/null \
   || die "no $python: install Python 3.11 or newer (apt install python3 python3-venv), or set PYTHON"
-"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-  || die "$("$python" --version 2>&1) is too old: the pinned ROS 2 wheels need Python 3.11 or newer (set PYTHON=python3.12 to pick another)"
+"$python" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' \
+  || die "$("$python" --version 2>&1) does not fit: the stack needs Python 3.11 to 3.13 (the pinned ROS 2 Kilted wheels exist for cp310-cp313; set PYTHON=python3.12 to pick another)"
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -c 'import ensurepip, venv' 2> /dev/null \
     || die "$python has no venv/ensurepip module: apt install python3-venv (or python3.X-venv)"

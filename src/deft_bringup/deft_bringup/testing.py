@@ -122,7 +122,11 @@ class Probe:
             if resend_after and time.monotonic() > start + resend_after * len(futures):
                 futures.append(client.call_async(request))
             time.sleep(0.02)
-        return next(f for f in futures if f.done()).result()
+        for f in futures:  # the copies still pending: forget them (no answer will come)
+            if not f.done():
+                client.remove_pending_request(f)
+                f.cancel()
+        return next(f for f in futures if f.done() and not f.cancelled()).result()
 
     def close(self) -> None:
         """Stop spinning and destroy the node."""

@@ -1,8 +1,8 @@
 """
 The pure decisions of the episode node, without rclpy.
 
-Goal validation, the residual of a one-off episode, the prior of a run, and which hand joint
-states an episode's bag keeps.
+Goal validation, opening a fine_tune goal's run, and the prior and residual of a one-off
+episode.
 
 Validation functions return None for a goal that may run, or a message a person can act on;
 the node aborts such a goal with BAD_GOAL and that message (it never touches the robot).
@@ -11,11 +11,12 @@ the node aborts such a goal with BAD_GOAL and that message (it never touches the
 from dataclasses import dataclass
 import math
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
 from deft_cem.episode import MODES, REWARD_SOURCES, residual
+from deft_cem.fine_tune import FineTuneError, FineTuneRequest, FineTuneRun, load_distribution
 from deft_cem.runs import RunStore, check_run_id
 
 EMPTY_TASK = 'task is empty; say what to do, e.g. "pick up the cup"'
@@ -121,32 +122,48 @@ def one_off_residual(mode: str, std0: np.ndarray, rng: np.random.Generator,
     return np.asarray(mean, dtype=float) + residual(mode, np.asarray(std, dtype=float), rng)
 
 
-class JointDecimator:
-    """Keeps hand joint states of the episode under way, at most `rate_hz` (for its bag)."""
+def fine_tune_request(goal) -> FineTuneRequest:
+    """Return the FineTuneRequest of a FineTune goal (its fields as they came)."""
+    return FineTuneRequest(
+        task=goal.task, object_prompt=goal.object_prompt, episodes=goal.episodes,
+        warmup_episodes=goal.warmup_episodes, elites=goal.elites,
+        initial_std=list(goal.initial_std), reward_source=goal.reward_source,
+        optimizer=goal.optimizer, prior=goal.prior, run_id=goal.run_id, resume=goal.resume,
+        seed=goal.seed)
 
-    def __init__(self, rate_hz: float):
-        if not rate_hz > 0:
-            raise ValueError(f'bag_joint_rate_hz must be > 0, got {rate_hz}')
-        self.period = 1.0 / rate_hz
-        self.kept: List = []
-        self.active = False
-        self._last = -math.inf
 
-    def start(self) -> None:
-        """Start a new episode: forget the last one's states."""
-        self.kept, self.active, self._last = [], True, -math.inf
+def open_fine_tune_run(run_root: Path, goal, default_std: Sequence[float], default_elites: int,
+                       default_reward_source: str, parameter_names: Sequence[str],
+                       embedding_ready: bool) -> Tuple[Optional[FineTuneRun], str, str]:
+    """
+    Open (create or resume) a FineTune goal's run: (run, '', '') or (None, reason, why).
 
-    def stop(self) -> None:
-        """Stop keeping (the motion is over)."""
-        self.active = False
+    reason is BAD_GOAL, RUN_EXISTS or RUN_NOT_FOUND (FineTuneError.reason); a run whose reward
+    source this node cannot use (embedding without its parameters) is BAD_GOAL.
+    """
+    try:
+        run = FineTuneRun.open(Path(run_root), fine_tune_request(goal), default_std,
+                               default_elites, default_reward_source, parameter_names)
+    except FineTuneError as exc:
+        return None, exc.reason, str(exc)
+    except (OSError, ValueError) as exc:
+        return None, 'BAD_GOAL', (f'run {goal.run_id or "(new)"} cannot be opened under '
+                                  f'{run_root}: {exc}')
+    error = reward_error(run.settings.reward_source, embedding_ready)
+    if error:
+        return None, 'BAD_GOAL', (f'run {run.store.run_id!r} uses reward_source '
+                                  f'{run.settings.reward_source!r}: {error}')
+    return run, '', ''
 
-    def offer(self, msg) -> bool:
-        """Keep `msg` when active and at least one period after the last kept; return kept."""
-        if not self.active:
-            return False
-        t = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        if t - self._last < self.period:
-            return False
-        self._last = t
-        self.kept.append(msg)
-        return True
+
+def run_distribution(run_root: Path, mode: str,
+                     run_id: str) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """
+    Return (mean, std) of the run a one-off episode names, for modes sample and mean.
+
+    None without a run_id, for mode prior (no residual) and for a run_id with no run yet (the
+    episode then uses D = N(0, std0^2)).
+    """
+    if not run_id or mode == 'prior':
+        return None
+    return load_distribution(Path(run_root), run_id)

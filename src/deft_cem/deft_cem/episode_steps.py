@@ -7,7 +7,7 @@ for both `run_episode` and `fine_tune`; every call has a deadline, every failure
 EpisodeFailure with a RunEpisode result code.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable, Dict, Optional
 
 from action_msgs.msg import GoalStatus
@@ -57,6 +57,11 @@ class StepSettings:
     settle_time: float = 0.0  # s between the end of the motion and the sim reward
     reset_timeout: float = 300.0  # s the operator may take to reset the scene (reset_done)
     final_image_timeout: float = 5.0  # s to wait for a frame after the motion (embedding)
+
+    @classmethod
+    def from_params(cls, params) -> 'StepSettings':
+        """Return the settings from the node's parameters of the same names."""
+        return cls(**{f.name: getattr(params, f.name) for f in fields(cls)})
 
 
 @dataclass

@@ -3,7 +3,8 @@ The residual policy pi(I0, xi) at episode time: which checkpoint a goal uses, lo
 
 `policy_path` resolves the `policy_checkpoint` parameter against a goal's run_id; `PolicyCache`
 loads a checkpoint on first use (again when the file changes) and refuses, with a ValueError
-saying why, one that cannot serve the robot; `policy_residual` asks it for eps = pi(I0, xi).
+saying why, one that cannot serve the robot; `policy_residual` asks it for eps = pi(I0, xi);
+`policy_summary` is the log line of a policy just loaded.
 No rclpy here: the episode node turns the ValueErrors into BAD_GOAL / PERCEPTION_FAILED results.
 """
 
@@ -77,6 +78,12 @@ class PolicyCache:
         check_feature_kind(path, policy.config.feature_kind)
         self._policies[path] = (mtime, policy)
         return policy, True
+
+
+def policy_summary(path: Path, policy, sample: bool) -> str:
+    """Return what the log says of a policy just loaded: its file, model, features and z."""
+    return (f'residual policy {path}: {policy.config.model!r} on '
+            f'{policy.config.feature_kind!r} features, z {"sampled" if sample else "= 0"}')
 
 
 def policy_residual(policy, xi: Sequence[float], image: Optional[np.ndarray], sample: bool,

@@ -1,20 +1,21 @@
-"""The episode node's pure decisions: goal validation, one-off residuals, run prior, joints."""
+"""The episode node's pure decisions: goal validation, opening a run, one-off priors/residuals."""
 
 import math
 
-from builtin_interfaces.msg import Time
 import numpy as np
 import pytest
-from sensor_msgs.msg import JointState
 
 from deft_cem.episode_goals import (
-    JointDecimator,
+    fine_tune_request,
     one_off_residual,
+    open_fine_tune_run,
     reward_error,
+    run_distribution,
     run_prior,
     validate_fine_tune_goal,
     validate_run_episode_goal,
 )
+from deft_cem.fine_tune import FineTuneRequest
 from deft_cem.runs import RunSettings, RunStore
 from deft_interfaces.action import FineTune, RunEpisode
 
@@ -100,21 +101,59 @@ def test_run_prior_is_the_runs_own(tmp_path):
         run_prior(tmp_path, '../x')
 
 
-def joint(t):
-    msg = JointState()
-    msg.header.stamp = Time(sec=int(t), nanosec=int(round(t % 1 * 1e9)))
-    return msg
+NAMES, STD0 = ['a', 'b'], [0.1, 0.2]
 
 
-def test_joint_states_are_kept_at_the_bag_rate_only_during_an_episode():
-    joints = JointDecimator(10.0)
-    assert not joints.offer(joint(0.0))  # no episode under way
-    joints.start()
-    kept = [t for t in np.arange(0.0, 0.5, 0.03) if joints.offer(joint(float(t)))]
-    assert kept == pytest.approx([0.0, 0.12, 0.24, 0.36, 0.48])
-    joints.stop()
-    assert not joints.offer(joint(1.0)) and len(joints.kept) == 5
-    joints.start()
-    assert joints.kept == [] and joints.offer(joint(0.0))  # a new episode starts afresh
-    with pytest.raises(ValueError, match='bag_joint_rate_hz'):
-        JointDecimator(0.0)
+def open_goal(root, embedding=False, **kw):
+    goal = FineTune.Goal(**{'task': 'pick up the cup', **kw})
+    return open_fine_tune_run(root, goal, STD0, 5, 'sim', NAMES, embedding)
+
+
+def test_fine_tune_request_carries_every_goal_field():
+    goal = FineTune.Goal(task='t', object_prompt='p', episodes=6, warmup_episodes=3, elites=2,
+                         initial_std=[0.1, 0.2], reward_source='operator', optimizer='cmaes',
+                         prior='heuristic', run_id='r', resume=True, seed=7)
+    assert fine_tune_request(goal) == FineTuneRequest(
+        task='t', object_prompt='p', episodes=6, warmup_episodes=3, elites=2,
+        initial_std=[0.1, 0.2], reward_source='operator', optimizer='cmaes', prior='heuristic',
+        run_id='r', resume=True, seed=7)
+
+
+def test_open_fine_tune_run_creates_resumes_and_refuses_with_the_reason(tmp_path):
+    run, reason, why = open_goal(tmp_path, run_id='r', episodes=4, warmup_episodes=2,
+                                 elites=2, seed=3)
+    assert (reason, why) == ('', '') and run.next_episode == 0
+    assert run.settings.initial_std == STD0 and run.settings.reward_source == 'sim'
+    run.record([0.0, 0.0], run.ask(), 0.5, 'sim')
+    again, reason, why = open_goal(tmp_path, run_id='r')
+    assert again is None and reason == 'RUN_EXISTS' and 'set resume: true' in why
+    resumed, reason, _ = open_goal(tmp_path, run_id='r', resume=True)
+    assert reason == '' and resumed.next_episode == 1
+    np.testing.assert_allclose(resumed.ask(), run.ask())  # the same distribution
+    ghost, reason, why = open_goal(tmp_path, run_id='ghost', resume=True)
+    assert ghost is None and reason == 'RUN_NOT_FOUND' and "run 'ghost' not found" in why
+    _, reason, why = open_goal(tmp_path, run_id='bad', episodes=4, warmup_episodes=2, elites=3)
+    assert reason == 'BAD_GOAL' and 'elites (E=3) must be <= warmup_episodes (M=2)' in why
+    _, reason, why = open_goal(tmp_path, run_id='emb', reward_source='embedding', episodes=2,
+                               warmup_episodes=1, elites=1)
+    assert reason == 'BAD_GOAL' and "run 'emb' uses reward_source 'embedding'" in why
+    assert 'embedding_weights' in why
+    assert open_goal(tmp_path, True, run_id='emb', resume=True)[1] == ''  # a node that has it
+    (tmp_path / 'file').write_text('not a directory')
+    _, reason, why = open_goal(tmp_path / 'file', run_id='x')
+    assert reason == 'BAD_GOAL' and str(tmp_path / 'file') in why
+
+
+def test_run_distribution_of_a_one_off_episode(tmp_path):
+    assert run_distribution(tmp_path, 'sample', '') is None
+    assert run_distribution(tmp_path, 'sample', 'not-yet') is None
+    run, _, _ = open_goal(tmp_path, run_id='r', episodes=4, warmup_episodes=1, elites=1, seed=3)
+    assert run_distribution(tmp_path, 'prior', 'r') is None
+    mean, std = run_distribution(tmp_path, 'mean', 'r')
+    np.testing.assert_allclose(mean, [0.0, 0.0])
+    np.testing.assert_allclose(std, STD0)
+    run.record([0.0, 0.0], run.ask(), 0.9, 'sim')  # M = 1: refitted to this episode
+    mean, std = run_distribution(tmp_path, 'sample', 'r')
+    np.testing.assert_allclose(mean, run.optimizer.mean)
+    np.testing.assert_allclose(std, run.optimizer.std)
+    assert not np.allclose(mean, 0.0)

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from deft_cem import policy as pol
-from deft_cem.policy_runtime import MissingImage, PolicyCache, policy_path, policy_residual
+from deft_cem.policy_runtime import (
+    MissingImage,
+    PolicyCache,
+    policy_path,
+    policy_residual,
+    policy_summary,
+)
 from deft_cem.runs import EpisodeEntry, RunSettings, RunStore
 
 torch.set_num_threads(1)
@@ -70,6 +76,9 @@ def test_cache_loads_once_reloads_a_changed_file_and_refuses_file_features(runs,
     cache = PolicyCache(NAMES)
     first, fresh = cache.get(plain)
     assert fresh and first.config.feature_kind == 'image'
+    assert policy_summary(plain, first, False) == (f"residual policy {plain}: 'mlp' on 'image' "
+                                                   'features, z = 0')
+    assert policy_summary(plain, first, True).endswith('z sampled')
     again, fresh = cache.get(plain)
     assert again is first and not fresh
     copy = tmp_path / 'copy.pt'

@@ -1,0 +1,115 @@
+"""
+One episode and the fine-tuning loop over the graph, for the episode node.
+
+`EpisodeRunner.episode` runs one episode: perceive, the prior f, eps, execute xi + eps, the
+reward, hand open and arm home, keeping what it produced in an EpisodeCapture; on a cancel or a
+failure it opens the hand and sends the arm home before raising. `EpisodeRunner.tune` runs the
+remaining episodes of a FineTuneRun (Algorithm 1): each finished episode is recorded (the
+node's callback appends it atomically to the run directory) before the scene is reset and the
+next begins; an episode the operator discards is run again with the same eps. No rclpy import:
+the node owns the action servers and turns what these raise into results.
+"""
+
+import traceback
+from typing import Callable, Sequence
+
+from deft_cem.episode_goals import EpisodeJob
+from deft_cem.episode_recording import EpisodeCapture, grab_frame
+from deft_cem.episode_steps import EpisodeCanceled, EpisodeFailure, EpisodeSteps, Phase, R
+from deft_cem.fine_tune import FineTuneRun
+
+# record(k, xi, eps, reward): store finished episode k of the run (before the next starts)
+Record = Callable[[int, Sequence[float], Sequence[float], float], None]
+
+
+class RunStopped(Exception):
+    """An episode of a run, or the scene reset after one, failed; the message says which."""
+
+
+def unexpected(logger, kind: str, exc: Exception) -> str:
+    """Log a bug or an unforeseen I/O error with its traceback; return the result message."""
+    logger.error(f'{kind}: unexpected {type(exc).__name__}: {exc}\n'
+                 f'{"".join(traceback.format_exception(exc))}')
+    return f'internal error of the episode node ({type(exc).__name__}: {exc}); see its log'
+
+
+class EpisodeRunner:
+    """Runs episodes over EpisodeSteps, keeping what each produced in an EpisodeCapture."""
+
+    def __init__(self, steps: EpisodeSteps, capture: EpisodeCapture, camera, camera_info, depth,
+                 logger):
+        self.steps, self.capture, self.log = steps, capture, logger
+        self.camera, self.camera_info, self.depth = camera, camera_info, depth
+
+    def frame(self):
+        """Return the newest camera frame (None: none yet)."""
+        return grab_frame(self.camera, self.camera_info, self.depth)
+
+    async def episode(self, handle, job: EpisodeJob, eps_of: Callable, phase: Phase):
+        """Perceive, predict, execute xi + eps, reward, hand open and arm home: (xi, eps, r)."""
+        steps, capture = self.steps, self.capture
+        try:
+            capture.start()
+            await steps.perceive(job.prompt, phase)
+            capture.perceived(self.camera.latest_rgb_or_none(), self.frame())
+            prior, xi = await steps.predict_prior(job.task, job.prompt, phase, job.prior,
+                                                  job.prior_seed)
+            capture.prior = prior
+            if handle.is_cancel_requested:
+                raise EpisodeCanceled()
+            eps = eps_of(xi)
+            capture.residual(xi, eps)
+            await steps.execute_grasp(handle, prior.header.frame_id, xi, eps, phase, job.task)
+            reward = await steps.reward(handle, job.source, job.run_id, job.index, job.task,
+                                        phase)
+            capture.scored(reward, job.source, self.frame())
+            await steps.home(phase)
+            return xi, eps, reward
+        except EpisodeCanceled:
+            await steps.safe_reset(job.seed, phase)
+            raise
+        except EpisodeFailure as exc:
+            if exc.code != R.RESET_FAILED:
+                await steps.safe_reset(job.seed, phase)
+            raise
+        except Exception as exc:  # a bug or I/O error: hand open, arm home, then a clear abort
+            message = str(exc) if isinstance(exc, ValueError) else \
+                unexpected(self.log, 'episode', exc)
+            await steps.safe_reset(job.seed, phase)
+            raise EpisodeFailure(R.BAD_GOAL if isinstance(exc, ValueError)
+                                 else R.SERVICE_UNAVAILABLE, message) from exc
+        finally:
+            capture.joints.stop()
+
+    async def tune(self, handle, run: FineTuneRun, phase: Phase, record: Record) -> None:
+        """
+        Run the remaining episodes of a run, each recorded by `record` before the next starts.
+
+        Returns when the run is done; EpisodeCanceled on cancel (hand opened, arm home);
+        RunStopped when an episode, or the scene reset after one, failed.
+        """
+        s, run_id = run.settings, run.store.run_id
+        k, where = run.next_episode, 'episode'
+        try:
+            await self.steps.reset(s.seed, phase)  # a crashed run may have left the hand closed
+            while not run.done:
+                k, where, eps_k = run.next_episode, 'episode', run.ask()
+                job = EpisodeJob(s.task, s.object_prompt, s.reward_source, run_id, k, s.seed,
+                                 s.prior, s.seed)
+                try:
+                    xi, eps, reward = await self.episode(handle, job, lambda _, e=eps_k: e, phase)
+                except EpisodeFailure as exc:
+                    if exc.code != R.REWARD_DISCARDED:
+                        raise
+                    self.log.info(f'episode {k} discarded; recording it again')
+                    await self.steps.operator_reset(handle, run_id, k, s.task, phase)
+                    continue
+                record(k, xi, eps, reward)
+                phase('warmup' if k + 1 < s.warmup_episodes else 'refit',
+                      f'episode {k} reward {reward:.3f}')
+                self.log.info(f'{run_id} episode {k}/{s.episodes}: reward {reward:.3f}, best '
+                              f'{run.best_reward:.3f}')
+                where = 'scene reset after episode'
+                await self.steps.reset_scene(handle, s.seed, run_id, k, s.task, phase)
+        except EpisodeFailure as exc:
+            raise RunStopped(f'{where} {k} failed: {exc}') from exc
