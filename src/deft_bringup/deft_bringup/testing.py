@@ -88,6 +88,32 @@ class Probe:
                 self.clients[key] = self.node.create_client(srv_type, name)
             return self.clients[key]
 
+    def subscribe(self, msg_type, topic: str, callback: Callable) -> tuple:
+        """
+        Call `callback` with each message on `topic` until unsubscribe(token); return the token.
+
+        The subscription itself is created once per topic and kept: destroying one while the
+        executor thread takes a message fails that callback ("cannot use Destroyable").
+        """
+        with self.lock:
+            key = ('topic', msg_type, topic)
+            if key not in self.clients:
+                callbacks: List[Callable] = []
+
+                def dispatch(msg, callbacks=callbacks):
+                    for cb in list(callbacks):
+                        cb(msg)
+                self.clients[key] = (self.node.create_subscription(msg_type, topic, dispatch, 10),
+                                     callbacks)
+            self.clients[key][1].append(callback)
+            return key, callback
+
+    def unsubscribe(self, token: tuple) -> None:
+        """Stop calling the callback of a subscribe() token."""
+        key, callback = token
+        with self.lock:
+            self.clients[key][1].remove(callback)
+
     def action_client(self, action_type, name: str):
         """Return the probe's action client of `name` (created on first use, never destroyed).
 

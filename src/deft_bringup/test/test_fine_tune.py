@@ -381,8 +381,8 @@ def test_cancel_mid_run_keeps_finished_episodes_hand_open_arm_home(tuned, run_ro
     entries = RunStore(run_root, 'cancelled').episodes()
     assert [e.episode for e in entries] == [0] and list(r.rewards) == [entries[0].reward]
     hands, wrists = [], []
-    subs = [probe.node.create_subscription(JointState, 'hand/joint_states', hands.append, 10),
-            probe.node.create_subscription(PoseStamped, 'arm/wrist_pose', wrists.append, 10)]
+    subs = [probe.subscribe(JointState, 'hand/joint_states', hands.append),
+            probe.subscribe(PoseStamped, 'arm/wrist_pose', wrists.append)]
     try:
         wait_until(lambda: hands and wrists, 10, 'hand joint states and the wrist pose')
         assert max(abs(p) for p in hands[-1].position) < 0.1, 'hand not open after cancel'
@@ -390,7 +390,7 @@ def test_cancel_mid_run_keeps_finished_episodes_hand_open_arm_home(tuned, run_ro
         assert (p.x, p.y, p.z) == pytest.approx((0.35, 0.0, 0.35), abs=0.01), 'arm not home'
     finally:
         for sub in subs:
-            probe.node.destroy_subscription(sub)
+            probe.unsubscribe(sub)
 
 
 def test_discarded_episode_is_recorded_again_once(tuned, run_root):

@@ -76,7 +76,7 @@ def test_heuristic_baseline_prior_is_seeded_and_differs_from_the_affordance_prio
 
 def test_prior_episode_end_to_end(graph, episodes, probe):
     records = []
-    sub = probe.node.create_subscription(EpisodeRecord, 'episodes', records.append, 10)
+    sub = probe.subscribe(EpisodeRecord, 'episodes', records.append)
     try:
         outcome = episodes.run(goal(run_id='itest'), timeout=90)
         assert outcome.accepted
@@ -94,7 +94,7 @@ def test_prior_episode_end_to_end(graph, episodes, probe):
         wait_until(lambda: records, 5, 'the record on `episodes`')
         assert records[0].reward == r.reward and list(records[0].xi) == list(rec.xi)
     finally:
-        probe.node.destroy_subscription(sub)
+        probe.unsubscribe(sub)
 
 
 def test_sampled_residual_is_seeded_and_recorded(graph, episodes):
@@ -166,7 +166,7 @@ def test_operator_terminal_scores_an_episode(graph, episodes, tmp_path):
 
 def test_cancel_during_approach_opens_the_hand(graph, episodes, probe):
     states = []
-    sub = probe.node.create_subscription(JointState, 'hand/joint_states', states.append, 10)
+    sub = probe.subscribe(JointState, 'hand/joint_states', states.append)
     try:
         outcome = episodes.run(goal(), timeout=90, cancel_on_phase='approach')
         assert outcome.status == GoalStatus.STATUS_CANCELED, outcome.result.message
@@ -176,7 +176,7 @@ def test_cancel_during_approach_opens_the_hand(graph, episodes, probe):
         wait_until(lambda: states, 5, 'hand joint states')
         assert max(abs(p) for p in states[-1].position) < 0.1, 'hand not open after cancel'
     finally:
-        probe.node.destroy_subscription(sub)
+        probe.unsubscribe(sub)
 
 
 @pytest.mark.parametrize('bad,why', [
@@ -224,7 +224,7 @@ def test_operator_scene_reset_waits_for_reset_done(graph, episodes, probe, tmp_p
                for d in details)
     # nobody resets: RESET_FAILED after reset_timeout, and the episode itself stays recorded
     records = []
-    sub = probe.node.create_subscription(EpisodeRecord, 'episodes', records.append, 10)
+    sub = probe.subscribe(EpisodeRecord, 'episodes', records.append)
     try:
         t0 = time.monotonic()
         outcome = episodes.run(goal(run_id='reset2'), timeout=60)
@@ -236,7 +236,7 @@ def test_operator_scene_reset_waits_for_reset_done(graph, episodes, probe, tmp_p
         assert time.monotonic() - t0 < 40
         wait_until(lambda: any(x.run_id == 'reset2' for x in records), 5, 'the record')
     finally:
-        probe.node.destroy_subscription(sub)
+        probe.unsubscribe(sub)
     # a run recorded with the embedding reward cannot resume on a node without it
     RunStore(tmp_path, 'emb').create(RunSettings(
         task='pick up the cup', object_prompt='', episodes=2, warmup_episodes=1, elites=1,
