@@ -234,6 +234,7 @@ def test_calibration_and_a_servo_id_override_reach_the_bus(context, tmp_path):
             node.setpoint[MCP] = 1.0
             node.setpoint[node.config.index('thumb_ip')] = 0.5
             node.control_step()
+            node.backend.read()  # the sync write has no status: a round trip orders the check
             assert chain.read_table(21, Addr.GOAL_POSITION, 4, True) == 1500 + 652
             assert chain.read_table(35, Addr.GOAL_POSITION, 4, True) == 2048 - 326
         finally:
