@@ -19,8 +19,7 @@ from typing import Optional, Sequence
 import rclpy
 
 from deft_bringup.client import EpisodeClient
-from deft_bringup.graph import describe
-from deft_bringup.runner import GraphProcesses, ensure_ament_prefix, no_install_message
+from deft_bringup.runner import GraphProcesses, describe_or_report
 from deft_interfaces.action import FineTune, RunEpisode
 
 
@@ -63,16 +62,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_root = Path(os.environ.get('ROS_HOME', Path.home() / '.ros'))
     log_dir = Path(opts.log_dir) if opts.log_dir else \
         log_root / 'demo' / time.strftime('%Y%m%d-%H%M%S')
-    ensure_ament_prefix()
     try:
         sim_task = opts.sim_task or sim_task_of(opts.task)
-        nodes = describe('sim', {'affordance_checkpoint': opts.affordance_checkpoint},
-                         overrides={'sim': {'mujoco_task': sim_task}})
     except ValueError as exc:
         print(f'deft_demo: {exc}', file=sys.stderr)
         return 2
-    except OSError as exc:  # ament_index_python: AMENT_PREFIX_PATH not set
-        print(no_install_message('deft_demo', exc), file=sys.stderr)
+    nodes = describe_or_report('deft_demo', 'sim',
+                               {'affordance_checkpoint': opts.affordance_checkpoint},
+                               overrides={'sim': {'mujoco_task': sim_task}})
+    if nodes is None:
         return 2
     print(f'DEFT demo: starting {len(nodes)} nodes ({", ".join(n.name for n in nodes)}) '
           f'in {nodes[0].namespace}; logs in {log_dir}', flush=True)

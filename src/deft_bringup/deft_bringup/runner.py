@@ -51,6 +51,23 @@ def no_install_message(prog: str, exc: OSError) -> str:
             'tree: run `make setup` and `source .venv/bin/activate` (or use `make demo`).')
 
 
+def describe_or_report(prog: str, *args, **kwargs) -> Optional[List[NodeLaunch]]:
+    """
+    Return describe(*args, **kwargs) for a command-line tool, or None after saying why.
+
+    The reason goes to stderr: a bad argument, or no installed packages to read the graph's
+    files from (AMENT_PREFIX_PATH, defaulted to this venv first by ensure_ament_prefix).
+    """
+    ensure_ament_prefix()
+    try:
+        return describe(*args, **kwargs)
+    except ValueError as exc:
+        print(f'{prog}: {exc}', file=sys.stderr)
+    except OSError as exc:  # ament_index_python: AMENT_PREFIX_PATH not set
+        print(no_install_message(prog, exc), file=sys.stderr)
+    return None
+
+
 def executable_path(node: NodeLaunch) -> str:
     """Find a node's executable: <prefix>/lib/<package>/ (colcon), the PATH or the venv's bin."""
     try:
@@ -238,14 +255,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run a graph until Ctrl-C / SIGTERM or until a node exits."""
     opts = parse_args(argv)
     arguments = {a.name: getattr(opts, a.name) for a in ARGUMENTS}
-    ensure_ament_prefix()
-    try:
-        nodes = describe(opts.profile, arguments, only=opts.only)
-    except ValueError as exc:
-        print(f'deft_run: {exc}', file=sys.stderr)
-        return 2
-    except OSError as exc:  # ament_index_python: AMENT_PREFIX_PATH not set
-        print(no_install_message('deft_run', exc), file=sys.stderr)
+    nodes = describe_or_report('deft_run', opts.profile, arguments, only=opts.only)
+    if nodes is None:
         return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

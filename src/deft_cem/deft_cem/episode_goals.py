@@ -144,11 +144,8 @@ def open_fine_tune_run(run_root: Path, goal, default_std: Sequence[float], defau
     try:
         run = FineTuneRun.open(Path(run_root), fine_tune_request(goal), default_std,
                                default_elites, default_reward_source, parameter_names)
-    except FineTuneError as exc:
+    except FineTuneError as exc:  # open() turns every OS or settings error into one
         return None, exc.reason, str(exc)
-    except (OSError, ValueError) as exc:
-        return None, 'BAD_GOAL', (f'run {goal.run_id or "(new)"} cannot be opened under '
-                                  f'{run_root}: {exc}')
     error = reward_error(run.settings.reward_source, embedding_ready)
     if error:
         return None, 'BAD_GOAL', (f'run {run.store.run_id!r} uses reward_source '
