@@ -114,6 +114,14 @@ class Probe:
         with self.lock:
             self.clients[key][1].remove(callback)
 
+    def publisher(self, msg_type, topic: str):
+        """Return the probe's reliable publisher on `topic` (created on first use, kept)."""
+        with self.lock:
+            key = ('publisher', msg_type, topic)
+            if key not in self.clients:
+                self.clients[key] = self.node.create_publisher(msg_type, topic, 10)
+            return self.clients[key]
+
     def action_client(self, action_type, name: str):
         """Return the probe's action client of `name` (created on first use, never destroyed).
 

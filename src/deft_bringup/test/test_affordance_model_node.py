@@ -51,7 +51,8 @@ def model_graph(ros, tmp_path_factory):
 
 def test_model_prior_is_lifted_onto_the_object_and_retargeted(model_graph):
     graph, probe = model_graph
-    reset = probe.call(ResetSim, 'sim/reset', ResetSim.Request(seed=5, split='train'), timeout=30)
+    reset = probe.call(ResetSim, 'sim/reset', ResetSim.Request(seed=5, split='train'), timeout=30,
+                       resend_after=3.0)
     time.sleep(1.5)  # perception segments the newest frame: let the placed scene's frames arrive
     r = probe.call(PredictGrasp, 'affordance/predict',
                    PredictGrasp.Request(task='pick up the cup'), timeout=60)

@@ -35,10 +35,12 @@ def goal(**kw):
 
 
 def test_every_service_of_the_graph_answers(graph, episodes, probe):
-    reset = probe.call(ResetSim, 'sim/reset', ResetSim.Request(seed=3, split='train'))
+    reset = probe.call(ResetSim, 'sim/reset', ResetSim.Request(seed=3, split='train'),
+                       timeout=20, resend_after=2.0)
     assert reset.success and reset.seed == 3
     assert 0.35 < reset.object_pose.position.x < 0.65
-    seg = probe.call(Segment, 'perception/segment', Segment.Request(prompt=''), timeout=15)
+    seg = probe.call(Segment, 'perception/segment', Segment.Request(prompt=''), timeout=15,
+                     resend_after=3.0)
     assert seg.success, seg.error_msg
     assert seg.header.frame_id == 'camera_color_optical_frame'
     assert len(seg.points) % 3 == 0 and len(seg.points) > 30
@@ -52,7 +54,8 @@ def test_every_service_of_the_graph_answers(graph, episodes, probe):
 def test_heuristic_baseline_prior_is_seeded_and_differs_from_the_affordance_prior(graph, probe):
     def predict(**kw):
         r = probe.call(PredictGrasp, 'affordance/predict',
-                       PredictGrasp.Request(task='pick up the cup', **kw), timeout=20)
+                       PredictGrasp.Request(task='pick up the cup', **kw), timeout=20,
+                       resend_after=5.0)
         assert r.success, r.error_msg
         return r.prior
 

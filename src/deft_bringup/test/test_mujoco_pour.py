@@ -35,7 +35,7 @@ def test_pour_follows_its_demonstrated_turn_and_pours(ros, tmp_path):
             wait_until(lambda: infos, 60, 'camera_info')
             k = np.array(infos[-1].k).reshape(3, 3)
             reset = probe.call(ResetSim, 'sim/reset', ResetSim.Request(seed=3, split='test'),
-                               timeout=30)
+                               timeout=30, resend_after=3.0)
             p = reset.object_pose.position
             # two objects stand on the table (cup and bowl): the operator points at the cup
             xc, yc, zc = CAMERA_TO_BASE.inverse().apply(np.array([[p.x, p.y, p.z]]))[0]

@@ -54,7 +54,7 @@ PARAMS = (
     Param('image_qos', 'reliable', 'Reliability of the camera subscription (initial and final '
           'images): reliable or best_effort.', choices=('reliable', 'best_effort')),
     Param('final_image_timeout', 5.0, 'Seconds to wait for a camera frame taken after the '
-          'motion (embedding reward).', range=(0.1, 120.0)),
+          'episode began (I0) or after the motion (embedding reward).', range=(0.1, 120.0)),
     Param('policy_checkpoint', 'policy_cvae.pt', 'mode policy: residual policy checkpoint '
           '(deft_train_policy): an absolute path, or a file name in the directory of the '
           "goal's run_id (the default is what deft_train_policy writes there)."),

@@ -45,12 +45,30 @@ class EpisodeRunner:
         """Return the newest camera frame (None: none yet)."""
         return grab_frame(self.camera, self.camera_info, self.depth)
 
+    async def initial_frame(self, scene: int) -> None:
+        """
+        Wait until this node's colour frame (and depth, once it streams) shows the scene.
+
+        I0 conditions the residual policy and is stored with the episode: after a scene reset,
+        the newest frame received may still show the scene before it.
+        """
+        frames = [self.camera] + ([self.depth] if self.depth.stamp_ns() >= 0 else [])
+        if not await self.steps.fresh_frames(frames, scene):
+            topics = ', '.join(['camera/color/image_raw', 'camera/depth/image_raw'][:len(frames)])
+            raise EpisodeFailure(
+                R.PERCEPTION_FAILED, f'the episode node received no frame on {topics} stamped '
+                f'after the episode began within final_image_timeout '
+                f'{self.steps.s.final_image_timeout} s, although perception did: check its '
+                'camera remaps and image_qos')
+
     async def episode(self, handle, job: EpisodeJob, eps_of: Callable, phase: Phase):
         """Perceive, predict, execute xi + eps, reward, hand open and arm home: (xi, eps, r)."""
         steps, capture = self.steps, self.capture
         try:
             capture.start()
-            await steps.perceive(job.prompt, phase)
+            scene = steps.now_ns()  # the scene as it is now: no frame from before it counts
+            await steps.perceive(job.prompt, phase, not_before=scene)
+            await self.initial_frame(scene)
             capture.perceived(self.camera.latest_rgb_or_none(), self.frame())
             prior, xi = await steps.predict_prior(job.task, job.prompt, phase, job.prior,
                                                   job.prior_seed)

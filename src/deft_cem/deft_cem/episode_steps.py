@@ -8,7 +8,7 @@ EpisodeFailure with a RunEpisode result code.
 """
 
 from dataclasses import dataclass, fields
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 from action_msgs.msg import GoalStatus
 from geometry_msgs.msg import Pose
@@ -16,6 +16,7 @@ import numpy as np
 from rclpy.action import ActionClient
 from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
+from rclpy.time import Time
 from std_srvs.srv import Trigger
 
 from deft_cem.episode import ARM_STAGE_PHASE, Demonstration, waypoint_turn
@@ -107,14 +108,28 @@ class EpisodeSteps:
                                  '(is its node running?)')
         return response
 
-    async def perceive(self, prompt: str, phase: Phase) -> None:
-        """Segment the object (fails early when it is not visible); waits for a first image."""
+    def now_ns(self) -> int:
+        """Return the node's clock, ns (the clock camera frames are stamped with)."""
+        return self.node.get_clock().now().nanoseconds
+
+    async def fresh_frames(self, frames: Sequence[LatestFrame], after: int) -> bool:
+        """Wait up to final_image_timeout until each of `frames` is stamped at or after `after`."""
+        return await wait_until(self.node, lambda: all(f.stamp_ns() >= after for f in frames),
+                                self.s.final_image_timeout, self.group)
+
+    async def perceive(self, prompt: str, phase: Phase, not_before: int = 0) -> None:
+        """
+        Segment the object (fails early when it is not visible); waits for a first image.
+
+        not_before (ns, node clock): segment only a frame stamped at or after it (the scene as
+        reset, not a frame buffered before); 0: the newest frame.
+        """
         phase('perceive', f'segmenting {prompt or "the salient object"}')
         clock = self.node.get_clock()
         deadline = clock.now().nanoseconds * 1e-9 + self.s.service_timeout
+        request = Segment.Request(prompt=prompt, not_before=Time(nanoseconds=not_before).to_msg())
         while True:
-            response = await self.call(self.segment, Segment.Request(prompt=prompt),
-                                       R.SERVICE_UNAVAILABLE)
+            response = await self.call(self.segment, request, R.SERVICE_UNAVAILABLE)
             if response.success:
                 return
             if response.error_code != Segment.Response.NO_IMAGE or \
@@ -270,9 +285,7 @@ class EpisodeSteps:
                                  'embedding_weights and embedding_goal_image on the episode '
                                  'node')
         phase('reward', 'embedding distance of the final image to the goal image')
-        after = self.node.get_clock().now().nanoseconds
-        if not await wait_until(self.node, lambda: self.camera.stamp_ns() > after,
-                                self.s.final_image_timeout, self.group):
+        if not await self.fresh_frames([self.camera], self.now_ns() + 1):
             raise EpisodeFailure(R.SERVICE_UNAVAILABLE, 'no camera frame after the motion '
                                  f'within {self.s.final_image_timeout} s '
                                  '(camera/color/image_raw)')

@@ -40,8 +40,9 @@ PARAMS = (
     Param('plane_inlier_distance', 0.01, 'depth: plane inlier distance, m.', range=(0.0001, 0.5)),
     Param('max_sync_skew', 0.2, 'Largest stamp difference of colour and depth, s.',
           range=(0.0, 10.0)),
-    Param('frame_timeout', 5.0, 'How long a segment request waits for the first colour, depth '
-          'and camera info after start-up, s (0: answer NO_IMAGE at once).', range=(0.0, 120.0)),
+    Param('frame_timeout', 5.0, 'How long a segment request waits for colour, depth and camera '
+          'info (the first after start-up, or the first stamped at or after its not_before), s '
+          '(0: answer NO_IMAGE at once).', range=(0.0, 120.0)),
     Param('sync_queue', 5, 'Colour and depth frames kept to pair them by stamp.',
           range=(1, 100)),
     Param('seed', 0, 'Seed of the RANSAC sampling.', range=(0, 2**31 - 1)),
@@ -106,31 +107,33 @@ class PerceptionNode(Node):
                 self.recent[key].append(msg)
             self.lock.notify_all()
 
-    def synced_frame(self):
+    def synced_frame(self, not_before: int = 0):
         """
         Return (colour, depth, info, skew) of the newest frame whose colour and depth match.
 
         The newest colour frame with the depth frame closest to it in time: colour and depth
         travel as separate messages, so the newest of each may belong to different frames.
-        Call with the lock held.
+        Only frames stamped at or after `not_before` (ns; 0: any) count: a colour frame of the
+        new scene must not be paired with a depth frame of the old one. Call with the lock held.
         """
-        colours, depths = self.recent['colour'], self.recent['depth']
+        colours = [m for m in self.recent['colour'] if _stamp_ns(m) >= not_before]
+        depths = [m for m in self.recent['depth'] if _stamp_ns(m) >= not_before]
         info = self.latest['info']
         if not colours or not depths:
             return (colours[-1] if colours else None), (depths[-1] if depths else None), info, 0.0
         best = None
         for colour in reversed(colours):
-            t = Time.from_msg(colour.header.stamp).nanoseconds
-            depth = min(depths, key=lambda d: abs(Time.from_msg(d.header.stamp).nanoseconds - t))
-            skew = abs(Time.from_msg(depth.header.stamp).nanoseconds - t) * 1e-9
+            t = _stamp_ns(colour)
+            depth = min(depths, key=lambda d: abs(_stamp_ns(d) - t))
+            skew = abs(_stamp_ns(depth) - t) * 1e-9
             if best is None or skew < best[3] - 1e-9:
                 best = (colour, depth, info, skew)
             if skew <= self.p.max_sync_skew:
                 return colour, depth, info, skew
         return best
 
-    def _frame_ready(self) -> bool:
-        colour, depth, info, skew = self.synced_frame()
+    def _frame_ready(self, not_before: int = 0) -> bool:
+        colour, depth, info, skew = self.synced_frame(not_before)
         return colour is not None and depth is not None and info is not None \
             and skew <= self.p.max_sync_skew
 
@@ -153,14 +156,25 @@ class PerceptionNode(Node):
         if request.crop_size and not 8 <= request.crop_size <= 2048:
             raise _Failure(S.BAD_PROMPT, f'crop_size {request.crop_size} is outside 8..2048 '
                            'pixels (0 = the crop_size parameter)')
+        not_before = Time.from_msg(request.not_before).nanoseconds
         with self.lock:
-            # Right after start-up the camera may not have published yet: wait (the subscriptions
-            # run on other executor threads), up to frame_timeout.
-            self.lock.wait_for(self._frame_ready, timeout=self.p.frame_timeout)
-            colour, depth_msg, info, skew = self.synced_frame()
+            # Right after start-up (or a scene reset, with not_before) the camera may not have
+            # published yet: wait (the subscriptions run on other executor threads), up to
+            # frame_timeout.
+            self.lock.wait_for(lambda: self._frame_ready(not_before),
+                               timeout=self.p.frame_timeout)
+            colour, depth_msg, info, skew = self.synced_frame(not_before)
+            newest = max((_stamp_ns(m) for q in self.recent.values() for m in q), default=None)
         missing = [t for t, m in (('camera/color/image_raw', colour),
                                   ('camera/depth/image_raw', depth_msg),
                                   ('camera/color/camera_info', info)) if m is None]
+        if missing and not_before and newest is not None:
+            late = '' if newest >= not_before else \
+                f' (the newest frame is {(not_before - newest) * 1e-9:.3f} s older)'
+            raise _Failure(S.NO_IMAGE, f'nothing on {", ".join(missing)} stamped at or after '
+                           f'not_before within frame_timeout {self.p.frame_timeout} s{late}: is '
+                           'the camera still publishing, and does its clock agree with the '
+                           "caller's?")
         if missing:
             raise _Failure(S.NO_IMAGE, f'nothing received on {", ".join(missing)} within '
                            f'frame_timeout {self.p.frame_timeout} s: is the camera running and '
@@ -208,6 +222,10 @@ class PerceptionNode(Node):
         c = points.mean(axis=0)
         response.centroid.x, response.centroid.y, response.centroid.z = (float(v) for v in c)
         response.depth_valid_fraction = valid
+
+
+def _stamp_ns(msg) -> int:
+    return Time.from_msg(msg.header.stamp).nanoseconds
 
 
 class _Failure(Exception):
