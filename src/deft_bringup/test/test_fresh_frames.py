@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 LOG_ROOT = Path(__file__).resolve().parents[3] / '.ros' / 'test-logs'
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
 W, H = 80, 60
-RED, BLUE = (200, 30, 30), (30, 30, 200)
+RED, BLUE, GREEN = (200, 30, 30), (30, 30, 200), (30, 200, 30)
 NODES = ['perception', 'affordance', 'arm', 'hand_driver', 'episode']
 
 
@@ -126,9 +126,13 @@ def test_segment_uses_only_frames_stamped_at_or_after_not_before(camera_graph):
 
 def test_episode_perceives_and_stores_the_scene_after_it_began(camera_graph):
     """
-    The red scene streams until the goal is sent; the blue one from 1 s after the episode began.
+    Red shows until the goal, blue during the motion, green only after the motion ended.
 
-    Perception still holds red frames when the episode begins: I0 must be blue all the same.
+    The red scene streams until the goal is sent, the blue one from 1 s after the episode began
+    until the post-grasp motion starts, the green one from 2 s after the reward phase began.
+    Perception still holds red frames when the episode begins: I0 must be blue all the same. The
+    final frame must be green: the newest when the operator scores is blue, from before the
+    motion ended.
     """
     graph, probe = camera_graph
     camera = Camera(probe)
@@ -148,13 +152,13 @@ def test_episode_perceives_and_stores_the_scene_after_it_began(camera_graph):
                 return
             stop.wait(0.3)
 
-    def blue_in_a_second():
-        colour[0] = BLUE
+    def show(rgb):
+        colour[0] = rgb
         streaming.set()
 
     threads = [threading.Thread(target=stream, daemon=True),
                threading.Thread(target=operator, daemon=True)]
-    blue = threading.Timer(1.0, blue_in_a_second)
+    blue, green = threading.Timer(1.0, show, (BLUE,)), threading.Timer(2.0, show, (GREEN,))
     client = EpisodeClient(name='fresh_client')
     try:
         streaming.set()
@@ -165,8 +169,12 @@ def test_episode_perceives_and_stores_the_scene_after_it_began(camera_graph):
         time.sleep(0.5)  # the last red frame is out
 
         def on_feedback(fb):
-            if fb.phase == 'perceive' and not blue.is_alive() and colour[0] == RED:
+            if fb.phase == 'perceive' and colour[0] == RED and not blue.is_alive():
                 blue.start()
+            elif fb.phase == 'post_grasp':
+                streaming.clear()
+            elif fb.phase == 'reward' and colour[0] == BLUE and not green.is_alive():
+                green.start()
         threads[1].start()
         outcome = client.fine_tune(FineTune.Goal(
             task='pick up the cup', episodes=1, warmup_episodes=1, elites=1,
@@ -175,14 +183,15 @@ def test_episode_perceives_and_stores_the_scene_after_it_began(camera_graph):
     finally:
         stop.set()
         blue.cancel()
+        green.cancel()
         for t in threads:
             t.join(timeout=5)
         client.close()
     assert outcome.status == GoalStatus.STATUS_SUCCEEDED, outcome.result.message
-    assert colour[0] == BLUE, 'the episode never reached perceive'
     run_dir = Path(outcome.result.run_dir)
     i0 = load_image(run_dir / 'episodes' / '000000.I0.png')
     assert tuple(int(v) for v in i0[H // 2, W // 2]) == BLUE, 'I0 shows the scene before'
     bag = read_episode_bag(episode_bag_path(run_dir, 0))
     assert tuple(int(v) for v in bag.initial_rgb[0, 0]) == BLUE
+    assert tuple(int(v) for v in bag.final_rgb[0, 0]) == GREEN, 'final frame from mid-motion'
     assert [e.episode for e in RunStore(run_dir.parent, 'fresh').episodes()] == [0]

@@ -45,6 +45,10 @@ class EpisodeRunner:
         """Return the newest camera frame (None: none yet)."""
         return grab_frame(self.camera, self.camera_info, self.depth)
 
+    def streams(self):
+        """Return the image streams a frame needs: colour, and depth once it streams."""
+        return [self.camera] + ([self.depth] if self.depth.stamp_ns() >= 0 else [])
+
     async def initial_frame(self, scene: int) -> None:
         """
         Wait until this node's colour frame (and depth, once it streams) shows the scene.
@@ -52,7 +56,7 @@ class EpisodeRunner:
         I0 conditions the residual policy and is stored with the episode: after a scene reset,
         the newest frame received may still show the scene before it.
         """
-        frames = [self.camera] + ([self.depth] if self.depth.stamp_ns() >= 0 else [])
+        frames = self.streams()
         if not await self.steps.fresh_frames(frames, scene):
             topics = ', '.join(['camera/color/image_raw', 'camera/depth/image_raw'][:len(frames)])
             raise EpisodeFailure(
@@ -60,6 +64,15 @@ class EpisodeRunner:
                 f'after the episode began within final_image_timeout '
                 f'{self.steps.s.final_image_timeout} s, although perception did: check its '
                 'camera remaps and image_qos')
+
+    async def final_frame(self, ended: int):
+        """Return the newest frame once it was taken after the motion ended (ns; else None)."""
+        if await self.steps.fresh_frames(self.streams(), ended):
+            return self.frame()
+        self.log.warning('no camera frame taken after the motion came within '
+                         f'final_image_timeout {self.steps.s.final_image_timeout} s: the '
+                         'episode is stored without its final frame')
+        return None
 
     async def episode(self, handle, job: EpisodeJob, eps_of: Callable, phase: Phase):
         """Perceive, predict, execute xi + eps, reward, hand open and arm home: (xi, eps, r)."""
@@ -78,9 +91,10 @@ class EpisodeRunner:
             eps = eps_of(xi)
             capture.residual(xi, eps)
             await steps.execute_grasp(handle, prior.header.frame_id, xi, eps, phase, job.task)
+            ended = steps.now_ns()
             reward = await steps.reward(handle, job.source, job.run_id, job.index, job.task,
                                         phase)
-            capture.scored(reward, job.source, self.frame())
+            capture.scored(reward, job.source, await self.final_frame(ended))
             await steps.home(phase)
             return xi, eps, reward
         except EpisodeCanceled:
