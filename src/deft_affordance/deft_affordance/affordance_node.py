@@ -152,7 +152,8 @@ class AffordanceNode(Node):
             response.error_msg = f'service {self.segment.srv_name} is not available'
             return response
         done, seg = await wait_for(self, self.segment.call_async(
-            Segment.Request(prompt=request.object_prompt)), self.p.segment_timeout, self.group)
+            Segment.Request(prompt=request.object_prompt, not_before=request.not_before)),
+            self.p.segment_timeout, self.group)
         if not done:
             response.error_code = P.SERVICE_UNAVAILABLE
             response.error_msg = (f'{self.segment.srv_name} did not answer within '

@@ -2,7 +2,6 @@
 
 import json
 from pathlib import Path
-import time
 
 import numpy as np
 import pytest
@@ -53,9 +52,9 @@ def test_model_prior_is_lifted_onto_the_object_and_retargeted(model_graph):
     graph, probe = model_graph
     reset = probe.call(ResetSim, 'sim/reset', ResetSim.Request(seed=5, split='train'), timeout=30,
                        resend_after=3.0)
-    time.sleep(1.5)  # perception segments the newest frame: let the placed scene's frames arrive
+    placed = probe.node.get_clock().now().to_msg()  # segment a frame of the placed scene
     r = probe.call(PredictGrasp, 'affordance/predict',
-                   PredictGrasp.Request(task='pick up the cup'), timeout=60)
+                   PredictGrasp.Request(task='pick up the cup', not_before=placed), timeout=60)
     assert r.success, (r.error_msg, graph.tail('affordance'))
     prior = r.prior
     assert prior.source == 'model' and len(prior.contact_pixels) == 4

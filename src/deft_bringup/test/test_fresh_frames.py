@@ -24,7 +24,7 @@ from deft_cem.episode_bag import episode_bag_path, read_episode_bag
 from deft_cem.runs import RunStore, load_image
 from deft_common import image_codec
 from deft_interfaces.action import FineTune
-from deft_interfaces.srv import Segment, SubmitReward
+from deft_interfaces.srv import PredictGrasp, Segment, SubmitReward
 
 pytestmark = pytest.mark.integration
 LOG_ROOT = Path(__file__).resolve().parents[3] / '.ros' / 'test-logs'
@@ -102,6 +102,11 @@ def test_segment_uses_only_frames_stamped_at_or_after_not_before(camera_graph):
     assert not stale.success and stale.error_code == Segment.Response.NO_IMAGE
     assert 'stamped at or after not_before within frame_timeout 1.5 s' in stale.error_msg
     assert 'the newest frame is 10.000 s older' in stale.error_msg
+    prior = probe.call(PredictGrasp, 'affordance/predict', PredictGrasp.Request(
+        task='pick up the cup', not_before=Time(nanoseconds=later).to_msg()), timeout=15,
+        resend_after=4.0)  # passed on to perception
+    assert not prior.success and prior.error_code == PredictGrasp.Response.SEGMENTATION_FAILED
+    assert 'stamped at or after not_before' in prior.error_msg
 
     # a new colour frame 0.1 s after the old one (within max_sync_skew of its depth) whose
     # depth has not come: not paired with the old scene's depth

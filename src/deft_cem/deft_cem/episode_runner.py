@@ -84,7 +84,7 @@ class EpisodeRunner:
             await self.initial_frame(scene)
             capture.perceived(self.camera.latest_rgb_or_none(), self.frame())
             prior, xi = await steps.predict_prior(job.task, job.prompt, phase, job.prior,
-                                                  job.prior_seed)
+                                                  job.prior_seed, not_before=scene)
             capture.prior = prior
             if handle.is_cancel_requested:
                 raise EpisodeCanceled()

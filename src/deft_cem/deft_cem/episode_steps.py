@@ -139,17 +139,19 @@ class EpisodeSteps:
             await sleep(self.node, 0.25, self.group)
 
     async def predict_prior(self, task: str, prompt: str, phase: Phase,
-                            method: str = 'affordance', seed: Optional[int] = None):
+                            method: str = 'affordance', seed: Optional[int] = None,
+                            not_before: int = 0):
         """
         Ask the affordance node for the grasp prior; return (prior msg, xi).
 
         method 'heuristic' asks for the "real-world only" baseline prior; its random wrist yaw
-        is drawn from `seed`, so one run keeps one prior.
+        is drawn from `seed`, so one run keeps one prior. not_before: as for perceive.
         """
         phase('predict', f'{method} grasp prior for "{task}"')
         response = await self.call(
             self.predict, PredictGrasp.Request(task=task, object_prompt=prompt, method=method,
-                                               seed=-1 if seed is None else int(seed)),
+                                               seed=-1 if seed is None else int(seed),
+                                               not_before=Time(nanoseconds=not_before).to_msg()),
             R.SERVICE_UNAVAILABLE)
         if not response.success:
             raise EpisodeFailure(R.PERCEPTION_FAILED, f'affordance: {response.error_msg}')
