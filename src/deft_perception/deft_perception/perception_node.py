@@ -168,7 +168,7 @@ class PerceptionNode(Node):
         missing = [t for t, m in (('camera/color/image_raw', colour),
                                   ('camera/depth/image_raw', depth_msg),
                                   ('camera/color/camera_info', info)) if m is None]
-        if missing and not_before and newest is not None:
+        if missing and not_before and newest is not None and info is not None:
             late = '' if newest >= not_before else \
                 f' (the newest frame is {(not_before - newest) * 1e-9:.3f} s older)'
             raise _Failure(S.NO_IMAGE, f'nothing on {", ".join(missing)} stamped at or after '
