@@ -75,6 +75,7 @@ class EpisodeNode(Node):
             config = load_episode_config(p)
         except (ValueError, OSError) as exc:
             raise ConfigurationError(str(exc)) from exc
+        self.config = config
         self.space, self.std0, self.embedding = config.space, config.std0, config.embedding
         if config.demonstrations_file is not None:
             self.get_logger().info(
@@ -126,10 +127,6 @@ class EpisodeNode(Node):
                                f'{self.run_root}, reward default {p.default_reward_source}, '
                                f'scene reset {p.scene_reset}')
 
-    def embedding_ready(self) -> bool:
-        """Return True when the embedding reward has an encoder and a goal image."""
-        return self.embedding is not None and self.embedding.has_goal
-
     # --- goals: busy is a rejection, a malformed goal an abort with BAD_GOAL and why ---------
     def _accept(self, kind: str, goal, error: Optional[str]) -> GoalResponse:
         if self.busy:
@@ -145,13 +142,13 @@ class EpisodeNode(Node):
     def on_run_episode_goal(self, goal) -> GoalResponse:
         """Accept a run_episode goal unless busy; note why it is malformed, if it is."""
         return self._accept('run_episode', goal, validate_run_episode_goal(
-            goal, self.p.default_reward_source, self.embedding_ready(),
+            goal, self.p.default_reward_source, self.config.embedding_ready,
             lambda run_id: self.policy_file(run_id) is not None, self.p.policy_checkpoint))
 
     def on_fine_tune_goal(self, goal) -> GoalResponse:
         """Accept a fine_tune goal unless busy; the run's own settings are checked at open."""
         return self._accept('fine_tune', goal,
-                            validate_fine_tune_goal(goal, self.embedding_ready()))
+                            validate_fine_tune_goal(goal, self.config.embedding_ready))
 
     def _refuse(self, handle, result, code: int, kind: str, message: str):
         result.error_code, result.message = code, message
@@ -291,7 +288,7 @@ class EpisodeNode(Node):
         try:
             run, reason, error = open_fine_tune_run(  # create or resume
                 self.run_root, g, self.std0, self.p.elites, self.p.default_reward_source,
-                self.space.names, self.embedding_ready())
+                self.space.names, self.config.embedding_ready)
             if run is None:
                 return self._refuse(handle, result, FINE_TUNE_CODES.get(reason, F.BAD_GOAL),
                                     'fine_tune', error)

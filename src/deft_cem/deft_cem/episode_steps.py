@@ -20,6 +20,7 @@ from rclpy.time import Time
 from std_srvs.srv import Trigger
 
 from deft_cem.episode import ARM_STAGE_PHASE, Demonstration, waypoint_turn
+from deft_cem.episode_goals import reward_error
 from deft_cem.grasp_params import ParameterSpace
 from deft_cem.rewards import OperatorRewardBox, ResetGate
 from deft_common.image_codec import LatestFrame
@@ -282,10 +283,10 @@ class EpisodeSteps:
 
     async def embedding_reward(self, phase: Phase) -> float:
         """Score the first frame after the motion against the goal image (embedding distance)."""
-        if self.embedding is None or not self.embedding.has_goal or self.camera is None:
-            raise EpisodeFailure(R.BAD_GOAL, 'reward_source "embedding" needs the parameters '
-                                 'embedding_weights and embedding_goal_image on the episode '
-                                 'node')
+        unusable = reward_error('embedding', self.embedding is not None
+                                and self.embedding.has_goal and self.camera is not None)
+        if unusable:  # goals are validated before they run: this is the last guard
+            raise EpisodeFailure(R.BAD_GOAL, unusable)
         phase('reward', 'embedding distance of the final image to the goal image')
         if not await self.fresh_frames([self.camera], self.now_ns() + 1):
             raise EpisodeFailure(R.SERVICE_UNAVAILABLE, 'no camera frame after the motion '

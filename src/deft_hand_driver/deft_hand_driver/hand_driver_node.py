@@ -136,9 +136,7 @@ class HandDriverNode(Node):
             try:
                 pos, vel, eff = self.backend.read()
             except (RuntimeError, OSError) as exc:
-                if str(exc) != self.failed:  # once per change
-                    self.get_logger().error(f'hand bus error: {exc}')
-                self.failed = str(exc)
+                self._bus_error(exc)
                 return
             if self.failed:
                 self.get_logger().info('hand bus answering again')
@@ -161,9 +159,7 @@ class HandDriverNode(Node):
             try:
                 self.backend.write(setpoint)
             except (RuntimeError, OSError) as exc:
-                if str(exc) != self.failed:
-                    self.get_logger().error(f'hand bus error: {exc}')
-                self.failed = str(exc)
+                self._bus_error(exc)
             errors = self.backend.hardware_errors()
             if errors != self.hw_errors:  # once per change
                 if errors:
@@ -172,6 +168,12 @@ class HandDriverNode(Node):
                 else:
                     self.get_logger().info('servo hardware errors cleared')
             self.hw_errors = errors
+
+    def _bus_error(self, exc: Exception) -> None:
+        """Keep a bus error for grasps to see; log it once per change."""
+        if str(exc) != self.failed:
+            self.get_logger().error(f'hand bus error: {exc}')
+        self.failed = str(exc)
 
     def on_reboot(self, request, response):
         """Reboot the servos in hardware error, torque back on, hold the present position."""
