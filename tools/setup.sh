@@ -10,7 +10,8 @@ venv=${DEFT_VENV:-$root/.venv}
 stamps=$venv/.deft-stamps
 python=${PYTHON:-python3}
 declare -A sums
-py_packages=(deft_common deft_perception deft_affordance deft_cem deft_hand_driver deft_arm deft_sim deft_bringup)
+py_packages=(deft_common deft_perception deft_affordance deft_policy deft_replay deft_cem deft_hand_driver
+  deft_arm deft_sim deft_eval deft_bringup)
 
 log() { printf '[setup] %s\n' "$*"; }
 # Hash of the given files' contents and names: the stamp a step compares against.

@@ -27,7 +27,6 @@ setup(
         'console_scripts': [
             'deft_run = deft_bringup.runner:main',
             'deft_demo = deft_bringup.demo:main',
-            'deft_affordance_recipe = deft_bringup.recipe:main',
         ],
     },
 )

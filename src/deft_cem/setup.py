@@ -17,8 +17,8 @@ setup(
     maintainer='DEFT maintainers',
     maintainer_email='deft@example.org',
     description=(
-        'DEFT fine-tuning core (grasp parameters, CEM, rewards, residual '
-        'policy) and the episode orchestrator node.'
+        'DEFT fine-tuning (Algorithm 1): grasp parameters xi, CEM / CMA-ES, '
+        'runs and resume, rewards, and the episode orchestrator node.'
     ),
     license='Apache-2.0',
     entry_points={
@@ -26,10 +26,6 @@ setup(
             'episode_node = deft_cem.episode_node:main',
             'deft_report = deft_cem.report:main',
             'deft_score = deft_cem.score_cli:main',
-            'deft_train_policy = deft_cem.policy_cli:main',
-            'deft_replay_eval = deft_cem.replay_cli:main',
-            'bag_player = deft_cem.bag_player:main',
-            'deft_play_bag = deft_cem.bag_player:main',
         ],
     },
 )

@@ -46,7 +46,7 @@ def draw(samples, points: np.ndarray, path: Path, show: int, cell: int = 160) ->
     from PIL import Image, ImageDraw
 
     from deft_affordance.dataset import load_crop
-    from deft_cem.runs import atomic_write
+    from deft_common.runs import atomic_write
 
     n = max(1, min(show, len(samples)))
     cols = min(n, 4)

@@ -7,7 +7,7 @@ depth in the camera optical frame. The contact is lifted to the object point who
 nearest to it (the object's surface under the predicted pixel), so missing depth at that very
 pixel does not lose the prediction. `model_grasp` is the whole step from a prediction to the
 base-frame prior, shared by the affordance node and the simulated evaluation
-(deft_bringup.sim_eval).
+(deft_eval.sim_eval).
 """
 
 from dataclasses import dataclass

@@ -23,7 +23,7 @@ as a unit quaternion in ROS order (x, y, z, w), w >= 0. Its frame is the dataset
 `deft_affordance.dataset`): the MANO wrist frame expressed in the camera optical frame.
 
 Pretrained parts load from paths only (nothing is downloaded): the ResNet (`resnet18` and `r3m`
-through `deft_cem.embedding_reward.build_encoder`, `resnet50` from a torchvision state dict) and
+through `deft_affordance.encoders.build_encoder`, `resnet50` from a torchvision state dict) and
 the CLIP text tower (an open_clip model name or a path to an open_clip model config JSON, plus a
 state dict, `.pt`/`.bin` read with `torch.load(weights_only=True)` or `.safetensors`). With no
 path, a part is randomly initialised (seeded) only when `allow_random` is set (tests, dry runs);
@@ -47,9 +47,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from deft_cem.checkpoint import checksum, first_line, read_checkpoint
-from deft_cem.embedding_reward import build_encoder, build_trunk, load_weights_file
-from deft_cem.runs import atomic_write
+from deft_common.checkpoint import checksum, first_line, read_checkpoint
+from deft_affordance.encoders import build_encoder, build_trunk, load_weights_file
+from deft_common.runs import atomic_write
 from deft_common import rotations
 from deft_common.torch_device import torch_device
 
@@ -149,7 +149,7 @@ def crop_to_tensor(rgb: np.ndarray, size: int) -> torch.Tensor:
     Return a (3, size, size) ImageNet-normalised tensor of an (H, W, 3) uint8 RGB crop.
 
     The crop is resized to a square, never cropped (a centre crop, as in
-    `deft_cem.embedding_reward.preprocess`, would cut contact points off the border).
+    `deft_affordance.encoders.preprocess`, would cut contact points off the border).
     """
     rgb = check_crop(rgb)
     x = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).float().div_(255.0)

@@ -44,7 +44,7 @@ class Argument:
 
 NODES = (
     NodeSpec('sim', 'deft_sim', 'sim_node', ('sim',)),
-    NodeSpec('bag_player', 'deft_cem', 'bag_player', ('replay',)),
+    NodeSpec('bag_player', 'deft_replay', 'bag_player', ('replay',)),
     NodeSpec('perception', 'deft_perception', 'perception_node', ('sim', 'robot', 'replay'),
              camera_input=True),
     NodeSpec('affordance', 'deft_affordance', 'affordance_node', ('sim', 'robot', 'replay'),

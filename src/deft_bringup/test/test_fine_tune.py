@@ -19,12 +19,13 @@ import pytest
 from sensor_msgs.msg import JointState
 
 from deft_bringup.testing import FAST_SIM, Probe, start_graph, wait_until
-from deft_cem.episode_bag import episode_bag_path, read_episode_bag
 from deft_cem.fine_tune import build_optimizer, restore_optimizer
 from deft_cem.optimizers import replay
-from deft_cem.runs import RunStore, history
+from deft_common.runs import RunStore, history
 from deft_interfaces.action import FineTune, RunEpisode
 from deft_interfaces.srv import SubmitReward
+from deft_replay.bag_reader import read_episode_bag
+from deft_replay.bag_writer import episode_bag_path
 
 pytestmark = pytest.mark.integration
 LOG_ROOT = Path(__file__).resolve().parents[3] / '.ros' / 'test-logs'
@@ -60,7 +61,7 @@ def embedding_files(folder: Path):
     import torch
     from torchvision.models import resnet18
 
-    from deft_cem.policy import save_initial_image
+    from deft_policy.policy import save_initial_image
 
     torch.manual_seed(0)
     weights = folder / 'resnet18.pt'
@@ -306,7 +307,7 @@ def test_policy_trained_on_a_run_gives_the_residual_of_mode_policy(tuned, run_ro
     assert run_dir.is_dir(), 'needs test_short_run_end_to_end first'
     weights = run_root.parent / 'resnet18.pt'
     train = subprocess.run(
-        [sys.executable, '-m', 'deft_cem.policy_cli', str(run_dir), '--model', 'cvae',
+        [sys.executable, '-m', 'deft_policy.train_cli', str(run_dir), '--model', 'cvae',
          '--elites', '3', '--epochs', '20', '--features', 'image', '--resnet-weights',
          str(weights), '--image-size', '64', '--threads', '1', '--quiet'],
         capture_output=True, text=True, timeout=300)

@@ -20,11 +20,12 @@ from std_msgs.msg import Header
 
 from deft_bringup.client import EpisodeClient
 from deft_bringup.testing import FAST_SIM, Probe, start_graph, wait_until
-from deft_cem.episode_bag import episode_bag_path, read_episode_bag
-from deft_cem.runs import RunStore, load_image
 from deft_common import image_codec
+from deft_common.runs import RunStore, load_image
 from deft_interfaces.action import FineTune
 from deft_interfaces.srv import PredictGrasp, Segment, SubmitReward
+from deft_replay.bag_reader import read_episode_bag
+from deft_replay.bag_writer import episode_bag_path
 
 pytestmark = pytest.mark.integration
 LOG_ROOT = Path(__file__).resolve().parents[3] / '.ros' / 'test-logs'

@@ -129,7 +129,7 @@ def test_replay_profile_plays_bags_into_perception_and_affordance(tmp_path, monk
         'replay', {'bags': 'run', 'rate': '2', 'namespace': '/lab'}, config_dir=CONFIG)}
     assert list(nodes) == ['bag_player', 'perception', 'affordance']
     player = nodes['bag_player']
-    assert (player.package, player.executable) == ('deft_cem', 'bag_player')
+    assert (player.package, player.executable) == ('deft_replay', 'bag_player')
     assert player.overrides == {'bags': str(tmp_path / 'run'), 'rate': 2.0}  # absolute
     for n in nodes.values():
         assert n.namespace == '/lab' and n.remappings == ()  # the recorded camera topic names

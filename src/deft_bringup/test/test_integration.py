@@ -17,7 +17,7 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
 from deft_bringup.testing import wait_until
-from deft_cem.runs import RunSettings, RunStore
+from deft_common.runs import RunSettings, RunStore
 from deft_hand_driver.hand_config import load_hand_config
 from deft_interfaces.action import FineTune, RunEpisode
 from deft_interfaces.msg import EpisodeRecord

@@ -1,1 +1,1 @@
-"""DEFT fine-tuning core (parameters, CEM, rewards, residual policy) and the episode node."""
+"""DEFT fine-tuning (Algorithm 1): xi, CEM / CMA-ES, runs, rewards and the episode node."""

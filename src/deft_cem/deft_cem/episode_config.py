@@ -51,7 +51,7 @@ def load_embedding(p):
     """Return the EmbeddingReward of the parameters (None when embedding_weights is empty)."""
     if not p.embedding_weights:
         return None
-    from deft_cem.embedding_reward import EmbeddingReward  # torch: only when used
+    from deft_affordance.embedding_reward import EmbeddingReward  # torch: only when used
     try:
         return EmbeddingReward.from_config(p.embedding_encoder, p.embedding_weights,
                                            p.embedding_goal_image or None,

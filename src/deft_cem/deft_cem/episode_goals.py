@@ -17,7 +17,7 @@ import numpy as np
 
 from deft_cem.episode import MODES, REWARD_SOURCES, residual
 from deft_cem.fine_tune import FineTuneError, FineTuneRequest, FineTuneRun, load_distribution
-from deft_cem.runs import RunStore, check_run_id
+from deft_common.runs import RunStore, check_run_id
 
 EMPTY_TASK = 'task is empty; say what to do, e.g. "pick up the cup"'
 SCENE_RESETS = ('sim', 'operator', 'none')

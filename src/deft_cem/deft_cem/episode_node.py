@@ -21,7 +21,6 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_srvs.srv import Trigger
 
-from deft_cem.episode_bag import EpisodeBagWriter
 from deft_cem.episode_config import load_episode_config
 from deft_cem.episode_goals import (
     EpisodeJob,
@@ -43,13 +42,6 @@ from deft_cem.episode_steps import (
     StepSettings,
 )
 from deft_cem.fine_tune import FineTuneRun
-from deft_cem.policy_runtime import (
-    MissingImage,
-    PolicyCache,
-    policy_path,
-    policy_residual,
-    policy_summary,
-)
 from deft_cem.report import write_report
 from deft_cem.rewards import OperatorRewardBox, ResetGate, recorded_rewards
 from deft_common.image_codec import LatestFrame
@@ -58,6 +50,14 @@ from deft_common.ros_params import declare
 from deft_interfaces.action import FineTune, RunEpisode
 from deft_interfaces.msg import EpisodeRecord
 from deft_interfaces.srv import SubmitReward
+from deft_policy.runtime import (
+    MissingImage,
+    PolicyCache,
+    policy_path,
+    policy_residual,
+    policy_summary,
+)
+from deft_replay.bag_writer import EpisodeBagWriter
 
 R, F = RunEpisode.Result, FineTune.Result
 FINE_TUNE_CODES = {'BAD_GOAL': F.BAD_GOAL, 'RUN_EXISTS': F.RUN_EXISTS,

@@ -14,8 +14,9 @@ from pathlib import Path
 import shutil
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from deft_cem.episode_bag import EpisodeBagWriter, Frame, episode_bag_path
-from deft_cem.runs import RunSettings, save_initial_image
+from deft_common.runs import RunSettings, save_initial_image
+from deft_replay.bag_format import Frame
+from deft_replay.bag_writer import EpisodeBagWriter, episode_bag_path
 
 # The record published when nothing waits for the operator any more (a terminal started later
 # is not shown a finished wait).

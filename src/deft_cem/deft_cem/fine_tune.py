@@ -29,7 +29,7 @@ import numpy as np
 
 from deft_cem.episode import REWARD_SOURCES
 from deft_cem.optimizers import ResidualOptimizer, difference, make_optimizer, replay
-from deft_cem.runs import EpisodeEntry, RunSettings, RunStore, check_run_id, history, new_run_id
+from deft_common.runs import EpisodeEntry, RunSettings, RunStore, check_run_id, history, new_run_id
 
 DEFAULT_EPISODES = 30   # N in the paper
 DEFAULT_WARMUP = 10     # M in the paper

@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from deft_cem.runs import EpisodeEntry, RunSettings, RunStore, atomic_write
+from deft_common.runs import EpisodeEntry, RunSettings, RunStore, atomic_write
 
 
 def elite_means(rewards: Sequence[float], elites: int) -> List[float]:

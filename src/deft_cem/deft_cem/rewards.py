@@ -13,7 +13,7 @@ from pathlib import Path
 import threading
 from typing import Callable, List, Optional, Tuple
 
-from deft_cem.runs import RunStore
+from deft_common.runs import RunStore
 
 # run_id -> rewards of its recorded episodes in order, or None when no such run exists
 RunRewards = Callable[[str], Optional[List[float]]]

@@ -16,7 +16,7 @@ from deft_cem.episode_goals import (
     validate_run_episode_goal,
 )
 from deft_cem.fine_tune import FineTuneRequest
-from deft_cem.runs import RunSettings, RunStore
+from deft_common.runs import RunSettings, RunStore
 from deft_interfaces.action import FineTune, RunEpisode
 
 

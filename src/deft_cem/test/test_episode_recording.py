@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import JointState
 
-from deft_cem.episode_bag import EpisodeBagWriter, Frame, episode_bag_path, read_episode_bag
 from deft_cem.episode_recording import (
     EpisodeCapture,
     JointDecimator,
@@ -15,8 +14,11 @@ from deft_cem.episode_recording import (
     record_fields,
     store_episode_media,
 )
-from deft_cem.runs import RunSettings, image_path, load_image
+from deft_common.runs import RunSettings, image_path, load_image
 from deft_interfaces.msg import EpisodeRecord
+from deft_replay.bag_format import Frame
+from deft_replay.bag_reader import read_episode_bag
+from deft_replay.bag_writer import EpisodeBagWriter, episode_bag_path
 
 NAMES = ['contact_x', 'contact_y', 'wrist_rz']
 K = [525.0, 0.0, 31.5, 0.0, 525.0, 23.5, 0.0, 0.0, 1.0]

@@ -3,7 +3,7 @@ import os
 import pytest
 
 from deft_cem.report import elite_means, main, summary_text, write_report
-from deft_cem.runs import EpisodeEntry, RunSettings, RunStore
+from deft_common.runs import EpisodeEntry, RunSettings, RunStore
 
 
 def make_run(root, rewards, warmup=3, elites=2):

@@ -40,7 +40,7 @@ def test_non_finite_or_out_of_range_rewards_are_refused_unless_discarding(reward
 
 def test_refusals_name_recorded_episodes_and_unknown_runs(tmp_path):
     from deft_cem.rewards import recorded_rewards
-    from deft_cem.runs import EpisodeEntry, RunSettings, RunStore
+    from deft_common.runs import EpisodeEntry, RunSettings, RunStore
 
     store = RunStore(tmp_path, 'cup')
     store.create(RunSettings(task='t', object_prompt='', episodes=3, warmup_episodes=1,

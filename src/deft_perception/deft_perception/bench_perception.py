@@ -5,7 +5,7 @@ A synthetic 640 x 480 tabletop (a plane 0.9 m away, one box 5 cm tall, a noise t
 salient-object prompt, a new frame (new bytes) every repeat so the sam backend recomputes its
 image embedding each time. `sam` is vit_b with random weights: its latency is the real one,
 its masks are meaningless. Results are merged into results/bench.json as segment_latency_s
-(the whole image -> 3D grasp prior path is deft_bringup.bench_prior: prior_latency_s).
+(the whole image -> 3D grasp prior path is deft_eval.bench_prior: prior_latency_s).
 """
 
 import argparse

@@ -1,0 +1,1 @@
+"""The residual policy pi of DEFT: the models, their training on elite episodes, the runtime."""
