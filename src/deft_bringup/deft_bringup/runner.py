@@ -25,7 +25,13 @@ import time
 from typing import IO, Dict, List, Optional, Sequence
 import uuid
 
-from deft_bringup.graph import ARGUMENTS, PROFILES, NodeLaunch, describe
+from deft_bringup.graph import (
+    DEFAULT_NAMESPACE,
+    PROFILES,
+    NodeLaunch,
+    declared_arguments,
+    describe,
+)
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 TAG_VARIABLE = 'DEFT_RUN_TAG'
@@ -240,22 +246,32 @@ class GraphProcesses:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the runner's command line (the launch arguments of the graph description)."""
-    parser = argparse.ArgumentParser(prog='deft_run', description=__doc__.split('\n\n')[0])
+    """Parse the runner's command line: a profile, then the launch arguments it declares."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = argparse.ArgumentParser(prog='deft_run', add_help=False)
+    first.add_argument('profile', nargs='?', choices=PROFILES)
+    known, _ = first.parse_known_args(argv)
+    parser = argparse.ArgumentParser(
+        prog='deft_run', description=__doc__.split('\n\n')[0],
+        epilog='deft_run PROFILE --help lists the options of that profile.')
     parser.add_argument('profile', choices=PROFILES, help='which graph to start')
-    for arg in ARGUMENTS:
-        parser.add_argument(f'--{arg.name}', default=arg.default, help=arg.description)
+    for name, default, description in (declared_arguments(known.profile)
+                                       if known.profile else []):
+        parser.add_argument(f'--{name}', default=default if default is not None else '',
+                            required=default is None, help=description)
     parser.add_argument('--log_dir', default='', help='also write one log file per node here')
     parser.add_argument('--only', nargs='+', metavar='NODE', default=None,
                         help='start only these nodes of the profile (e.g. hand_driver arm)')
-    return parser.parse_args(argv)
+    opts = parser.parse_args(argv)
+    opts.arguments = {name: getattr(opts, name) for name, _, _ in declared_arguments(opts.profile)}
+    opts.namespace = opts.arguments.get('namespace', DEFAULT_NAMESPACE)
+    return opts
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run a graph until Ctrl-C / SIGTERM or until a node exits."""
     opts = parse_args(argv)
-    arguments = {a.name: getattr(opts, a.name) for a in ARGUMENTS}
-    nodes = describe_or_report('deft_run', opts.profile, arguments, only=opts.only)
+    nodes = describe_or_report('deft_run', opts.profile, opts.arguments, only=opts.only)
     if nodes is None:
         return 2
     stop = threading.Event()

@@ -86,3 +86,22 @@ def test_nodes_die_with_a_runner_killed_by_sigkill(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_each_profile_offers_only_its_own_arguments(capsys):
+    from deft_bringup.runner import parse_args
+
+    opts = parse_args(['replay', '--bags', '/tmp/run', '--rate', '2.0'])
+    assert opts.arguments['bags'] == '/tmp/run' and opts.arguments['rate'] == '2.0'
+    assert opts.namespace == '/deft'
+    with pytest.raises(SystemExit) as exc:
+        parse_args(['sim', '--bags', '/tmp/run'])  # sim plays no bags
+    assert exc.value.code == 2 and '--bags' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(['replay'])  # bags is required there, as in replay.launch.py
+    assert '--bags' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(['sim', '--planning_group', 'arm'])  # MoveIt runs on the robot only
+    robot = parse_args(['robot', '--planning_group', 'arm', '--namespace', '/lab'])
+    assert robot.arguments['planning_group'] == 'arm' and robot.namespace == '/lab'
+    assert 'bags' not in robot.arguments
