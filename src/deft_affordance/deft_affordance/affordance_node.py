@@ -81,7 +81,8 @@ class AffordanceNode(Node):
         """Load the affordance model and the retargeting; ConfigurationError saying why not."""
         from deft_affordance.model import AffordanceModel  # torch: only for this backend
         from deft_hand_driver.mano import model_from_parameter
-        from deft_hand_driver.retargeting import build_retargeter, load_retargeting_config
+        from deft_hand_driver.retargeting import build_retargeter
+        from deft_hand_driver.retargeting_config import load_retargeting_config
         if not self.p.checkpoint:
             raise ConfigurationError('backend model needs the parameter checkpoint '
                                      '(train one with deft_train_affordance)')

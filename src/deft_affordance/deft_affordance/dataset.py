@@ -73,7 +73,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 import torch
 
-from deft_affordance.model import HAND_POSE_DIM, crop_to_tensor, quaternion_to_matrix
+from deft_affordance.network import HAND_POSE_DIM, crop_to_tensor
+from deft_common import rotations
 
 MANIFEST = 'manifest.jsonl'
 SPLITS = ('train', 'val', 'test')
@@ -159,8 +160,7 @@ def parse_line(data_dir: Path, text: str) -> Sample:
     n = float(np.linalg.norm(q))
     if n < 1e-6:
         raise ValueError('"wrist_rotation" is the zero quaternion')
-    q = q / n
-    q = -q if q[3] < 0 else q
+    q = rotations.normalize(q)  # unit, w >= 0
     pose = _numbers(obj['hand_pose'], '"hand_pose"')
     if pose.shape != (HAND_POSE_DIM,):
         raise ValueError(f'"hand_pose" must be {HAND_POSE_DIM} numbers (MANO axis-angle), got '
@@ -249,8 +249,8 @@ class AffordanceDataset(torch.utils.data.Dataset):
         contacts = (s.contact_points + 0.5) / np.array([w, h], dtype=np.float64)
         return {'image': x,
                 'contacts': torch.as_tensor(contacts, dtype=torch.float32),
-                'rotation': quaternion_to_matrix(torch.as_tensor(s.wrist_rotation,
-                                                                 dtype=torch.float32)),
+                'rotation': torch.as_tensor(rotations.to_matrix(s.wrist_rotation),
+                                            dtype=torch.float32),
                 'hand_pose': torch.as_tensor(s.hand_pose, dtype=torch.float32),
                 'task': s.task,
                 'size': torch.tensor([w, h], dtype=torch.float32),

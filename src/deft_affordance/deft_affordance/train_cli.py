@@ -29,7 +29,7 @@ def csv_path(out: Path) -> Path:
 
 def parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
-    from deft_affordance.model import BACKBONES
+    from deft_affordance.network import BACKBONES
 
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.strip().split('\n\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)

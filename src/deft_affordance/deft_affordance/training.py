@@ -35,7 +35,8 @@ from scipy.optimize import linear_sum_assignment
 import torch
 
 from deft_affordance.dataset import AffordanceDataset, collate
-from deft_affordance.model import AffordanceModel, axis_angle_to_matrix, geodesic_angle
+from deft_affordance.model import AffordanceModel
+from deft_affordance.torch_geometry import axis_angle_to_matrix, geodesic_angle
 
 METRICS = ('contact_px', 'contact_mean_px', 'wrist_deg', 'hand_pose_deg', 'hand_pose_mae')
 LOSSES = ('loss', 'contact', 'rotation', 'hand_pose')

@@ -13,17 +13,9 @@ import torch
 
 from deft_affordance import dataset as ds
 from deft_affordance import eval_cli, train_cli
-from deft_affordance.model import (
-    AffordanceModel,
-    AffordancePrediction,
-    TextEncoder,
-    build_backbone,
-    matrix_to_quaternion,
-    matrix_to_rot6d,
-    quaternion_to_matrix,
-    rot6d_to_matrix,
-    spatial_softmax,
-)
+from deft_affordance.model import AffordanceModel, AffordancePrediction
+from deft_affordance.network import build_backbone
+from deft_affordance.text_encoder import TextEncoder
 from deft_affordance.training import evaluate, fit
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
@@ -92,32 +84,6 @@ def trained(clip_json, data_dir):
     data = ds.AffordanceDataset(ds.read_manifest(data_dir), 128)
     history = fit(model, data, epochs=80, batch_size=16, lr=3e-3)
     return model, data, history
-
-
-# --- geometry ------------------------------------------------------------------------------
-def test_spatial_softmax_gives_the_argmax_cell_of_a_peaked_heatmap():
-    logits = torch.full((2, 3, 8, 12), -50.0)
-    peaks = [(1, 2), (7, 11), (4, 0), (0, 5), (3, 3), (6, 9)]   # (row, col)
-    for k, (i, j) in enumerate(peaks):
-        logits.view(6, 8, 12)[k, i, j] = 50.0
-    probs, xy = spatial_softmax(logits)
-    assert torch.allclose(probs.sum((-1, -2)), torch.ones(2, 3))
-    want = torch.tensor([[(j + 0.5) / 12, (i + 0.5) / 8] for i, j in peaks]).view(2, 3, 2)
-    assert torch.allclose(xy, want, atol=1e-6)
-
-
-def test_6d_rotation_round_trip():
-    q = torch.nn.functional.normalize(torch.randn(64, 4, generator=torch.Generator()
-                                                  .manual_seed(1)), dim=-1)
-    rot = quaternion_to_matrix(q)
-    assert torch.allclose(rot6d_to_matrix(matrix_to_rot6d(rot)), rot, atol=1e-5)
-    # any 6 numbers (not degenerate) give a proper rotation
-    r = rot6d_to_matrix(torch.randn(64, 6))
-    assert torch.allclose(r.transpose(-1, -2) @ r, torch.eye(3).expand(64, 3, 3), atol=1e-5)
-    assert torch.allclose(torch.linalg.det(r), torch.ones(64), atol=1e-5)
-    for qi, ri in zip(q.double().numpy(), rot.double().numpy()):   # matrix -> quaternion
-        back = matrix_to_quaternion(ri)
-        assert back[3] >= 0 and abs(abs(np.dot(back, qi)) - 1.0) < 1e-5
 
 
 # --- training ------------------------------------------------------------------------------

@@ -6,7 +6,14 @@ import textwrap
 
 import pytest
 
-from deft_common.runs import EpisodeEntry, RunSettings, RunStore, atomic_write, check_run_id, history
+from deft_common.runs import (
+    EpisodeEntry,
+    RunSettings,
+    RunStore,
+    atomic_write,
+    check_run_id,
+    history,
+)
 
 
 def settings(**kw):

@@ -71,8 +71,8 @@ def write_labels(root: Path, tasks: Sequence[str], n: int, settings, label_setti
     """Write the labels of every task into root (manifest.jsonl, crops/); return counts."""
     from PIL import Image
 
-    from deft_eval.sim_eval import SimEvaluator, perceive
     from deft_common.rotations import Transform
+    from deft_eval.sim_eval import SimEvaluator, perceive
     from deft_sim.human_labels import LabelGenerator, load_hand
 
     (root / 'crops').mkdir(parents=True, exist_ok=True)

@@ -229,7 +229,8 @@ class SimEvaluator:
         """
         os.environ.setdefault('MUJOCO_GL', 'egl')
         load_torch_before_gl()
-        from deft_hand_driver.retargeting import build_retargeter, load_retargeting_config
+        from deft_hand_driver.retargeting import build_retargeter
+        from deft_hand_driver.retargeting_config import load_retargeting_config
         from deft_perception.geometry import CameraModel
         from deft_perception.segmentation import DepthPlaneSegmenter
         from deft_sim.human_labels import load_hand

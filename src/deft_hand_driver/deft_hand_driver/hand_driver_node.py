@@ -248,7 +248,8 @@ class HandDriverNode(Node):
         if pose.shape != (45,) or not np.all(np.isfinite(pose)):
             raise ValueError(f'mano_pose needs 45 finite values (15 joints x 3), got {pose.size}')
         if self.retargeter is None:
-            from deft_hand_driver.retargeting import build_retargeter, load_retargeting_config
+            from deft_hand_driver.retargeting import build_retargeter
+            from deft_hand_driver.retargeting_config import load_retargeting_config
             path = self.p.retargeting_config
             if '/' not in path:
                 path = str(default_config_path().parent / path)

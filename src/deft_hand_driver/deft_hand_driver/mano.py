@@ -62,6 +62,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from deft_common import rotations
+
 FINGERS = ('index', 'middle', 'pinky', 'ring', 'thumb')  # MANO's finger order
 JOINT_NAMES = ('wrist',) + tuple(f'{f}{k}' for f in FINGERS for k in (1, 2, 3))
 POSE_JOINTS = JOINT_NAMES[1:]  # the order of the 15 x 3 values of `pose`
@@ -101,53 +103,6 @@ def keypoint_index(name: str) -> int:
     except ValueError:
         raise ValueError(
             f'unknown MANO keypoint {name!r}; known: {", ".join(KEYPOINT_NAMES)}') from None
-
-
-def rotvec_to_matrix(rotvecs) -> np.ndarray:
-    """Return rotation matrices (..., 3, 3) of axis-angle vectors (..., 3) (Rodrigues)."""
-    v = np.asarray(rotvecs, dtype=float)
-    theta = np.linalg.norm(v, axis=-1)[..., None, None]
-    small = theta < 1e-12
-    safe = np.where(small, 1.0, theta)
-    k = v / safe[..., 0]
-    kx = np.zeros(v.shape[:-1] + (3, 3))
-    kx[..., 0, 1], kx[..., 0, 2] = -k[..., 2], k[..., 1]
-    kx[..., 1, 0], kx[..., 1, 2] = k[..., 2], -k[..., 0]
-    kx[..., 2, 0], kx[..., 2, 1] = -k[..., 1], k[..., 0]
-    eye = np.broadcast_to(np.eye(3), kx.shape)
-    rot = eye + np.sin(safe) * kx + (1 - np.cos(safe)) * (kx @ kx)
-    return np.where(small, eye, rot)
-
-
-def matrix_to_rotvec(matrix) -> np.ndarray:
-    """Return the axis-angle vector (angle in [0, pi]) of a 3x3 rotation matrix."""
-    m = np.asarray(matrix, dtype=float)
-    cos = np.clip((np.trace(m) - 1) / 2, -1.0, 1.0)
-    angle = math.acos(cos)
-    if angle < 1e-9:
-        return np.zeros(3)
-    if angle < math.pi - 1e-6:
-        axis = np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]])
-        return axis / (2 * math.sin(angle)) * angle
-    # near pi: the axis is the dominant column of (R + I) / 2
-    b = (m + np.eye(3)) / 2
-    axis = b[:, int(np.argmax(np.diag(b)))]
-    return axis / np.linalg.norm(axis) * angle
-
-
-def _rx(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-
-
-def _ry(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-
-
-def _rz(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
 
 
 def mirror_pose(global_orient: Sequence[float], pose: Sequence[float],
@@ -348,7 +303,7 @@ class ManoModel:
         """
         go = np.zeros(3) if global_orient is None else global_orient
         world = self.forward(go, pose)
-        r0 = rotvec_to_matrix(np.asarray(go, dtype=float))
+        r0 = rotations.rotvec_to_matrix(go)
         local = (world - world[0]) @ r0  # R0^T (p - wrist)
         return local @ self.frame.T
 
@@ -381,8 +336,8 @@ class ManoModel:
                                  f'{", ".join(POSE_JOINTS)}')
             k = POSE_JOINTS.index(name)
             a = self._anat[k]
-            r = _rz(abd) @ _ry(-flex) @ _rx(twist)
-            pose[k] = matrix_to_rotvec(self.frame.T @ a @ r @ a.T @ self.frame)
+            r = rotations.rpy_to_matrix((twist, -flex, abd))  # Rz(abd) Ry(-flex) Rx(twist)
+            pose[k] = rotations.matrix_to_rotvec(self.frame.T @ a @ r @ a.T @ self.frame)
         return pose.reshape(45) - self.hands_mean
 
     def _rotations(self, global_orient, pose) -> np.ndarray:
@@ -393,7 +348,7 @@ class ManoModel:
                              f'{go.size} and {p.size} values')
         if not (np.all(np.isfinite(go)) and np.all(np.isfinite(p))):
             raise ValueError('MANO pose is not finite')
-        return rotvec_to_matrix(np.vstack([go, (p + self.hands_mean).reshape(15, 3)]))
+        return rotations.rotvec_to_matrix(np.vstack([go, (p + self.hands_mean).reshape(15, 3)]))
 
 
 def model_from_parameter(path: str, side: str = 'right') -> Optional[ManoModel]:

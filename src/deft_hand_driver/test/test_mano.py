@@ -1,17 +1,14 @@
-import math
-
 import numpy as np
 import pytest
 
+from deft_common.rotations import rotvec_to_matrix
 from deft_hand_driver import mano
 from deft_hand_driver.mano import (
     FINGERS,
     KEYPOINT_NAMES,
     ManoModel,
     keypoint_index,
-    matrix_to_rotvec,
     mirror_pose,
-    rotvec_to_matrix,
 )
 
 # wrist-to-tip distances of the approximation's flat hand, as documented in mano.py
@@ -96,15 +93,6 @@ def test_a_left_hand_and_the_mirrored_right_hand_look_the_same_to_the_robot():
     # the thumb of the left flat hand is on +y
     flat = left.forward(ZERO, np.zeros(45))
     assert flat[keypoint_index('thumb_tip'), 1] > 0
-
-
-def test_rotvec_round_trip_including_near_pi():
-    rng = np.random.default_rng(3)
-    for v in list(rng.normal(0, 1.0, (20, 3))) + [np.array([math.pi - 1e-8, 0, 0]),
-                                                   np.array([0, 0, 1e-14])]:
-        r = rotvec_to_matrix(v)
-        assert np.allclose(r @ r.T, np.eye(3)) and np.linalg.det(r) == pytest.approx(1.0)
-        assert np.allclose(rotvec_to_matrix(matrix_to_rotvec(r)), r, atol=1e-6)
 
 
 def test_malformed_poses_and_sides_are_value_errors():

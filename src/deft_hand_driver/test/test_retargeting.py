@@ -9,13 +9,8 @@ import yaml
 
 from deft_hand_driver import mano
 from deft_hand_driver.hand_config import DEFAULT_CONFIG, HandConfig, load_hand_config
-from deft_hand_driver.retargeting import (
-    DirectRetargeter,
-    RetargetingConfig,
-    VectorRetargeter,
-    build_retargeter,
-    load_retargeting_config,
-)
+from deft_hand_driver.retargeting import DirectRetargeter, VectorRetargeter, build_retargeter
+from deft_hand_driver.retargeting_config import RetargetingConfig, load_retargeting_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / 'config'
 CONFIGS = sorted(CONFIG_DIR.glob('*_retargeting.yaml'))

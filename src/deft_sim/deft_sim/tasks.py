@@ -41,6 +41,11 @@ from deft_common import rotations
 
 Vec3 = Tuple[float, float, float]
 PALM_DOWN = (1.0, 0.0, 0.0, 0.0)  # wrist +z down, fingers along +x (half turn about x)
+# the spoon grasps' wrist: a quarter turn about z, then a half turn about the turned x axis
+SPOON_WRIST = tuple(rotations.compose(rotations.from_rotvec((0.0, 0.0, np.pi / 2)),
+                                      rotations.from_rotvec((np.pi, 0.0, 0.0))).tolist())
+# the drawer's wrist: a quarter turn about y, the approach axis (+z) along the object's +x
+SIDE_WRIST = tuple(rotations.from_rotvec((0.0, np.pi / 2, 0.0)).tolist())
 
 
 @dataclass(frozen=True)
@@ -103,14 +108,6 @@ class TaskSpec:
         return contact + rotations.rotate(q, self.palm_offset), q
 
 
-def _quat(*rotvecs: Vec3) -> Tuple[float, float, float, float]:
-    """Compose rotations (applied left to right in the moving frame) into one quaternion."""
-    q = np.array([0.0, 0.0, 0.0, 1.0])
-    for v in rotvecs:
-        q = rotations.multiply(q, rotations.from_rotvec(v))
-    return tuple(float(x) for x in rotations.normalize(q))
-
-
 def _flat(*triples: Vec3) -> Tuple[float, ...]:
     """Flatten x, y, z triples into one tuple of floats (the waypoint parameter layout)."""
     return tuple(float(v) for t in triples for v in t)
@@ -151,12 +148,12 @@ TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
         success='lifted 10 cm off its rest, held by two hand parts, touching neither rest nor '
                 'table; reward 0.3 + 0.7 * lift fraction when touched, else up to 0.3 by '
                 'approach',
-        contacts=((0.02, 0.0, SPOON_TOP),), wrist=_quat((0.0, 0.0, np.pi / 2), (np.pi, 0.0, 0.0)),
+        contacts=((0.02, 0.0, SPOON_TOP),), wrist=SPOON_WRIST,
         palm_offset=(0.0, 0.0, -0.01), hand_pose='closed', tau=(0.0, 0.0, 0.15)),
     TaskSpec(
         name='open_drawer', text='open the drawer', obj='drawer',
         success='drawer pulled out >= 60 % of its travel; reward = opened fraction',
-        contacts=(HANDLE,), wrist=_quat((0.0, np.pi / 2, 0.0)),
+        contacts=(HANDLE,), wrist=SIDE_WRIST,
         palm_offset=(-0.08, 0.0, -0.0165), hand_pose='closed',
         tau=(-0.08, 0.0, 0.0, -0.15, 0.0, 0.0)),
     TaskSpec(
@@ -167,7 +164,7 @@ TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
         # the ladle's handle, 3 cm from its centre towards the neck (the spoon's balance point
         # lies between the fingers); the palm 3 cm above it so the curled fingers close under
         # it. tau: push the bowl 2 cm on through the dish, then lift 10 cm turning its tip up
-        contacts=((0.03, 0.0, SPOON_TOP),), wrist=_quat((0.0, 0.0, np.pi / 2), (np.pi, 0.0, 0.0)),
+        contacts=((0.03, 0.0, SPOON_TOP),), wrist=SPOON_WRIST,
         palm_offset=(0.0, 0.0, -0.03), hand_pose='closed',
         tau=_flat((0.02, 0.0, 0.0), (0.02, 0.0, 0.10)),
         tau_rotations=_flat((0.0, 0.0, 0.0), (0.0, -0.3, 0.0))),
@@ -179,7 +176,7 @@ TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
                 'perimeter / 12 cm',
         # the scoop's grasp; tau: lift 7 cm, carry over the pot (MujocoSettings.pot_offset
         # from the tray), lower the bowl into it, one circle of 2 cm radius, lift out
-        contacts=((0.03, 0.0, SPOON_TOP),), wrist=_quat((0.0, 0.0, np.pi / 2), (np.pi, 0.0, 0.0)),
+        contacts=((0.03, 0.0, SPOON_TOP),), wrist=SPOON_WRIST,
         palm_offset=(0.0, 0.0, -0.03), hand_pose='closed',
         tau=_flat((0.0, 0.0, 0.07), (0.15 + STIR_RADIUS, 0.0, 0.07),
                   *_circle((0.15, 0.0, STIR_Z), STIR_RADIUS, 12), (0.15, 0.0, 0.08))),
@@ -231,7 +228,7 @@ def run_scripted(world, position, orientation, hand, tau, dt: float = 0.02,
     move(position, position, q, hand, 0.3)
     last, last_q = position, q
     for offset, turn in zip(offsets, turns):
-        goal, goal_q = position + offset, turned(q, turn)
+        goal, goal_q = position + offset, rotations.turned(q, turn)
         duration = max(0.3, float(np.linalg.norm(goal - last)) / 0.15,
                        rotations.angle_between(last_q, goal_q) / 1.5)
         n = max(1, int(round(duration / dt)))
@@ -241,11 +238,6 @@ def run_scripted(world, position, orientation, hand, tau, dt: float = 0.02,
         last, last_q = goal, goal_q
     move(last, last, last_q, hand, 0.5)
     return world.task_reward()
-
-
-def turned(orientation, rotvec) -> np.ndarray:
-    """Return the orientation turned by a rotation vector about base axes: exp(r) * q."""
-    return rotations.normalize(rotations.multiply(rotations.from_rotvec(rotvec), orientation))
 
 
 def task_spec(name: str) -> TaskSpec:

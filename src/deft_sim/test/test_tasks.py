@@ -21,7 +21,7 @@ from deft_sim.mujoco_world import (  # noqa: E402
     grape_slots,
     hull_perimeter,
 )
-from deft_sim.tasks import TASK_SPECS, TaskSpec, run_scripted, task_spec, turned  # noqa: E402
+from deft_sim.tasks import TASK_SPECS, TaskSpec, run_scripted, task_spec  # noqa: E402
 
 HAND_YAML = Path(__file__).resolve().parents[2] / 'deft_hand_driver' / 'config' / 'leap_16dof.yaml'
 CAMERA_TO_BASE = Transform.from_list([0.5, 0.0, 0.9, 1.0, 0.0, 0.0, 0.0])
@@ -91,7 +91,7 @@ def test_tau_rotations_need_one_finite_rotation_vector_per_waypoint(worlds):
     with pytest.raises(ValueError, match='tau_rotations'):
         run_scripted(w, *w.palm_pose(), 0.0, [[0.0, 0.0, 0.1]], tau_rotations=[[0.0] * 3] * 2)
     # left-multiplied, base axes: a quarter turn about base z of a palm-down wrist
-    q = turned(rotations.from_rotvec([np.pi, 0.0, 0.0]), [0.0, 0.0, np.pi / 2])
+    q = rotations.turned(rotations.from_rotvec([np.pi, 0.0, 0.0]), [0.0, 0.0, np.pi / 2])
     np.testing.assert_allclose(rotations.rotate(q, [1.0, 0.0, 0.0]), [0.0, 1.0, 0.0], atol=1e-9)
     np.testing.assert_allclose(rotations.rotate(q, [0.0, 0.0, 1.0]), [0.0, 0.0, -1.0], atol=1e-9)
 
@@ -156,7 +156,7 @@ def test_placements_lie_in_the_documented_split_ranges(worlds, task):
 def test_the_nominal_grasp_and_tau_succeed(worlds, task, seed, split):
     w, spec = worlds(task), TASK_SPECS[task]
     w.reset(seed, split)
-    goal = turned(spec.grasp(*w.object_pose())[1], spec.rotations[-1])
+    goal = rotations.turned(spec.grasp(*w.object_pose())[1], spec.rotations[-1])
     reward, success = episode(w, spec, seed, split)
     assert success and reward > 0.9
     parts, support = w.object_contacts()
