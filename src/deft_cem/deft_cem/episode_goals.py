@@ -18,9 +18,13 @@ import numpy as np
 from deft_cem.episode import MODES, REWARD_SOURCES, residual
 from deft_cem.fine_tune import FineTuneError, FineTuneRequest, FineTuneRun, load_distribution
 from deft_common.runs import RunStore, check_run_id
+from deft_common.user_text import shown
 
 EMPTY_TASK = 'task is empty; say what to do, e.g. "pick up the cup"'
 SCENE_RESETS = ('sim', 'operator', 'none')
+MAX_EPISODES = 1000     # N, M and E of a FineTune goal (the paper's N is 30)
+MAX_INITIAL_STD = 3.0   # per parameter, in its units: wider than every residual's box
+MAX_TEXT = 1000         # characters of a task or object prompt
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class EpisodeJob:
 def reward_error(source: str, embedding_ready: bool) -> Optional[str]:
     """Return why a reward source cannot be used on this node, or None."""
     if source not in REWARD_SOURCES:
-        return f'reward_source {source!r} is not one of {", ".join(REWARD_SOURCES)}'
+        return f'reward_source {shown(source)} is not one of {", ".join(REWARD_SOURCES)}'
     if source == 'embedding' and not embedding_ready:
         return ('reward_source "embedding" needs the parameters embedding_weights and '
                 'embedding_goal_image on the episode node')
@@ -57,19 +61,30 @@ def _run_id_error(run_id: str) -> Optional[str]:
     return None
 
 
+def counts_error(episodes: int, warmup: int, elites: int) -> Optional[str]:
+    """Return why N, M or E of a FineTune goal lies outside its range, or None (0 = default)."""
+    for name, value in (('episodes', episodes), ('warmup_episodes', warmup), ('elites', elites)):
+        if not 0 <= value <= MAX_EPISODES:
+            return f'{name} is {value}; it must lie in 0..{MAX_EPISODES} (0 = the default)'
+    return None
+
+
 def validate_run_episode_goal(goal, default_reward_source: str, embedding_ready: bool,
                               policy_exists: Callable[[str], bool],
                               checkpoint: str = '') -> Optional[str]:
     """Return why a RunEpisode goal is malformed, or None."""
     if not goal.task.strip():
         return EMPTY_TASK
+    for name, value in (('task', goal.task), ('object_prompt', goal.object_prompt)):
+        if len(value) > MAX_TEXT:
+            return f'{name} is {len(value)} characters long; at most {MAX_TEXT}'
     if goal.mode not in MODES:
-        return f'mode {goal.mode!r} is not one of {", ".join(MODES)}'
+        return f'mode {shown(goal.mode)} is not one of {", ".join(MODES)}'
     error = _run_id_error(goal.run_id)
     if error:
         return error
     if goal.mode == 'policy' and not policy_exists(goal.run_id):
-        return (f'mode "policy": no checkpoint {checkpoint!r} for run_id {goal.run_id!r} '
+        return (f'mode "policy": no checkpoint {checkpoint!r} for run_id {shown(goal.run_id)} '
                 '(train one with deft_train_policy <run dir>)')
     return reward_error(goal.reward_source or default_reward_source, embedding_ready)
 
@@ -83,9 +98,16 @@ def validate_fine_tune_goal(goal, embedding_ready: bool) -> Optional[str]:
         return error
     if goal.resume and not goal.run_id:
         return 'resume: true needs the run_id of the run to continue'
+    error = counts_error(goal.episodes, goal.warmup_episodes, goal.elites)
+    if error:
+        return error
     std = list(goal.initial_std)
-    if not all(math.isfinite(s) and s >= 0 for s in std):
-        return 'initial_std values must be finite and >= 0'
+    if not all(math.isfinite(s) and 0 < s <= MAX_INITIAL_STD for s in std):
+        return (f'initial_std values must be > 0 and <= {MAX_INITIAL_STD:g} (metres, radians, 1 '
+                "per parameter), or empty for the node's initial_std")
+    for name, value in (('task', goal.task), ('object_prompt', goal.object_prompt)):
+        if len(value) > MAX_TEXT:
+            return f'{name} is {len(value)} characters long; at most {MAX_TEXT}'
     if goal.reward_source:
         return reward_error(goal.reward_source, embedding_ready)
     return None

@@ -30,6 +30,7 @@ import numpy as np
 from deft_cem.episode import REWARD_SOURCES
 from deft_cem.optimizers import ResidualOptimizer, difference, make_optimizer, replay
 from deft_common.runs import EpisodeEntry, RunSettings, RunStore, check_run_id, history, new_run_id
+from deft_common.user_text import shown
 
 DEFAULT_EPISODES = 30   # N in the paper
 DEFAULT_WARMUP = 10     # M in the paper
@@ -111,7 +112,7 @@ def check_settings(s: RunSettings, parameter_names: Sequence[str], what: str = '
                                  ('prior', s.prior, PRIORS),
                                  ('reward_source', s.reward_source, REWARD_SOURCES)):
         if value not in choices:
-            raise bad(f'{name} {value!r} is not one of {", ".join(choices)}')
+            raise bad(f'{name} {shown(value)} is not one of {", ".join(choices)}')
 
 
 def build_optimizer(settings: RunSettings) -> ResidualOptimizer:

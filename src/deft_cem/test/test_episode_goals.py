@@ -57,14 +57,30 @@ def test_well_formed_run_episode_goals_pass():
     (dict(task=''), 'task is empty'),
     (dict(run_id='a b'), "run_id 'a b' is not valid"),
     (dict(resume=True), 'resume: true needs the run_id'),
-    (dict(initial_std=[0.1, math.nan]), 'finite and >= 0'),
-    (dict(initial_std=[-0.1]), 'finite and >= 0'),
+    (dict(initial_std=[0.1, math.nan]), 'must be > 0 and <= 3'),
+    (dict(initial_std=[-0.1]), 'must be > 0 and <= 3'),
+    (dict(initial_std=[0.1, 0.0]), 'must be > 0 and <= 3'),  # the .action says > 0
+    (dict(initial_std=[1e300]), 'must be > 0 and <= 3'),
+    (dict(episodes=2_000_000_000), 'episodes is 2000000000; it must lie in 0..1000'),
+    (dict(episodes=-1), 'episodes is -1'),
+    (dict(warmup_episodes=5000), 'warmup_episodes is 5000'),
+    (dict(elites=-3), 'elites is -3'),
+    (dict(task='x' * 1001), 'task is 1001 characters long; at most 1000'),
+    (dict(object_prompt='p' * 5000), 'object_prompt is 5000 characters long'),
     (dict(reward_source='embedding'), 'embedding_goal_image'),
 ])
 def test_malformed_fine_tune_goals_say_why(kw, message):
     goal = FineTune.Goal(**{'task': 'pick up the cup', **kw})
     error = validate_fine_tune_goal(goal, embedding_ready=False)
     assert error is not None and message in error
+
+
+def test_a_long_run_id_is_not_echoed_whole():
+    goal = FineTune.Goal(task='t', run_id='r' * 100_000 + ' ')
+    error = validate_fine_tune_goal(goal, embedding_ready=False)
+    assert 'is not valid' in error and '(100001 characters)' in error and len(error) < 300
+    error = check(run_goal(mode='m' * 100_000))
+    assert '(100000 characters)' in error and len(error) < 300
 
 
 def test_well_formed_fine_tune_goals_pass():

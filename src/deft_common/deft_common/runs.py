@@ -26,6 +26,8 @@ from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from deft_common.user_text import shown
+
 RUN_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
 
 
@@ -71,8 +73,8 @@ class EpisodeEntry:
 def check_run_id(run_id: str) -> str:
     """Return the run id or raise ValueError saying what a run id may contain."""
     if not RUN_ID.match(run_id or ''):
-        raise ValueError(f'run_id {run_id!r} is not valid: use 1-128 letters, digits, ".", "_" '
-                         'or "-", starting with a letter or digit')
+        raise ValueError(f'run_id {shown(run_id)} is not valid: use 1-128 letters, digits, ".", '
+                         '"_" or "-", starting with a letter or digit')
     return run_id
 
 
