@@ -31,6 +31,8 @@ class NodeSpec:
     profiles: Tuple[str, ...]
     # Subscribes to camera/... topics: on the robot these are remapped to the RGB-D driver's.
     camera_input: bool = False
+    # Started again when it exits (deft_run and the launch files); not the one-shot bag player.
+    respawn: bool = True
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Argument:
 
 NODES = (
     NodeSpec('sim', 'deft_sim', 'sim_node', ('sim',)),
-    NodeSpec('bag_player', 'deft_replay', 'bag_player', ('replay',)),
+    NodeSpec('bag_player', 'deft_replay', 'bag_player', ('replay',), respawn=False),
     NodeSpec('perception', 'deft_perception', 'perception_node', ('sim', 'robot', 'replay'),
              camera_input=True),
     NodeSpec('affordance', 'deft_affordance', 'affordance_node', ('sim', 'robot', 'replay'),
@@ -54,6 +56,10 @@ NODES = (
     NodeSpec('episode', 'deft_cem', 'episode_node', ('sim', 'robot'), camera_input=True),
 )
 PROFILES = ('sim', 'robot', 'replay')
+# A node that exits is started again after RESPAWN_DELAY s, at most RESPAWN_MAX_RETRIES times in
+# a graph's life (deft_run's --respawn_delay / --respawn_max_retries; launch_ros's respawn_*).
+RESPAWN_DELAY = 2.0
+RESPAWN_MAX_RETRIES = 5
 
 ARGUMENTS = (
     Argument('namespace', DEFAULT_NAMESPACE, 'Namespace of every node of the graph.'),
@@ -128,6 +134,7 @@ class NodeLaunch:
     overrides: Dict[str, object] = field(default_factory=dict)
     remappings: Tuple[Tuple[str, str], ...] = ()
     log_level: str = 'info'
+    respawn: bool = True
 
     def ros_args(self, overrides_file: Optional[str] = None) -> List[str]:
         """
@@ -164,7 +171,9 @@ class NodeLaunch:
         return dict(package=self.package, executable=self.executable, name=self.name,
                     namespace=self.namespace, parameters=parameters,
                     remappings=list(self.remappings), output='screen',
-                    arguments=['--ros-args', '--log-level', self.log_level])
+                    arguments=['--ros-args', '--log-level', self.log_level],
+                    respawn=self.respawn, respawn_delay=RESPAWN_DELAY,
+                    respawn_max_retries=RESPAWN_MAX_RETRIES if self.respawn else 0)
 
 
 def param_file_dir() -> Path:
@@ -257,7 +266,8 @@ def describe(profile: str, arguments: Optional[Dict[str, str]] = None,
         result.append(NodeLaunch(
             name=spec.name, package=spec.package, executable=spec.executable,
             namespace=args['namespace'], param_files=tuple(str(f) for f in files),
-            overrides=values, remappings=remaps, log_level=args['log_level']))
+            overrides=values, remappings=remaps, log_level=args['log_level'],
+            respawn=spec.respawn))
     return result
 
 

@@ -4,8 +4,10 @@ Start the DEFT graph without `launch`: every node its own process, from the grap
     deft_run sim                      # the simulated twin, logs interleaved on the terminal
     deft_run sim --params_file my.yaml --reward_source operator
 
-Stops every node (SIGINT, then SIGTERM, then SIGKILL to the process group) on Ctrl-C, on SIGTERM,
-or when a node exits on its own (the exit code and the tail of its log are printed). Every node
+A node that exits is started again after --respawn_delay s (2), at most --respawn_max_retries
+times (5) each, as the launch files do (respawn); the graph stops when a node exits once more, or
+the bag player (a one-shot) exits. Stops every node (SIGINT, then SIGTERM, then SIGKILL to the
+process group) on Ctrl-C or SIGTERM. Every node
 process gets the environment variable DEFT_RUN_TAG (the caller's, or a new unique value), so that
 a check can find any process of a graph that outlived it (deft_bringup.testing.tagged_processes).
 """
@@ -22,12 +24,14 @@ import sys
 import tempfile
 import threading
 import time
-from typing import IO, Dict, List, Optional, Sequence
+from typing import IO, Callable, Dict, List, Optional, Sequence
 import uuid
 
 from deft_bringup.graph import (
     DEFAULT_NAMESPACE,
     PROFILES,
+    RESPAWN_DELAY,
+    RESPAWN_MAX_RETRIES,
     NodeLaunch,
     declared_arguments,
     describe,
@@ -245,6 +249,47 @@ class GraphProcesses:
             self._tmp = None
 
 
+class Respawner:
+    """Starts nodes of a graph again when they exit: after a delay, a limited number of times."""
+
+    def __init__(self, graph: 'GraphProcesses', delay: float = RESPAWN_DELAY,
+                 max_retries: int = RESPAWN_MAX_RETRIES,
+                 say: Callable[[str], None] = lambda text: print(text, file=sys.stderr,
+                                                                 flush=True)):
+        self.graph, self.delay, self.max_retries, self.say = graph, delay, max_retries, say
+        self.retries: Dict[str, int] = {}
+        self.due: Dict[str, float] = {}  # node -> monotonic time of its restart
+
+    def check(self) -> Optional[str]:
+        """
+        Look at the processes once: schedule restarts and start those that are due.
+
+        Return None while the graph goes on, or why it must stop (a node that may not be
+        restarted, or one that exhausted its retries).
+        """
+        now = time.monotonic()
+        respawns = {n.name: n.respawn for n in self.graph.nodes}
+        for name, code in self.graph.exited().items():
+            if name in self.due:
+                continue
+            tries = self.retries.get(name, 0)
+            if not respawns.get(name, False):
+                return f'node {name} exited with code {code}'
+            if tries >= self.max_retries:
+                return (f'node {name} exited with code {code} after {tries} restarts '
+                        f'(--respawn_max_retries {self.max_retries})')
+            self.retries[name] = tries + 1
+            self.due[name] = now + self.delay
+            self.say(f'deft_run: node {name} exited with code {code}; restarting it in '
+                     f'{self.delay:g} s (restart {tries + 1} of {self.max_retries})')
+        for name, when in list(self.due.items()):
+            if now >= when:
+                del self.due[name]
+                self.graph.restart(name)
+                self.say(f'deft_run: node {name} restarted')
+        return None
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the runner's command line: a profile, then the launch arguments it declares."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -260,6 +305,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.add_argument(f'--{name}', default=default if default is not None else '',
                             required=default is None, help=description)
     parser.add_argument('--log_dir', default='', help='also write one log file per node here')
+    parser.add_argument('--respawn_delay', type=float, default=RESPAWN_DELAY,
+                        help='seconds before a node that exited is started again')
+    parser.add_argument('--respawn_max_retries', type=int, default=RESPAWN_MAX_RETRIES,
+                        help='restarts of each node before the graph stops (0: stop at once)')
     parser.add_argument('--only', nargs='+', metavar='NODE', default=None,
                         help='start only these nodes of the profile (e.g. hand_driver arm)')
     opts = parser.parse_args(argv)
@@ -287,15 +336,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with graph:
         print(f'deft_run: started {", ".join(n.name for n in nodes)} in {opts.namespace}',
               flush=True)
+        respawner = Respawner(graph, max(0.0, opts.respawn_delay),
+                              max(0, opts.respawn_max_retries))
         try:
             while not stop.is_set():
-                dead = graph.exited()
-                if dead:
-                    for name, rc in dead.items():
-                        print(f'deft_run: node {name} exited with code {rc}', file=sys.stderr)
+                why = respawner.check()
+                if why:
+                    print(f'deft_run: {why}; stopping the graph', file=sys.stderr)
                     code = 1
                     break
-                stop.wait(0.5)
+                stop.wait(0.2)
         except KeyboardInterrupt:
             pass
     return code

@@ -220,3 +220,14 @@ def test_moveit_config_package_is_built_into_a_parameter_file(monkeypatch):
     with pytest.raises(ValueError, match='needs moveit_configs_utils'):
         graph.describe('robot', {'moveit_config_package': 'p', 'robot_name': 'r'},
                        config_dir=CONFIG)
+
+
+def test_nodes_respawn_but_the_one_shot_player():
+    for profile in graph.PROFILES:
+        over = {'bag_player': {'bags': str(CONFIG)}} if profile == 'replay' else None
+        for node in graph.describe(profile, config_dir=CONFIG, overrides=over):
+            kw = node.launch_kwargs()
+            one_shot = node.name == 'bag_player'
+            assert kw['respawn'] is (not one_shot) and node.respawn is (not one_shot)
+            assert kw['respawn_delay'] == graph.RESPAWN_DELAY
+            assert kw['respawn_max_retries'] == (0 if one_shot else graph.RESPAWN_MAX_RETRIES)

@@ -105,3 +105,46 @@ def test_each_profile_offers_only_its_own_arguments(capsys):
     robot = parse_args(['robot', '--planning_group', 'arm', '--namespace', '/lab'])
     assert robot.arguments['planning_group'] == 'arm' and robot.namespace == '/lab'
     assert 'bags' not in robot.arguments
+
+
+def test_a_killed_node_is_respawned_and_serves_again(make_graph, probe):
+    from std_srvs.srv import Trigger
+
+    from deft_bringup.runner import Respawner
+
+    graph = make_graph('respawn', only=['hand_driver', 'arm'])
+    said = []
+    with graph:
+        respawner = Respawner(graph, delay=0.3, max_retries=2, say=said.append)
+        assert probe.call(Trigger, 'arm/home', Trigger.Request(), timeout=30.0,
+                          resend_after=2.0).success
+        for restart in (1, 2):
+            first = graph.procs['arm'].pid
+            graph.kill('arm')  # SIGKILL: a crash
+            def respawned(first=first):
+                return (respawner.check() is None and graph.procs['arm'].pid != first
+                        and graph.procs['arm'].poll() is None)
+            wait_until(respawned, 15, 'the arm to be respawned')
+            assert f'restart {restart} of 2' in ' '.join(said)
+            # the respawned arm joins the graph and answers (the hand driver never stopped)
+            assert probe.call(Trigger, 'arm/home', Trigger.Request(), timeout=30.0,
+                              resend_after=2.0).success
+            assert graph.procs['hand_driver'].poll() is None
+        graph.kill('arm')  # a third crash: the retries are spent, the graph must stop
+        why = None
+        deadline = time.monotonic() + 5.0
+        while why is None and time.monotonic() < deadline:
+            why = respawner.check()
+            time.sleep(0.05)
+        assert why is not None and 'after 2 restarts' in why and 'arm' in why
+
+
+def test_the_one_shot_bag_player_is_not_respawned(make_graph, tmp_path):
+    from deft_bringup.runner import Respawner
+
+    graph = make_graph('no_respawn', profile='replay', only=['bag_player'],
+                       overrides={'bag_player': {'bags': str(tmp_path)}})  # holds no bag
+    with graph:
+        respawner = Respawner(graph, delay=0.1, max_retries=5, say=lambda _: None)
+        wait_until(lambda: graph.exited(), 30, 'the player to refuse the missing bags')
+        assert 'node bag_player exited with code' in respawner.check()
