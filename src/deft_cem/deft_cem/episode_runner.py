@@ -40,6 +40,7 @@ class EpisodeRunner:
                  logger):
         self.steps, self.capture, self.log = steps, capture, logger
         self.camera, self.camera_info, self.depth = camera, camera_info, depth
+        self.reset_first = False  # an episode lost a node: the next one resets the scene first
 
     def frame(self):
         """Return the newest camera frame (None: none yet)."""
@@ -78,6 +79,9 @@ class EpisodeRunner:
         """Perceive, predict, execute xi + eps, reward, hand open and arm home: (xi, eps, r)."""
         steps, capture = self.steps, self.capture
         try:
+            if self.reset_first:  # the last episode lost a node mid-motion: put things back
+                await steps.reset(job.seed, phase)
+                self.reset_first = False
             capture.start()
             scene = steps.now_ns()  # the scene as it is now: no frame from before it counts
             await steps.perceive(job.prompt, phase, not_before=scene)
@@ -101,7 +105,11 @@ class EpisodeRunner:
             await steps.safe_reset(job.seed, phase)
             raise
         except EpisodeFailure as exc:
-            if exc.code != R.RESET_FAILED:
+            if exc.code == R.SERVER_GONE:
+                # Report at once: the node that went away cannot be reset now (a respawned one
+                # may come within seconds); the next episode resets the scene before it starts.
+                self.reset_first = True
+            elif exc.code != R.RESET_FAILED:
                 await steps.safe_reset(job.seed, phase)
             raise
         except Exception as exc:  # a bug or I/O error: hand open, arm home, then a clear abort

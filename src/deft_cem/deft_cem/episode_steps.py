@@ -24,7 +24,7 @@ from deft_cem.episode_goals import reward_error
 from deft_cem.grasp_params import ParameterSpace
 from deft_cem.rewards import OperatorRewardBox, ResetGate
 from deft_common.image_codec import LatestFrame
-from deft_common.ros_async import sleep, wait_for, wait_until
+from deft_common.ros_async import ServerWatch, sleep, wait_for, wait_until
 from deft_interfaces.action import ExecuteGrasp, HandGrasp, RunEpisode
 from deft_interfaces.srv import GetTaskReward, PredictGrasp, ResetSim, Segment
 
@@ -215,16 +215,23 @@ class EpisodeSteps:
         ok, handle = await wait_for(
             self.node, self.arm.send_goal_async(goal, feedback_callback=on_feedback),
             self.s.service_timeout, self.group)
-        if not ok or not handle.accepted:
+        if not ok:
+            raise EpisodeFailure(R.SERVER_GONE, 'arm/execute_grasp did not answer the goal within '
+                                 f'{self.s.service_timeout} s (is the arm node running?)')
+        if not handle.accepted:
             raise EpisodeFailure(R.ARM_FAILED, 'arm/execute_grasp rejected the grasp goal '
                                  '(see the arm node log)')
+        watch = ServerWatch.action(self.node, 'arm/execute_grasp')
         result = handle.get_result_async()
         waited = 0.0
         while not result.done():
+            if watch.gone():
+                result.cancel()
+                raise EpisodeFailure(
+                    R.SERVER_GONE, 'the arm node went away during arm/execute_grasp (its process '
+                    'ended; see its log): the arm stopped wherever it was, check the scene')
             if goal_handle.is_cancel_requested or waited > self.s.arm_timeout:
-                await wait_for(self.node, handle.cancel_goal_async(), self.s.service_timeout,
-                               self.group)
-                await wait_for(self.node, result, self.s.arm_timeout, self.group)
+                await self.cancel_arm(handle, result)
                 if goal_handle.is_cancel_requested:
                     raise EpisodeCanceled()
                 raise EpisodeFailure(
@@ -237,6 +244,12 @@ class EpisodeSteps:
             code = R.HAND_FAILED if arm.error_code == ExecuteGrasp.Result.HAND_FAILED \
                 else R.ARM_FAILED
             raise EpisodeFailure(code, f'arm: {arm.message} (stage {arm.final_stage})')
+
+    async def cancel_arm(self, handle, result) -> None:
+        """Cancel an arm goal and give it service_timeout (not a whole arm_timeout) to stop."""
+        await wait_for(self.node, handle.cancel_goal_async(), self.s.service_timeout, self.group)
+        if not result.done():
+            await wait_for(self.node, result, self.s.service_timeout, self.group)
 
     async def countdown(self, goal_handle, timeout: float, ready: Callable[[], bool],
                         phase: Phase, name: str, detail: Callable[[int], str]) -> bool:
@@ -332,11 +345,25 @@ class EpisodeSteps:
             raise EpisodeFailure(R.RESET_FAILED, 'action hand/grasp is not available')
         ok, handle = await wait_for(self.node, self.hand.send_goal_async(
             HandGrasp.Goal(named_pose='open')), self.s.service_timeout, self.group)
-        if not ok or not handle.accepted:
+        if not ok:
+            raise EpisodeFailure(R.SERVER_GONE, 'hand/grasp did not answer the goal to open the '
+                                 f'hand within {self.s.service_timeout} s (is the hand driver '
+                                 'running?)')
+        if not handle.accepted:
             raise EpisodeFailure(R.RESET_FAILED, 'hand/grasp refused to open the hand')
-        ok, wrapped = await wait_for(self.node, handle.get_result_async(), self.s.hand_timeout,
-                                     self.group)
-        if not ok or wrapped.status != GoalStatus.STATUS_SUCCEEDED:
+        watch = ServerWatch.action(self.node, 'hand/grasp')
+        result = handle.get_result_async()
+        deadline = self.now_ns() + int(self.s.hand_timeout * 1e9)
+        while not result.done():
+            if watch.gone():
+                result.cancel()
+                raise EpisodeFailure(R.SERVER_GONE, 'the hand driver went away while opening the '
+                                     'hand (its process ended; see its log)')
+            if self.now_ns() > deadline:
+                raise EpisodeFailure(R.RESET_FAILED, 'the hand did not open within '
+                                     f'{self.s.hand_timeout} s')
+            await sleep(self.node, 0.05, self.group)
+        if result.result().status != GoalStatus.STATUS_SUCCEEDED:
             raise EpisodeFailure(R.RESET_FAILED, 'the hand did not open')
 
     async def home(self, phase: Phase) -> None:

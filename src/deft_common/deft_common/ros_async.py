@@ -54,3 +54,42 @@ async def wait_until(node: Node, ready: Callable[[], bool], timeout: float,
             return False
         await sleep(node, period, group)
     return True
+
+
+class ServerWatch:
+    """
+    Notices that the server answering a goal or a request has gone away.
+
+    An action server's status topic, or a service's response topic, has one publisher per live
+    server process. The watch keeps the DDS ids (GIDs) of those publishers when a goal is sent;
+    `gone()` turns true once none of them is on the graph any more: the process ended (it is
+    dropped when its participant lease expires, a few seconds after a crash with the shipped DDS
+    profile), even when a restarted server already took its place, which knows nothing of the
+    goal. A watch that saw no publisher at all (discovery not complete) never reports gone.
+    """
+
+    def __init__(self, node: Node, topic: str):
+        self.node = node
+        self.topic = node.resolve_topic_name(topic)
+        self.gids = self._gids()
+
+    @classmethod
+    def action(cls, node: Node, name: str) -> 'ServerWatch':
+        """Watch the server of action `name` (relative names resolve in the node's namespace)."""
+        return cls(node, f'{node.resolve_topic_name(name)}/_action/status')
+
+    @classmethod
+    def service(cls, node: Node, name: str) -> 'ServerWatch':
+        """Watch the server of service `name`."""
+        return cls(node, f'{node.resolve_service_name(name)}/_service_event')
+
+    def _gids(self) -> frozenset:
+        try:
+            infos = self.node.get_publishers_info_by_topic(self.topic)
+        except Exception:  # noqa: BLE001 - a node shutting down: nothing to tell
+            return frozenset()
+        return frozenset(bytes(info.endpoint_gid) for info in infos)
+
+    def gone(self) -> bool:
+        """Return True when every server seen at the start has left the graph."""
+        return bool(self.gids) and not (self.gids & self._gids())
