@@ -1,43 +1,17 @@
-"""The arm's hardware boundary: one abstract class, chosen by the `backend` parameter."""
+"""
+The arm's backends, chosen by the `backend` parameter: `fake` here, `moveit` in moveit_backend.
 
-from abc import ABC, abstractmethod
+The abstract class and MotionError live in deft_arm.arm_backend (re-exported here); the moveit
+backend is imported only when chosen (only the robot has moveit_py).
+"""
+
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable
 
+from deft_arm.arm_backend import ArmBackend, MotionError
 from deft_arm.motion import Pose
 
-
-class MotionError(RuntimeError):
-    """A motion could not be planned or executed; the message says which and why."""
-
-    def __init__(self, message: str, timed_out: bool = False):
-        super().__init__(message)
-        self.timed_out = timed_out
-
-
-class ArmBackend(ABC):
-    """An arm that moves its wrist through Cartesian poses."""
-
-    @abstractmethod
-    def current_pose(self) -> Pose:
-        """Return the wrist pose now."""
-
-    @abstractmethod
-    def move(self, path: List[Pose], rate_hz: float, should_stop: Callable[[], bool],
-             on_step: Callable[[int, Pose], None], linear: bool = False) -> bool:
-        """
-        Follow the path; return False if should_stop() ended it early.
-
-        linear asks for a straight wrist line to the path's end (the approach along the palm's
-        axis, the retreat); raise MotionError when the motion cannot be planned or executed.
-        """
-
-    def check_reachable(self, poses: Sequence[Tuple[str, Pose]]) -> Optional[str]:
-        """Return why one of the named poses cannot be reached, or None; moves nothing."""
-        return None
-
-    def close(self) -> None:
-        """Release the hardware."""
+__all__ = ['ArmBackend', 'BACKENDS', 'FakeArm', 'MotionError', 'make_backend']
 
 
 class FakeArm(ArmBackend):

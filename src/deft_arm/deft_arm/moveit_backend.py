@@ -31,7 +31,7 @@ from geometry_msgs.msg import Pose as PoseMsg
 from geometry_msgs.msg import PoseStamped
 import numpy as np
 
-from deft_arm.backends import ArmBackend, MotionError
+from deft_arm.arm_backend import ArmBackend, MotionError
 from deft_arm.motion import Pose, Workspace
 from deft_common import rotations
 

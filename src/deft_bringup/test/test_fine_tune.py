@@ -16,6 +16,7 @@ from action_msgs.msg import GoalStatus
 from geometry_msgs.msg import PoseStamped
 import numpy as np
 import pytest
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import JointState
 
 from deft_bringup.testing import FAST_SIM, Probe, start_graph, wait_until
@@ -23,6 +24,7 @@ from deft_cem.fine_tune import build_optimizer, restore_optimizer
 from deft_cem.optimizers import replay
 from deft_common.runs import RunStore, history
 from deft_interfaces.action import FineTune, RunEpisode
+from deft_interfaces.msg import RunList
 from deft_interfaces.srv import SubmitReward
 from deft_replay.bag_reader import read_episode_bag
 from deft_replay.bag_writer import episode_bag_path
@@ -61,7 +63,7 @@ def embedding_files(folder: Path):
     import torch
     from torchvision.models import resnet18
 
-    from deft_policy.policy import save_initial_image
+    from deft_common.runs import save_initial_image
 
     torch.manual_seed(0)
     weights = folder / 'resnet18.pt'
@@ -223,6 +225,9 @@ def test_sigkill_in_every_phase_then_resume_loses_nothing(tuned, run_root):
                         lambda f: f.phase == 'reset'), {4, 5}),
     ]
     snapshots = []
+    listings = []  # RunList messages on resumable_runs (latched: a late subscriber gets one)
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    probe.node.create_subscription(RunList, 'resumable_runs', listings.append, latched)
     for sent, kill_when, leaves in plan:
         status, _, feedback = send(client, sent, timeout=150, kill_when=kill_when)
         assert status is None, 'the run ended before the kill'
@@ -233,6 +238,13 @@ def test_sigkill_in_every_phase_then_resume_loses_nothing(tuned, run_root):
         graph.restart('episode')
         wait_until(lambda: 'ready:' in graph.tail('episode', 10**6).rsplit('\n$ ', 1)[-1], 30,
                    'the restarted node')
+        # the restarted node says which runs can be resumed, in its log and on a latched topic
+        start_log = graph.tail('episode', 10**6).rsplit('\n$ ', 1)[-1]
+        assert f'crash: "pick up the cup", {count} of 6 episodes' in start_log
+        listed = [('crash', count, 6)]
+        wait_until(lambda listed=listed: any(
+            [(r.run_id, r.episodes_done, r.episodes) for r in m.runs] == listed
+            for m in listings), 10, 'resumable_runs to list the run')
         client = ready_client(probe, FineTune, 'fine_tune')
     status, result, _ = send(client, resumed, timeout=150)
     assert status == GoalStatus.STATUS_SUCCEEDED, result.message

@@ -50,8 +50,9 @@ def undocumented(text: str) -> Tuple[List[str], List[Tuple[str, str, str, int]]]
 def test_every_interface_file_is_found():
     names = {p.name for p in FILES}
     assert {'EpisodeRecord.msg', 'GraspPrior.msg', 'Segment.srv', 'FineTune.action',
-            'RunEpisode.action', 'ExecuteGrasp.action', 'HandGrasp.action'} <= names
-    assert len(FILES) == 11
+            'RunEpisode.action', 'ExecuteGrasp.action', 'HandGrasp.action', 'RunSummary.msg',
+            'RunList.msg'} <= names
+    assert len(FILES) == 13
 
 
 @pytest.mark.parametrize('path', FILES, ids=lambda p: p.name)

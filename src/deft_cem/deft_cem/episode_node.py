@@ -8,6 +8,7 @@ goals and results; the logic is in episode_config (parameters), episode_goals (v
 episode_runner (one episode, the fine-tuning loop), episode_recording (records, I0, bags).
 """
 
+from dataclasses import asdict
 import math
 import os
 from pathlib import Path
@@ -44,11 +45,12 @@ from deft_cem.episode_steps import (
 from deft_cem.fine_tune import FineTuneRun
 from deft_cem.report import write_report
 from deft_cem.rewards import OperatorRewardBox, ResetGate, recorded_rewards
+from deft_cem.run_index import list_runs
 from deft_common.image_codec import LatestFrame
 from deft_common.node_main import ConfigurationError, run_node
 from deft_common.ros_params import declare
 from deft_interfaces.action import FineTune, RunEpisode
-from deft_interfaces.msg import EpisodeRecord
+from deft_interfaces.msg import EpisodeRecord, RunList, RunSummary
 from deft_interfaces.srv import SubmitReward
 from deft_policy.runtime import (
     MissingImage,
@@ -123,9 +125,24 @@ class EpisodeNode(Node):
         self.tune_server = ActionServer(
             self, FineTune, 'fine_tune', execute_callback=self.fine_tune,
             goal_callback=self.on_fine_tune_goal, cancel_callback=cancel, callback_group=group)
+        self.resumable = self.create_publisher(RunList, 'resumable_runs', latched)
+        self.announce_runs(at_start=True)
         self.get_logger().info(f'ready: {self.space.size} grasp parameters, runs in '
                                f'{self.run_root}, reward default {p.default_reward_source}, '
                                f'scene reset {p.scene_reset}')
+
+    def announce_runs(self, at_start: bool = False) -> None:
+        """Publish (latched) and, at start, log the runs that can be resumed."""
+        runs, unreadable = list_runs(self.run_root)
+        msg = RunList(runs=[RunSummary(**asdict(r)) for r in runs], run_root=str(self.run_root),
+                      unreadable=unreadable)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.resumable.publish(msg)
+        if at_start and runs:
+            self.get_logger().info('runs that can be resumed (fine_tune with resume: true): '
+                                   + '; '.join(r.line() for r in runs[:10]))
+        for why in unreadable if at_start else ():
+            self.get_logger().warning(f'run directory cannot be read: {why}')
 
     # --- goals: busy is a rejection, a malformed goal an abort with BAD_GOAL and why ---------
     def _accept(self, kind: str, goal, error: Optional[str]) -> GoalResponse:
@@ -303,6 +320,7 @@ class EpisodeNode(Node):
                 handle.abort()
         finally:
             self.busy = False
+            self.announce_runs()
         if run is not None:
             result.rewards, result.best_reward = run.rewards, run.best_reward
             try:

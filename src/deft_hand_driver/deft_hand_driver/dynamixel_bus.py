@@ -34,7 +34,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import dynamixel_sdk as sdk
 import numpy as np
 
-from deft_hand_driver.backends import HandBackend
+from deft_hand_driver.hand_backend import HandBackend
 from deft_hand_driver.hand_config import HandConfig
 
 

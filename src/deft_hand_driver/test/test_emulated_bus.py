@@ -12,7 +12,8 @@ import time
 import dynamixel_sdk as sdk
 import pytest
 
-from deft_hand_driver.emulated_bus import EmulatedBus, crc16, packet, parse_ids, stuff, unstuff
+from deft_hand_driver.dxl_protocol import crc16, packet, stuff, unstuff
+from deft_hand_driver.emulated_bus import EmulatedBus, parse_ids
 
 pytestmark = pytest.mark.timeout(30)
 PH = sdk.PacketHandler(2.0)

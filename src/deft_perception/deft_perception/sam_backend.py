@@ -35,9 +35,10 @@ import numpy as np
 import torch
 
 from deft_common.torch_device import torch_device
+from deft_perception.depth_backend import DepthPlaneSegmenter
 from deft_perception.geometry import CameraModel, crop_resize, crop_window, mask_box
 from deft_perception.prompts import Prompt
-from deft_perception.segmentation import DepthPlaneSegmenter, SegmentationError, Segmenter
+from deft_perception.segmenter import SegmentationError, Segmenter
 
 SAM_MODEL_TYPES = ('vit_b', 'vit_l', 'vit_h')
 LOG = logging.getLogger(__name__)

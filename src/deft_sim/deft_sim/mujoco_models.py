@@ -3,206 +3,52 @@ MJCF of the physically simulated tabletop, built in code from the hand config an
 
 Frames and units: metres, radians, kilograms; base_link is the world frame, the table top is the
 plane z = 0 (as in the kinematic world). MuJoCo quaternions are (w, x, y, z); every quaternion
-in this package's public API is ROS order (x, y, z, w).
+in this package's public API is ROS order (x, y, z, w) (mjcf converts).
 
-The hand (LEAP-class proportions, 16 DOF) hangs on a free body 'palm' whose frame is the wrist
-frame of deft_arm: origin at the centre of the palm's inner face, +z out of the palm (the
-approach axis), fingers along +x, the index finger on +y; the finger roots sit on the palm's
-mid-plane, so the flat hand's inner face is flush and can rest on a surface. Index, middle and
-ring fingers carry `<finger>_abd` (side swing about the palm normal) and `<finger>_mcp`, `_pip`,
-`_dip` (flexion towards +z). The thumb is a simplification of LEAP's: it sits on the palm's
-proximal edge, opposite the fingers, and all four of its joints flex towards the palm
-(`thumb_cmc_abd` is the swing into opposition), so the config's `closed` pose is a power grasp
-in which thumb and fingers oppose each other. Joint names and limits come from the hand config,
-so they match the driver.
+The hand's MJCF is built in mujoco_hand, the task objects' in mujoco_objects, on the
+conventions of mjcf; this module assembles the scene (table, floor, lights, camera, the wrist's
+weld, the hand and the task's objects) and re-exports those modules' names.
 """
 
-from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from deft_common import rotations
+from deft_sim.mjcf import fmt, mj_quat, optical_to_mujoco_camera, ros_quat
+from deft_sim.mujoco_hand import (
+    FINGER_JOINTS,
+    FINGERS,
+    HAND_GROUPS,
+    THUMB_JOINTS,
+    HandGeometry,
+    hand_xml,
+)
+from deft_sim.mujoco_objects import (
+    LADLE,
+    BowlGeometry,
+    CupGeometry,
+    DishGeometry,
+    DrawerGeometry,
+    GrapeGeometry,
+    SpoonGeometry,
+    bowl_xml,
+    cup_xml,
+    dish_xml,
+    drawer_xml,
+    grapes_xml,
+    spoon_xml,
+)
 
-FINGERS = ('index', 'middle', 'ring')
-FINGER_JOINTS = ('abd', 'mcp', 'pip', 'dip')
-THUMB_JOINTS = ('thumb_cmc_abd', 'thumb_cmc', 'thumb_mcp', 'thumb_ip')
-HAND_GROUPS = ('palm',) + FINGERS + ('thumb',)  # contact groups of the hand
-
-
-@dataclass(frozen=True)
-class HandGeometry:
-    """Dimensions (m, kg) of the LEAP-class hand and its servos."""
-
-    palm_half: Tuple[float, float, float] = (0.05, 0.048, 0.01)  # x (fingers), y, z thickness
-    palm_mass: float = 0.30
-    finger_spacing: float = 0.033  # y distance between neighbouring fingers
-    finger_radius: float = 0.0095
-    links: Tuple[float, float, float] = (0.045, 0.035, 0.032)  # proximal, middle, distal
-    thumb_links: Tuple[float, float, float, float] = (0.02, 0.045, 0.035, 0.032)
-    thumb_offset_y: float = 0.012  # thumb root, towards the index side
-    link_density: float = 900.0
-    # Position servos (Dynamixel XC330-class): stiffness kp (N m / rad) and a torque limit (N m):
-    # a blocked finger presses with at most servo_torque, like a current-limited real servo.
-    kp: float = 3.0
-    servo_torque: float = 0.9
-    joint_damping: float = 0.08
-    armature: float = 0.002
-    friction: float = 1.2  # rubber finger pads
-
-
-@dataclass(frozen=True)
-class CupGeometry:
-    """A cup: a closed cylinder (collision) with a dark opening drawn on top; mass in kg."""
-
-    radius: float = 0.035
-    height: float = 0.10
-    mass: float = 0.12
-    friction: float = 1.0
-    rgba: Tuple[float, float, float, float] = (0.8, 0.14, 0.12, 1.0)
-
-
-@dataclass(frozen=True)
-class BowlGeometry:
-    """The target of the pour task: a low, static bowl (a solid cylinder with a dark inside)."""
-
-    radius: float = 0.06
-    height: float = 0.03
-    rgba: Tuple[float, float, float, float] = (0.85, 0.85, 0.8, 1.0)
-
-
-@dataclass(frozen=True)
-class SpoonGeometry:
-    """
-    A spoon on a knife rest (pick_spoon): a flat handle (box) and a shallow bowl (ellipsoid).
-
-    Spoon frame: origin at the handle's centre, +x along the handle towards the bowl, +z up.
-    The rest is two static posts under the handle's ends, so the handle lies `rest_height`
-    above the table with room beneath it for the fingers, as a spoon lying on a real knife rest.
-
-    With `neck_drop` > 0 the spoon is a ladle (scoop_grape, stir_spoon): a neck drops from the
-    handle's end to a tray-like bowl `neck_drop` below the handle's centre (a flat floor of half
-    size bowl_half, two side walls `tray_wall` high, the neck as its back wall, open at the
-    tip), and the rest is one post under the handle's end: the tray rests on the table.
-    """
-
-    handle_half: Tuple[float, float, float] = (0.07, 0.009, 0.005)  # x (length), y, z (m)
-    bowl_half: Tuple[float, float, float] = (0.03, 0.021, 0.007)  # ellipsoid semi-axes (m)
-    mass: float = 0.05
-    friction: float = 1.0
-    rest_height: float = 0.05  # m: the handle's underside above the table
-    rest_half: Tuple[float, float] = (0.006, 0.02)  # post half size along, across the handle
-    rgba: Tuple[float, float, float, float] = (0.15, 0.35, 0.85, 1.0)
-    neck_drop: float = 0.0  # m: a ladle's tray floor centre below the handle's centre
-    tray_wall: float = 0.0  # m: a ladle's tray side walls above its floor
-    neck_half: float = 0.004  # m: half the neck's thickness along the handle
-    tray_lip: float = 0.015  # m: a ladle tray's bare floor ahead of its side walls (the tip)
-    bowl_friction: float = 1.0  # a ladle's neck and tray (smooth: grapes roll and slide out)
-
-    def __post_init__(self):
-        if self.neck_drop < 0 or self.tray_wall < 0:
-            raise ValueError('neck_drop and tray_wall must be >= 0')
-
-    @property
-    def ladle(self) -> bool:
-        """Return whether the bowl is a tray hanging below the handle on a neck."""
-        return self.neck_drop > 0
-
-    @property
-    def post_x(self) -> Tuple[float, ...]:
-        """Return the x of the rest posts in the spoon frame (under handle end and neck)."""
-        end = -self.handle_half[0] + self.rest_half[0] + 0.002
-        return (end,) if self.ladle else (end, self.handle_half[0] + 0.5 * self.bowl_half[0])
-
-    @property
-    def handle_span(self) -> Tuple[float, float]:
-        """Return the x range (spoon frame) of the handle the hand can grasp."""
-        if self.ladle:
-            return self.post_x[0], self.handle_half[0] - 2 * self.neck_half
-        return self.post_x[0], self.post_x[1]
-
-    @property
-    def bowl_centre(self) -> Tuple[float, float, float]:
-        """Return the spoon's tip point, spoon frame: a ladle's tray floor (top), else bowl top."""
-        hx, hz = self.handle_half[0], self.handle_half[2]
-        bx, _, bz = self.bowl_half
-        if self.ladle:
-            return (hx - 2 * self.neck_half + bx, 0.0, -self.neck_drop + bz)
-        return (hx + bx - 0.004, 0.0, 2 * bz - hz)
-
-
-LADLE = SpoonGeometry(handle_half=(0.09, 0.009, 0.005), bowl_half=(0.032, 0.025, 0.0015),
-                      mass=0.06, rest_height=0.065, neck_drop=0.0685, tray_wall=0.012,
-                      bowl_friction=0.3)
-
-
-@dataclass(frozen=True)
-class DishGeometry:
-    """
-    A static round container (scoop_grape's dish, stir_spoon's pot): a ring of wall segments.
-
-    The inside has a floor of `floor` thickness (0: the table is its floor). Frame: the centre
-    of its footprint on the table, +z up.
-    """
-
-    radius: float = 0.065  # m: inner radius of the wall
-    height: float = 0.025  # m: the rim above the table
-    wall: float = 0.006  # m: wall thickness
-    floor: float = 0.0  # m: floor thickness (0: no floor geom)
-    segments: int = 20
-    friction: float = 0.5
-    rgba: Tuple[float, float, float, float] = (0.92, 0.9, 0.82, 1.0)
-    inside_rgba: Tuple[float, float, float, float] = (0.55, 0.5, 0.45, 1.0)
-
-    def __post_init__(self):
-        if self.radius <= 0 or self.height <= self.floor or self.wall <= 0 or self.floor < 0:
-            raise ValueError('a dish needs radius, wall > 0 and 0 <= floor < height (m)')
-        if self.segments < 8:
-            raise ValueError('a dish needs >= 8 wall segments')
-
-
-@dataclass(frozen=True)
-class GrapeGeometry:
-    """The grapes of scoop_grape: free spheres with friction and a little rolling resistance."""
-
-    count: int = 6
-    radius: float = 0.009
-    mass: float = 0.006
-    friction: float = 0.3
-    rolling: float = 0.0001  # m: rolling friction, so a grape settles instead of rolling on
-    rgba: Tuple[float, float, float, float] = (0.45, 0.75, 0.2, 1.0)
-
-    def __post_init__(self):
-        if self.count < 1 or self.radius <= 0 or self.mass <= 0:
-            raise ValueError('grapes need count >= 1, radius > 0 and mass > 0')
-
-
-@dataclass(frozen=True)
-class DrawerGeometry:
-    """
-    A cabinet with one drawer on a slide joint and a bar handle (open_drawer).
-
-    Cabinet frame: origin on the table below the drawer front's centre, +x into the cabinet
-    (away from the robot), +z up. The drawer slides out along -x, up to `travel`.
-    """
-
-    width: float = 0.24  # cabinet outer width (y)
-    depth: float = 0.22  # x
-    height: float = 0.26  # z
-    wall: float = 0.012
-    drawer_bottom: float = 0.10  # z of the drawer's underside
-    drawer_height: float = 0.12
-    travel: float = 0.16  # m: full opening
-    slide_damping: float = 3.0  # N s / m
-    slide_friction: float = 1.0  # N (dry friction of the runners)
-    drawer_mass: float = 0.6
-    handle_length: float = 0.12
-    handle_radius: float = 0.0065
-    handle_standoff: float = 0.035  # bar axis in front of the drawer front (m)
-    handle_z: float = 0.17  # bar height above the table (m)
-    rgba: Tuple[float, float, float, float] = (0.45, 0.62, 0.42, 1.0)  # the drawer front
-    handle_rgba: Tuple[float, float, float, float] = (0.9, 0.75, 0.1, 1.0)
-
+__all__ = [
+    'CONTACT_SOLREF', 'FLOOR_Z', 'OBJECTS', 'TABLE_EXTENT', 'TABLE_THICKNESS', 'TIMESTEP',
+    'WELD_SOLIMP', 'WELD_SOLREF', 'build_mjcf', 'fmt', 'mj_quat', 'optical_to_mujoco_camera',
+    'ros_quat',
+    # mujoco_hand
+    'FINGER_JOINTS', 'FINGERS', 'HAND_GROUPS', 'THUMB_JOINTS', 'HandGeometry', 'hand_xml',
+    # mujoco_objects
+    'LADLE', 'BowlGeometry', 'CupGeometry', 'DishGeometry', 'DrawerGeometry', 'GrapeGeometry',
+    'SpoonGeometry', 'bowl_xml', 'cup_xml', 'dish_xml', 'drawer_xml', 'grapes_xml', 'spoon_xml',
+]
 
 TABLE_EXTENT = ((0.0, 1.0), (-0.6, 0.6))  # table top x, y extent in base_link (as the fake world)
 TABLE_THICKNESS = 0.04
@@ -214,233 +60,21 @@ WELD_SOLREF = (0.02, 1.0)  # wrist weld: time constant (s), damping ratio of the
 # ~1 mm holding the cup; the wrist lags ~8 mm behind a 0.25 m/s motion.
 WELD_SOLIMP = (0.5, 0.5, 0.001)
 CONTACT_SOLREF = (0.005, 1.0)  # stiffer than MuJoCo's default 0.02 s: mm, not cm, of penetration
-
-
-def _f(values: Sequence[float]) -> str:
-    return ' '.join(f'{float(v):.6g}' for v in values)
-
-
-def mj_quat(q_xyzw: Sequence[float]) -> np.ndarray:
-    """Return a ROS (x, y, z, w) quaternion as MuJoCo's (w, x, y, z)."""
-    q = rotations.normalize(q_xyzw)
-    return np.array([q[3], q[0], q[1], q[2]])
-
-
-def ros_quat(q_wxyz: Sequence[float]) -> np.ndarray:
-    """Return a MuJoCo (w, x, y, z) quaternion as ROS (x, y, z, w), normalised."""
-    return rotations.normalize([q_wxyz[1], q_wxyz[2], q_wxyz[3], q_wxyz[0]])
-
-
-def optical_to_mujoco_camera(q_optical_xyzw: Sequence[float]) -> np.ndarray:
-    """
-    Return the MuJoCo camera quaternion (w, x, y, z) of an optical frame orientation.
-
-    REP 103 optical frames look along +z with y down; MuJoCo cameras look along -z with y up:
-    the two differ by a half turn about x.
-    """
-    flip = rotations.from_rotvec([np.pi, 0.0, 0.0])
-    return mj_quat(rotations.multiply(q_optical_xyzw, flip))
-
-
-def _capsule(name: str, vec: Sequence[float], g: HandGeometry, rgba: str) -> str:
-    return (f'<geom name="{name}" type="capsule" fromto="0 0 0 {_f(vec)}" '
-            f'size="{g.finger_radius}" class="hand" rgba="{rgba}"/>')
-
-
-def _joint(name: str, axis: Sequence[float], limits: dict) -> str:
-    lo, hi = limits[name]
-    return f'<joint name="{name}" axis="{_f(axis)}" range="{lo:.6g} {hi:.6g}"/>'
-
-
-def hand_xml(limits: dict, g: HandGeometry) -> Tuple[str, str]:
-    """Return (body XML of the fingers and thumb inside 'palm', actuator XML), by joint name."""
-    bodies, actuators = [], []
-    skin, pad = '0.2 0.2 0.22 1', '0.93 0.93 0.9 1'
-    for k, finger in enumerate(FINGERS):
-        y = g.finger_spacing * (1 - k)  # index +y, middle 0, ring -y
-        l1, l2, l3 = g.links
-        bodies.append(
-            f'<body name="{finger}_proximal" pos="{g.palm_half[0]} {y:.6g} {-g.palm_half[2]}">'
-            + _joint(f'{finger}_abd', (0, 0, 1), limits)
-            + _joint(f'{finger}_mcp', (0, -1, 0), limits)
-            + _capsule(f'{finger}_proximal', (l1, 0, 0), g, skin)
-            + f'<body name="{finger}_middle" pos="{l1} 0 0">'
-            + _joint(f'{finger}_pip', (0, -1, 0), limits)
-            + _capsule(f'{finger}_middle', (l2, 0, 0), g, skin)
-            + f'<body name="{finger}_distal" pos="{l2} 0 0">'
-            + _joint(f'{finger}_dip', (0, -1, 0), limits)
-            + _capsule(f'{finger}_distal', (l3, 0, 0), g, pad)
-            + '</body></body></body>')
-    t0, t1, t2, t3 = g.thumb_links
-    bodies.append(
-        f'<body name="thumb_base" pos="{-g.palm_half[0]} {g.thumb_offset_y} {-g.palm_half[2]}">'
-        + _joint('thumb_cmc_abd', (0, 1, 0), limits)
-        + _capsule('thumb_base', (-t0, 0, 0), g, skin)
-        + f'<body name="thumb_proximal" pos="{-t0} 0 0">'
-        + _joint('thumb_cmc', (0, 1, 0), limits)
-        + _capsule('thumb_proximal', (-t1, 0, 0), g, skin)
-        + f'<body name="thumb_middle" pos="{-t1} 0 0">'
-        + _joint('thumb_mcp', (0, 1, 0), limits)
-        + _capsule('thumb_middle', (-t2, 0, 0), g, skin)
-        + f'<body name="thumb_distal" pos="{-t2} 0 0">'
-        + _joint('thumb_ip', (0, 1, 0), limits)
-        + _capsule('thumb_distal', (-t3, 0, 0), g, pad)
-        + '</body></body></body></body>')
-    for name in list(limits):
-        lo, hi = limits[name]
-        actuators.append(
-            f'<position name="{name}" joint="{name}" kp="{g.kp}" ctrlrange="{lo:.6g} {hi:.6g}" '
-            f'forcerange="{-g.servo_torque} {g.servo_torque}"/>')
-    return ''.join(bodies), ''.join(actuators)
-
-
-def spoon_xml(spoon: SpoonGeometry, rest: bool = True) -> str:
-    """Return the spoon (free body 'spoon') and (rest) its rest (static mocap 'spoon_rest')."""
-    hx, hy, hz = spoon.handle_half
-    bx, by, bz = spoon.bowl_half
-    px, py = spoon.rest_half
-    h = spoon.rest_height
-    posts = ''.join(
-        f'<geom name="spoon_rest_{i}" type="box" size="{px} {py} {h / 2}" pos="{x:.6g} 0 {h / 2}" '
-        f'rgba="0.55 0.55 0.58 1" contype="1" conaffinity="3"/>'
-        for i, x in enumerate(spoon.post_x))
-    geom = f'friction="{spoon.friction} 0.01 0.0001" condim="4" contype="1" conaffinity="3"'
-    colour = f'rgba="{_f(spoon.rgba)}"'
-    rest_xml = f'<body name="spoon_rest" mocap="true" pos="0.5 0 0">{posts}</body>'
-    if spoon.ladle:
-        nt, drop, wall = spoon.neck_half, spoon.neck_drop, spoon.tray_wall
-        cx, _, _ = spoon.bowl_centre
-        wx = bx - spoon.tray_lip / 2  # the side walls end tray_lip short of the open tip
-        m = spoon.mass
-        smooth = geom.replace(f'friction="{spoon.friction} ', f'friction="{spoon.bowl_friction} ')
-        bowl = (f'<geom name="spoon_neck" type="box" size="{nt} {by} {(drop + bz + hz) / 2:.6g}" '
-                f'pos="{hx - nt:.6g} 0 {(hz - drop - bz) / 2:.6g}" mass="{0.08 * m:.6g}" '
-                f'{colour} {smooth}/>'
-                f'<geom name="spoon_bowl" type="box" size="{bx} {by} {bz}" '
-                f'pos="{cx:.6g} 0 {-drop:.6g}" mass="{0.2 * m:.6g}" {colour} {smooth}/>'
-                + ''.join(f'<geom name="spoon_wall_{k}" type="box" '
-                          f'size="{wx:.6g} 0.002 {wall / 2:.6g}" '
-                          f'pos="{cx - bx + wx:.6g} {sign * (by - 0.002):.6g} '
-                          f'{-drop + bz + wall / 2:.6g}" mass="{0.06 * m:.6g}" {colour} {smooth}/>'
-                          for k, sign in enumerate((1, -1))))
-        handle_mass = 0.6 * m  # the handle is the heavy part: the ladle balances near the hand
-    else:
-        bowl = (f'<geom name="spoon_bowl" type="ellipsoid" size="{bx} {by} {bz}" '
-                f'pos="{hx + bx - 0.004:.6g} 0 {bz - hz:.6g}" mass="{0.4 * spoon.mass:.6g}" '
-                f'{colour} {geom}/>')
-        handle_mass = 0.6 * spoon.mass
-    return ((rest_xml if rest else '') + f'<body name="spoon" pos="0.5 0 {h + hz}">'
-            '<freejoint name="spoon_free"/>'
-            f'<geom name="spoon_handle" type="box" size="{hx} {hy} {hz}" '
-            f'mass="{handle_mass:.6g}" {colour} {geom}/>'
-            f'{bowl}</body>')
-
-
-def dish_xml(name: str, dish: DishGeometry) -> str:
-    """Return a static round container (mocap body `name`, placed by the world at reset)."""
-    r, h, t, n = dish.radius, dish.height, dish.wall, dish.segments
-    half_len = (r + t) * np.tan(np.pi / n) + 0.001  # segments overlap a little: no gaps
-    props = (f'rgba="{_f(dish.rgba)}" friction="{dish.friction} 0.005 0.0001" contype="1" '
-             f'conaffinity="3"')
-    walls = ''.join(
-        f'<geom name="{name}_wall_{k}" type="box" size="{t / 2} {half_len:.6g} {h / 2}" '
-        f'pos="{(r + t / 2) * np.cos(a):.6g} {(r + t / 2) * np.sin(a):.6g} {h / 2}" '
-        f'euler="0 0 {a:.6g}" {props}/>'
-        for k, a in enumerate(2 * np.pi * np.arange(n) / n))
-    if dish.floor > 0:
-        inside = (f'<geom name="{name}_floor" type="cylinder" size="{r + t / 2} {dish.floor / 2}" '
-                  f'pos="0 0 {dish.floor / 2}" rgba="{_f(dish.inside_rgba)}" '
-                  f'friction="{dish.friction} 0.005 0.0001" contype="1" conaffinity="3"/>')
-    else:
-        inside = (f'<geom name="{name}_inside" type="cylinder" size="{r} 0.0005" pos="0 0 0.0005" '
-                  f'rgba="{_f(dish.inside_rgba)}" contype="0" conaffinity="0"/>')
-    return f'<body name="{name}" mocap="true" pos="0.5 0.3 0">{walls}{inside}</body>'
-
-
-def grapes_xml(grapes: GrapeGeometry) -> str:
-    """Return the grapes: free spheres 'grape_0', 'grape_1', ... (joints 'grape_<i>_free')."""
-    g = grapes
-    return ''.join(
-        f'<body name="grape_{i}" pos="{0.9 - 0.03 * i:.6g} 0.5 {g.radius}">'
-        f'<freejoint name="grape_{i}_free"/>'
-        f'<geom name="grape_{i}" type="sphere" size="{g.radius}" mass="{g.mass}" '
-        f'rgba="{_f(g.rgba)}" friction="{g.friction} 0.005 {g.rolling}" condim="6" '
-        f'contype="1" conaffinity="3"/></body>'
-        for i in range(g.count))
-
-
-def drawer_xml(dr: DrawerGeometry) -> str:
-    """Return the cabinet (static mocap body 'cabinet') with its drawer on slide 'drawer_slide'."""
-    w, d, h, t = dr.width, dr.depth, dr.height, dr.wall
-    wood = 'rgba="0.62 0.5 0.38 1" contype="1" conaffinity="3"'
-    lo, hi = dr.drawer_bottom, dr.drawer_bottom + dr.drawer_height
-    panels = [  # name, half sizes, centre (cabinet frame)
-        ('left', (d / 2, t / 2, h / 2), (d / 2, w / 2 - t / 2, h / 2)),
-        ('right', (d / 2, t / 2, h / 2), (d / 2, -w / 2 + t / 2, h / 2)),
-        ('back', (t / 2, w / 2, h / 2), (d - t / 2, 0, h / 2)),
-        ('top', (d / 2, w / 2, t / 2), (d / 2, 0, h - t / 2)),
-        ('shelf', (d / 2, w / 2, t / 2), (d / 2, 0, lo - t / 2)),
-        ('below', (t / 2, w / 2, (lo - t) / 2), (t / 2, 0, (lo - t) / 2)),
-        ('above', (t / 2, w / 2, (h - t - hi) / 2), (t / 2, 0, (hi + h - t) / 2)),
-    ]
-    cabinet = ''.join(f'<geom name="cabinet_{n}" type="box" size="{_f(size)}" pos="{_f(pos)}" '
-                      f'{wood}/>' for n, size, pos in panels if min(size) > 0)
-    iw = w / 2 - t - 0.002  # drawer half width
-    dd = d - 2 * t - 0.004  # drawer depth
-    dh = dr.drawer_height
-    green = f'rgba="{_f(dr.rgba)}" contype="1" conaffinity="3"'
-    gold = (f'rgba="{_f(dr.handle_rgba)}" contype="1" conaffinity="3" condim="4" '
-            f'friction="1.0 0.01 0.0001"')
-    hz, hl, s = dr.handle_z - lo, dr.handle_length / 2, dr.handle_standoff
-    drawer = (
-        f'<geom name="drawer_front" type="box" size="{t / 2} {iw} {dh / 2 - 0.001}" '
-        f'pos="{t / 2} 0 {dh / 2}" {green}/>'
-        f'<geom name="drawer_floor" type="box" size="{dd / 2} {iw} 0.004" '
-        f'pos="{t + dd / 2} 0 0.004" {green}/>'
-        f'<geom name="drawer_back" type="box" size="0.004 {iw} {dh / 3}" '
-        f'pos="{t + dd - 0.004} 0 {dh / 3}" {green}/>'
-        + ''.join(f'<geom name="drawer_side_{k}" type="box" size="{dd / 2} 0.004 {dh / 3}" '
-                  f'pos="{t + dd / 2} {sign * (iw - 0.004)} {dh / 3}" {green}/>'
-                  for k, sign in enumerate((1, -1)))
-        + ''.join(f'<geom name="handle_post_{k}" type="cylinder" size="0.005" '
-                  f'fromto="0 {sign * (hl - 0.01)} {hz} {-s} {sign * (hl - 0.01)} {hz}" '
-                  f'{gold}/>' for k, sign in enumerate((1, -1)))
-        + f'<geom name="handle" type="capsule" size="{dr.handle_radius}" '
-        f'fromto="{-s} {-hl} {hz} {-s} {hl} {hz}" {gold}/>')
-    return (f'<body name="cabinet" mocap="true" pos="0.5 0 0">{cabinet}'
-            f'<body name="drawer" pos="0 0 {lo}">'
-            f'<joint name="drawer_slide" type="slide" axis="-1 0 0" range="0 {dr.travel}" '
-            f'damping="{dr.slide_damping}" frictionloss="{dr.slide_friction}" armature="0.01"/>'
-            f'<inertial pos="{d / 2} 0 {dh / 3}" mass="{dr.drawer_mass}" '
-            f'diaginertia="0.005 0.004 0.006"/>{drawer}</body></body>')
-
-
-def cup_xml(cup: CupGeometry) -> str:
-    """Return the cup: a free body 'cup' (closed cylinder) with a dark opening drawn on top."""
-    r, hh = cup.radius, cup.height / 2
-    cup_inertia = (cup.mass * (3 * r * r + cup.height ** 2) / 12,) * 2 + (cup.mass * r * r / 2,)
-    return f"""<body name="cup" pos="0.5 0 {hh}">
-      <freejoint name="cup_free"/>
-      <inertial pos="0 0 0" mass="{cup.mass}" diaginertia="{_f(cup_inertia)}"/>
-      <geom name="cup" type="cylinder" size="{r} {hh}" rgba="{_f(cup.rgba)}"
-            friction="{cup.friction} 0.01 0.0001" condim="4" contype="1" conaffinity="3"/>
-      <geom name="cup_opening" type="cylinder" size="{0.85 * r} 0.0005" pos="0 0 {hh}"
-            rgba="0.25 0.05 0.04 1" contype="0" conaffinity="0"/>
-    </body>"""
-
-
 OBJECTS = ('cup', 'spoon', 'drawer')
+# the default geometries (frozen: one instance serves every call)
+DEFAULT_HAND, DEFAULT_CUP = HandGeometry(), CupGeometry()
+DEFAULT_SPOON, DEFAULT_DRAWER = SpoonGeometry(), DrawerGeometry()
 
 
 def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequence[float],
                camera_position: Sequence[float], camera_quat_optical: Sequence[float],
                fovy_deg: float, render_size: Tuple[int, int],
-               hand: HandGeometry = HandGeometry(), cup: CupGeometry = CupGeometry(),
+               hand: HandGeometry = DEFAULT_HAND, cup: CupGeometry = DEFAULT_CUP,
                home_position: Sequence[float] = (0.35, 0.0, 0.35),
                home_quat: Sequence[float] = (1.0, 0.0, 0.0, 0.0),
                bowl: Optional[BowlGeometry] = None, obj: str = 'cup',
-               spoon: SpoonGeometry = SpoonGeometry(),
-               drawer: DrawerGeometry = DrawerGeometry(),
+               spoon: SpoonGeometry = DEFAULT_SPOON,
+               drawer: DrawerGeometry = DEFAULT_DRAWER,
                containers: Sequence[Tuple[str, DishGeometry]] = (),
                grapes: Optional[GrapeGeometry] = None) -> str:
     """
@@ -473,16 +107,10 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
     exclude = '<contact><exclude body1="cabinet" body2="drawer"/></contact>' \
         if obj == 'drawer' else ''
     width, height = render_size
-    bowl_xml = '' if bowl is None else (
-        f'<body name="bowl" mocap="true" pos="0.5 0.3 {bowl.height / 2}">'
-        f'<geom name="bowl" type="cylinder" size="{bowl.radius} {bowl.height / 2}" '
-        f'rgba="{_f(bowl.rgba)}" contype="1" conaffinity="3"/>'
-        f'<geom name="bowl_inside" type="cylinder" size="{0.85 * bowl.radius} 0.0005" '
-        f'pos="0 0 {bowl.height / 2}" rgba="0.35 0.3 0.25 1" contype="0" conaffinity="0"/>'
-        '</body>')
-    bowl_xml += ''.join(dish_xml(name, dish) for name, dish in containers)
-    bowl_xml += '' if grapes is None else grapes_xml(grapes)
-    home = _f(home_position) + f'" quat="{_f(mj_quat(home_quat))}'
+    extras = '' if bowl is None else bowl_xml(bowl)
+    extras += ''.join(dish_xml(name, dish) for name, dish in containers)
+    extras += '' if grapes is None else grapes_xml(grapes)
+    home = fmt(home_position) + f'" quat="{fmt(mj_quat(home_quat))}'
     ph = hand.palm_half
     return f"""<mujoco model="deft_tabletop">
   <compiler angle="radian" autolimits="true"/>
@@ -498,7 +126,7 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
     <material name="matte" specular="0.05" shininess="0.1"/>
   </asset>
   <default>
-    <geom material="matte" solref="{_f(CONTACT_SOLREF)}" solimp="0.95 0.99 0.001"/>
+    <geom material="matte" solref="{fmt(CONTACT_SOLREF)}" solimp="0.95 0.99 0.001"/>
     <joint damping="{hand.joint_damping}" armature="{hand.armature}"/>
     <default class="hand">
       <geom contype="2" conaffinity="1" density="{hand.link_density}"
@@ -512,27 +140,27 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
            castshadow="false"/>
     <geom name="floor" type="plane" pos="0 0 {FLOOR_Z}" size="5 5 0.1" rgba="0.27 0.27 0.29 1"
           contype="1" conaffinity="3"/>
-    <geom name="table" type="box" pos="{_f(table_pos)}" size="{_f(table_half)}"
+    <geom name="table" type="box" pos="{fmt(table_pos)}" size="{fmt(table_half)}"
           rgba="0.59 0.48 0.36 1" contype="1" conaffinity="3" friction="0.6 0.005 0.0001"/>
-    <camera name="rgbd" pos="{_f(camera_position)}"
-            quat="{_f(optical_to_mujoco_camera(camera_quat_optical))}" fovy="{fovy_deg:.9g}"/>
+    <camera name="rgbd" pos="{fmt(camera_position)}"
+            quat="{fmt(optical_to_mujoco_camera(camera_quat_optical))}" fovy="{fovy_deg:.9g}"/>
     <body name="wrist_target" mocap="true" pos="{home}"/>
     <body name="palm" pos="{home}" gravcomp="1">
       <freejoint name="palm_free"/>
       <inertial pos="0 0 {-ph[2]}" mass="{hand.palm_mass}"
-                diaginertia="{_f(np.array([ph[1]**2 + ph[2]**2, ph[0]**2 + ph[2]**2,
+                diaginertia="{fmt(np.array([ph[1]**2 + ph[2]**2, ph[0]**2 + ph[2]**2,
                                            ph[0]**2 + ph[1]**2]) * hand.palm_mass / 3)}"/>
-      <geom name="palm" type="box" size="{_f(ph)}" pos="0 0 {-ph[2]}" class="hand"
+      <geom name="palm" type="box" size="{fmt(ph)}" pos="0 0 {-ph[2]}" class="hand"
             rgba="0.2 0.2 0.22 1"/>
       {bodies}
     </body>
     {object_xml}
-    {bowl_xml}
+    {extras}
   </worldbody>
   {exclude}
   <equality>
     <weld name="wrist" body1="wrist_target" body2="palm" relpose="0 0 0 1 0 0 0"
-          solref="{_f(WELD_SOLREF)}" solimp="{_f(WELD_SOLIMP)}"/>
+          solref="{fmt(WELD_SOLREF)}" solimp="{fmt(WELD_SOLIMP)}"/>
   </equality>
   <actuator>{actuators}</actuator>
 </mujoco>

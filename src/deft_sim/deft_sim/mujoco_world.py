@@ -17,63 +17,14 @@ How the robot is modelled:
   fingers stop at the object and press with a bounded torque.
 - The grasp is contact and friction only: nothing welds or attaches the cup to the hand.
 
-Task "pick up the cup": success = the cup lifted by lift_target above its resting height,
-upright within max_tilt, touched by at least two parts of the hand (palm, index, middle, ring,
-thumb) and not by the table. Reward in [0, 1]: touched by the hand: 0.3 + 0.7 * lift fraction
-(lift / lift_target, capped) * uprightness (1 up to max_tilt, falling linearly to 0 at twice
-that: a cup knocked over and dragged up on its side earns little); not touched: up to 0.3 as the
-palm came closer to the cup's grasp region (its axis from centre to top) during the episode.
-
-Task "pour from the cup" (task='pour_cup'): a static bowl stands beside the cup, at a fixed
-offset from it in base axes (bowl_offset, 17 cm to the robot's right) plus a seeded jitter of
-+-bowl_jitter per axis, so the single demonstration (lift, carry over the bowl, roll the wrist)
-serves every placement. Success = the cup held (as above), lifted by lift_target, tilted by at
-least pour_tilt, its mouth within the bowl's radius of the bowl's centre (horizontally). Reward
-when touched: 0.3 + 0.7 * lift fraction * (tilt fraction + over-bowl fraction) / 2; not
-touched: the same approach shaping as the pick task.
-
-Task "pick up the spoon" (task='pick_spoon'): a thin spoon (flat handle + shallow bowl) lies on
-a knife rest (two posts, SpoonGeometry.rest_height above the table) at the seeded placement and
-yaw. Success = the spoon lifted by lift_target above its rest, touched by at least two hand parts
-and by neither the rest nor the table. Reward: touched: 0.3 + 0.7 * lift fraction; not touched:
-up to 0.3 as the palm came closer to the handle.
-
-Task "open the drawer" (task='open_drawer'): a cabinet whose drawer runs on a damped slide joint
-with dry friction; a bar handle stands off its front. The drawer front's centre is at the seeded
-(x, y) on the table, the cabinet faces the robot (-x), its yaw the seeded yaw scaled to
-+-max_cabinet_yaw. Reward = opened fraction (slide travel / full travel, in [0, 1]); success =
-opened fraction >= drawer_success. Pushing cannot open it: the hand has to hook the handle.
-
-Task "scoop the grape" (task='scoop_grape'): a ladle-like spoon (settings.ladle: its handle on
-one rest post, a neck dropping to a tray bowl that rests on the table, walled at the sides and
-the neck, open at the tip) lies with its bowl at the back of a static dish (a ring wall, the
-table its floor). Grapes (free spheres with friction) lie in the dish: grapes_in_bowl of them
-in the spoon's bowl against the neck, the rest in front of its open tip (seeded +-1 mm
-jitter). The spoon points away from the robot, its yaw +-max_spoon_yaw. Success = the spoon
-held (two hand parts, touching neither rest, dish nor table) and a grape resting in its bowl
-(within the bowl's floor and walls, spoon frame) with its bottom >= scoop_lift above the table.
-Reward when touched: 0.3 + 0.1 * spoon lift fraction + 0.6 * (bottom height of the highest
-grape in the bowl / scoop_lift, capped); not touched: up to 0.3 by approach (to the handle).
-This is a forgiving scoop: the grapes that count start in the bowl, and the task is to lift
-the spoon out of the dish firmly and level enough that they stay in (the hand's curled-finger
-grip did not gather grapes from the open tip reliably).
-
-Task "stir with the spoon" (task='stir_spoon'): the same spoon on its rest and a static pot (a
-ring wall with a floor) at a fixed offset from the spoon's resting bowl in base axes
-(pot_offset) plus a seeded jitter of +-pot_jitter per axis. After every update in which the
-spoon is held (two hand parts, touching neither rest nor table; the pot may be touched) with
-its tip (the centre of its bowl's floor) inside the pot (within its inner radius, below its
-rim), the tip's horizontal position joins the region it swept; `stirred` is that region's
-convex-hull perimeter (m; a circle of radius r: 2 pi r; jitter in place adds little).
-Success = stirred >= stir_success * stir_length. Reward: 0.3 once the spoon has been held
-(else up to 0.3 by approach) + 0.7 * stirred / stir_length (capped).
-
-Every task's object is placed by kinematic_world.sample_placement(seed, split) (SPLITS); the
-spoon of scoop_grape and stir_spoon and the cabinet turn by the placement's yaw scaled to
-+-max_spoon_yaw / +-max_cabinet_yaw.
+The tasks (pick_cup, pour_cup, pick_spoon, open_drawer, scoop_grape, stir_spoon), their success
+and reward are described in mujoco_scoring, their settings in mujoco_settings; the scene's MJCF
+comes from mujoco_models, the camera's rendering from mujoco_render. Every task's object is
+placed by kinematic_world.sample_placement(seed, split) (SPLITS); the spoon of scoop_grape and
+stir_spoon and the cabinet turn by the placement's yaw scaled to +-max_spoon_yaw /
++-max_cabinet_yaw.
 """
 
-from dataclasses import dataclass
 import time
 from typing import Callable, Optional, Sequence, Tuple, Union
 
@@ -85,103 +36,12 @@ from deft_common.rotations import Transform
 from deft_hand_driver.hand_config import HandConfig
 from deft_sim import mujoco_models as mm
 from deft_sim.kinematic_world import PinholeCamera, sample_placement
+from deft_sim.mujoco_render import OffscreenRenderer, camera_from_fovy, fovy_of
+from deft_sim.mujoco_scoring import TaskScoring, convex_hull, hull_perimeter
+from deft_sim.mujoco_settings import LADLE_TASKS, OBJECT_OF_TASK, TASKS, MujocoSettings
 
-TASKS = ('pick_cup', 'pour_cup', 'pick_spoon', 'open_drawer', 'scoop_grape', 'stir_spoon')
-OBJECT_OF_TASK = {'pick_cup': 'cup', 'pour_cup': 'cup', 'pick_spoon': 'spoon',
-                  'open_drawer': 'drawer', 'scoop_grape': 'spoon', 'stir_spoon': 'spoon'}
-LADLE_TASKS = ('scoop_grape', 'stir_spoon')  # tasks whose spoon is settings.ladle
-
-
-@dataclass(frozen=True)
-class MujocoSettings:
-    """Task, placement and robot-model settings of the MuJoCo world."""
-
-    lift_target: float = 0.10
-    max_tilt: float = np.radians(30.0)  # rad: a lifted cup tilted further is not a success
-    shaping_distance: float = 0.15
-    task: str = 'pick_cup'  # one of TASKS
-    pour_tilt: float = np.radians(100.0)  # rad: the cup's mouth points below the horizontal
-    bowl_offset: Tuple[float, float] = (0.0, -0.17)  # m: bowl centre minus cup centre (x, y)
-    bowl_jitter: float = 0.01  # m: seeded jitter of the bowl's centre, +- per axis
-    max_wrist_lead: float = 0.03  # m: bounds the weld's pull (the arm's force limit)
-    max_update_dt: float = 0.1  # s: longest physics advance of one update() on the wall clock
-    home_pose: Tuple[float, ...] = (0.35, 0.0, 0.35, 1.0, 0.0, 0.0, 0.0)  # palm down, as deft_arm
-    hand: mm.HandGeometry = mm.HandGeometry()
-    cup: mm.CupGeometry = mm.CupGeometry()
-    bowl: mm.BowlGeometry = mm.BowlGeometry()
-    spoon: mm.SpoonGeometry = mm.SpoonGeometry()
-    drawer: mm.DrawerGeometry = mm.DrawerGeometry()
-    drawer_success: float = 0.6  # opened fraction of a successful open_drawer
-    max_cabinet_yaw: float = np.radians(10.0)  # rad: the cabinet's yaw range is +- this
-    ladle: mm.SpoonGeometry = mm.LADLE  # the spoon of scoop_grape and stir_spoon
-    max_spoon_yaw: float = np.radians(10.0)  # rad: scoop/stir spoon's yaw range is +- this
-    dish: mm.DishGeometry = mm.DishGeometry()  # scoop_grape: the grapes' dish
-    dish_shift: float = 0.02  # m: dish centre ahead of the tray's centre, along the spoon
-    grapes: mm.GrapeGeometry = mm.GrapeGeometry()
-    grapes_in_bowl: int = 2  # scoop_grape: grapes resting in the spoon's tray at reset
-    scoop_lift: float = 0.05  # m: a scooped grape's bottom above the table (success)
-    pot: mm.DishGeometry = mm.DishGeometry(radius=0.08, height=0.045, floor=0.004,
-                                           rgba=(0.55, 0.6, 0.65, 1.0),
-                                           inside_rgba=(0.3, 0.32, 0.35, 1.0))
-    pot_offset: Tuple[float, float] = (0.15, 0.0)  # m: pot centre minus the resting tray's (x, y)
-    pot_jitter: float = 0.005  # m: seeded jitter of the pot's centre, +- per axis
-    stir_length: float = 0.12  # m: swept perimeter the reward asks for (2 cm circle: 0.126)
-    stir_success: float = 0.75  # fraction of stir_length swept inside the pot, held: success
-
-    @property
-    def obj(self) -> str:
-        """Return the name of the task's object body: cup, spoon or drawer."""
-        return OBJECT_OF_TASK[self.task]
-
-    @property
-    def spoon_geometry(self) -> mm.SpoonGeometry:
-        """Return the geometry of the task's spoon (the ladle for scoop and stir)."""
-        return self.ladle if self.task in LADLE_TASKS else self.spoon
-
-    def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f'unknown task {self.task!r}; expected one of {", ".join(TASKS)}')
-        if not np.pi / 4 <= self.pour_tilt <= np.pi:
-            raise ValueError('pour_tilt must be in [pi/4, pi] rad')
-        if len(self.bowl_offset) != 2 or not 0 <= self.bowl_jitter < np.hypot(
-                *self.bowl_offset) - self.cup.radius - self.bowl.radius:
-            raise ValueError('bowl_offset needs (x, y) m with the bowl clear of the cup, '
-                             'bowl_jitter >= 0')
-        if len(self.pot_offset) != 2 or self.pot_jitter < 0:
-            raise ValueError('pot_offset needs (x, y) m, pot_jitter must be >= 0')
-        if not 0 <= self.grapes_in_bowl <= min(4, self.grapes.count):
-            raise ValueError('grapes_in_bowl must be in [0, min(4, grapes.count)]')
-        if self.scoop_lift <= 0 or self.stir_length <= 0 or not 0 < self.stir_success <= 1:
-            raise ValueError('scoop_lift and stir_length must be > 0, stir_success in (0, 1]')
-        if not self.ladle.ladle or not 0 <= self.max_spoon_yaw < np.pi / 4:
-            raise ValueError('ladle needs neck_drop > 0, max_spoon_yaw in [0, pi/4)')
-        if not 0 < self.max_tilt < np.pi / 2:
-            raise ValueError('max_tilt must be in (0, pi/2) rad')
-        if self.lift_target <= 0 or self.shaping_distance <= 0 or self.max_wrist_lead <= 0:
-            raise ValueError('lift_target, shaping_distance and max_wrist_lead must be > 0')
-        if not 0 < self.drawer_success <= 1 or not 0 <= self.max_cabinet_yaw < np.pi / 4:
-            raise ValueError('drawer_success must be in (0, 1], max_cabinet_yaw in [0, pi/4)')
-        if self.max_update_dt <= 0:
-            raise ValueError('max_update_dt must be > 0')
-        if len(self.home_pose) != 7:
-            raise ValueError('home_pose needs x y z qx qy qz qw')
-
-
-def fovy_of(camera: PinholeCamera) -> float:
-    """
-    Return the vertical field of view (degrees) of a pinhole camera MuJoCo can render exactly.
-
-    MuJoCo's perspective camera has square pixels and the principal point at the image centre,
-    so fx == fy, cx == (width - 1) / 2 and cy == (height - 1) / 2 (pixel-centre convention of
-    PinholeCamera) are required; anything else is a ValueError.
-    """
-    if abs(camera.fx - camera.fy) > 1e-6 * camera.fx:
-        raise ValueError(f'MuJoCo cameras have square pixels: fx={camera.fx} != fy={camera.fy}')
-    if abs(camera.cx - (camera.width - 1) / 2) > 1e-3 or \
-            abs(camera.cy - (camera.height - 1) / 2) > 1e-3:
-        raise ValueError(f'MuJoCo cameras have a centred principal point: need cx='
-                         f'{(camera.width - 1) / 2}, cy={(camera.height - 1) / 2}')
-    return float(np.degrees(2.0 * np.arctan(camera.height / 2.0 / camera.fy)))
+__all__ = ['LADLE_TASKS', 'OBJECT_OF_TASK', 'TASKS', 'MujocoSettings', 'MujocoWorld',
+           'camera_from_fovy', 'convex_hull', 'fovy_of', 'grape_slots', 'hull_perimeter']
 
 
 def grape_slots(radius: float, r: float, front: float, count: int) -> np.ndarray:
@@ -203,39 +63,7 @@ def grape_slots(radius: float, r: float, front: float, count: int) -> np.ndarray
     return np.array(slots[:count])
 
 
-def convex_hull(points: np.ndarray) -> np.ndarray:
-    """Return the vertices (K, 2) of the convex hull of 2D points, counter-clockwise."""
-    pts = np.unique(np.asarray(points, dtype=float).reshape(-1, 2), axis=0)
-    if len(pts) < 3:
-        return pts
-
-    def half(seq):
-        chain = []
-        for p in seq:
-            while len(chain) >= 2:
-                (ax, ay), (bx, by) = chain[-1] - chain[-2], p - chain[-2]
-                if ax * by - ay * bx > 0:
-                    break
-                chain.pop()
-            chain.append(p)
-        return chain[:-1]
-    return np.array(half(pts) + half(pts[::-1]))
-
-
-def hull_perimeter(hull: np.ndarray) -> float:
-    """Return the perimeter of a convex polygon (K, 2) (twice the length of a segment)."""
-    if len(hull) < 2:
-        return 0.0
-    return float(np.linalg.norm(hull - np.roll(hull, 1, axis=0), axis=1).sum())
-
-
-def camera_from_fovy(width: int, height: int, fovy_deg: float) -> PinholeCamera:
-    """Return the true intrinsics of a MuJoCo camera: fx = fy = (height / 2) / tan(fovy / 2)."""
-    f = height / 2.0 / np.tan(np.radians(fovy_deg) / 2.0)
-    return PinholeCamera(width, height, f, f, (width - 1) / 2.0, (height - 1) / 2.0)
-
-
-class MujocoWorld:
+class MujocoWorld(TaskScoring):
     """The physically simulated tabletop: table, task object, mocap-driven 16-DOF hand, camera."""
 
     def __init__(self, camera: PinholeCamera, camera_to_base: Transform, hand: HandConfig,
@@ -514,43 +342,6 @@ class MujocoWorld:
         if self.s.task == 'stir_spoon':
             self._track_stir()
 
-    def _track_stir(self) -> None:
-        """Extend the region the tip swept inside the pot while held (stirred: its perimeter)."""
-        parts, support = self.object_contacts()
-        held = len(parts) >= 2 and not support
-        self._was_held |= held
-        tip = self.tip_position()
-        rel = tip[:2] - self.container_position()[:2]
-        if held and np.hypot(*rel) <= self.s.pot.radius and tip[2] <= self.s.pot.height:
-            self._swept = convex_hull(np.vstack([self._swept, rel]))
-            self.stirred = hull_perimeter(self._swept)
-
-    # --- task ------------------------------------------------------------------------
-    def grasp_region(self) -> Tuple[np.ndarray, np.ndarray]:
-        """
-        Return the ends of the object's grasp region, a segment (base frame).
-
-        Cup: centre -> top centre; spoon: the handle between the rest's posts (a ladle's: from
-        its post to the neck); drawer: the handle bar.
-        """
-        centre, q = self.object_pose()
-        if self.s.obj == 'cup':
-            a, b = [0.0, 0.0, 0.0], [0.0, 0.0, self.s.cup.height / 2.0]
-        elif self.s.obj == 'spoon':
-            a, b = [self.spoon.handle_span[0], 0.0, 0.0], [self.spoon.handle_span[1], 0.0, 0.0]
-        else:
-            dr = self.s.drawer
-            a = [-dr.handle_standoff, -dr.handle_length / 2, dr.handle_z]
-            b = [-dr.handle_standoff, dr.handle_length / 2, dr.handle_z]
-        return centre + rotations.rotate(q, a), centre + rotations.rotate(q, b)
-
-    def grasp_distance(self, point: np.ndarray) -> float:
-        """Return the distance of a point to the object's grasp region (grasp_region)."""
-        a, b = self.grasp_region()
-        seg = b - a
-        t = float(np.clip(np.dot(point - a, seg) / np.dot(seg, seg), 0.0, 1.0))
-        return float(np.linalg.norm(point - (a + t * seg)))
-
     def wrist_force(self) -> float:
         """Return the force (N) the wrist weld (the arm) applies to the palm now."""
         d = self.data
@@ -558,113 +349,7 @@ class MujocoWorld:
                               & (d.efc_id == self._weld))
         return float(np.linalg.norm(d.efc_force[rows[:3]])) if rows.size else 0.0
 
-    def cup_contacts(self) -> Tuple[set, bool]:
-        """Return (hand parts touching the object, whether a support touches it): see contacts."""
-        return self.object_contacts()
-
-    def object_contacts(self) -> Tuple[set, bool]:
-        """
-        Return (hand parts touching the object, whether a support touches the object).
-
-        Supports: the table, the floor and the object's fixture (the spoon's rest, the cabinet;
-        scoop_grape: the dish too).
-        """
-        d = self.data
-        parts, table = set(), False
-        for i in range(d.ncon):
-            c = d.contact[i]
-            g1, g2 = int(c.geom1), int(c.geom2)
-            if c.dist > 1e-3 or (g1 in self._obj_geoms) == (g2 in self._obj_geoms):
-                continue
-            other = g2 if g1 in self._obj_geoms else g1
-            if other in self._supports:
-                table = True
-            elif other in self._group_of_geom:
-                parts.add(self._group_of_geom[other])
-        return parts, table
-
-    @property
-    def lift(self) -> float:
-        """Return the object's height above its resting height (m; 0 for the drawer)."""
-        if self.s.obj == 'drawer':
-            return 0.0
-        return float(self.data.qpos[self._obj_qadr + 2] - self._rest_z)
-
-    @property
-    def tilt(self) -> float:
-        """Return the angle (rad) between the cup's axis and the vertical."""
-        axis = rotations.rotate(self.object_pose()[1], [0.0, 0.0, 1.0])
-        return float(np.arccos(np.clip(axis[2], -1.0, 1.0)))
-
-    def uprightness(self) -> float:
-        """Return 1 within max_tilt of upright, falling linearly to 0 at twice max_tilt."""
-        excess = (self.tilt - self.s.max_tilt) / self.s.max_tilt
-        return float(np.clip(1.0 - excess, 0.0, 1.0))
-
-    @property
-    def held(self) -> bool:
-        """Return whether the hand holds the cup: two hand parts touch it, the table does not."""
-        parts, table = self.cup_contacts()
-        return len(parts) >= 2 and not table
-
-    def task_reward(self) -> Tuple[float, bool]:
-        """Return (reward in [0, 1], success) of the task (see the module docstring)."""
-        parts, table = self.cup_contacts()
-        if self.s.obj == 'drawer':
-            frac = float(np.clip(self.opened / self.s.drawer.travel, 0.0, 1.0))
-            return frac, frac >= self.s.drawer_success - 1e-9
-        if self.s.task == 'stir_spoon':
-            closeness = float(np.clip(1.0 - self.closest / self.s.shaping_distance, 0.0, 1.0))
-            grasp = 1.0 if self._was_held or parts else closeness
-            frac = float(np.clip(self.stirred / self.s.stir_length, 0.0, 1.0))
-            return 0.3 * grasp + 0.7 * frac, frac >= self.s.stir_success - 1e-9
-        if self.s.obj == 'spoon':
-            if not parts:
-                closeness = 1.0 - self.closest / self.s.shaping_distance
-                return 0.3 * float(np.clip(closeness, 0.0, 1.0)), False
-            frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
-            held = len(parts) >= 2 and not table
-            if self.s.task == 'scoop_grape':
-                r = self.s.grapes.radius
-                heights = self.grape_positions()[self.grapes_in_spoon(), 2] - r
-                top = float(heights.max()) if heights.size else 0.0
-                scooped = float(np.clip(top / self.s.scoop_lift, 0.0, 1.0))
-                return 0.3 + 0.1 * frac + 0.6 * scooped, held and scooped >= 1.0 - 1e-9
-            return 0.3 + 0.7 * frac, held and self.lift >= self.s.lift_target - 1e-6
-        if parts:
-            frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
-            held = len(parts) >= 2 and not table and self.lift >= self.s.lift_target - 1e-6
-            if self.s.task == 'pick_cup':
-                success = held and self.tilt <= self.s.max_tilt
-                return 0.3 + 0.7 * frac * self.uprightness(), success
-            tilt = float(np.clip(self.tilt / self.s.pour_tilt, 0.0, 1.0))
-            off = float(np.linalg.norm((self.mouth_position() - self.bowl_position())[:2]))
-            over = float(np.clip(1.0 - max(0.0, off - self.s.bowl.radius)
-                                 / self.s.shaping_distance, 0.0, 1.0))
-            success = held and tilt >= 1.0 and off <= self.s.bowl.radius
-            return 0.3 + 0.7 * frac * (tilt + over) / 2.0, success
-        closeness = 1.0 - self.closest / self.s.shaping_distance
-        return 0.3 * float(np.clip(closeness, 0.0, 1.0)), False
-
     # --- rendering -------------------------------------------------------------------
-    def _ensure_renderer(self) -> None:
-        if self._renderer is not None:
-            return
-        w, h = self.camera.width, self.camera.height
-        gl = mujoco.GLContext(w, h)
-        gl.make_current()
-        context = mujoco.MjrContext(self.model, mujoco.mjtFontScale.mjFONTSCALE_100)
-        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, context)
-        context.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
-        cam = mujoco.MjvCamera()
-        cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
-        cam.fixedcamid = self.model.camera('rgbd').id
-        self._renderer = dict(gl=gl, context=context, camera=cam,
-                              scene=mujoco.MjvScene(self.model, maxgeom=1000),
-                              option=mujoco.MjvOption(), rect=mujoco.MjrRect(0, 0, w, h),
-                              rgb=np.empty((h, w, 3), np.uint8),
-                              depth=np.empty((h, w), np.float32))
-
     def render(self, object_pose=None) -> Tuple[np.ndarray, np.ndarray]:
         """
         Return (rgb uint8 H x W x 3, depth float32 H x W in metres along the optical axis).
@@ -675,37 +360,15 @@ class MujocoWorld:
         OpenGL context (MUJOCO_GL=egl renders offscreen on the CPU).
         """
         del object_pose
-        self._ensure_renderer()
-        r = self._renderer
-        r['gl'].make_current()
-        mujoco.mjv_updateScene(self.model, self.data, r['option'], None, r['camera'],
-                               mujoco.mjtCatBit.mjCAT_ALL, r['scene'])
-        mujoco.mjr_render(r['rect'], r['scene'], r['context'])
-        mujoco.mjr_readPixels(r['rgb'], r['depth'], r['rect'], r['context'])
-        return np.flipud(r['rgb']).copy(), self._metric_depth(np.flipud(r['depth']))
-
-    def _metric_depth(self, buffer: np.ndarray) -> np.ndarray:
-        """Convert the reversed-Z depth buffer (1 near .. 0 far) to metres along the axis."""
-        extent = self.model.stat.extent
-        near = np.float32(self.model.vis.map.znear * extent)
-        far = np.float32(self.model.vis.map.zfar * extent)
-        # glFrustum's projection, remapped to reversed Z as MuJoCo does (see mujoco.Renderer)
-        c = -(far + near) / (far - near)
-        d = -(np.float32(2) * far * near) / (far - near)
-        c, d = np.float32(-0.5) * c - np.float32(0.5), np.float32(-0.5) * d
-        z = buffer.astype(np.float64)
-        with np.errstate(divide='ignore'):
-            depth = d / (z + c)
-        depth[(z <= 0) | (depth >= 0.999 * far)] = np.nan
-        return depth.astype(np.float32)
+        if self._renderer is None:
+            self._renderer = OffscreenRenderer(self.model, self.camera.width, self.camera.height)
+        return self._renderer.render(self.data)
 
     def close(self) -> None:
         """Free the OpenGL context (safe to call twice)."""
         if self._renderer is not None:
             r, self._renderer = self._renderer, None
-            r['gl'].make_current()
-            r['context'].free()
-            r['gl'].free()
+            r.close()
 
     def __del__(self):
         try:

@@ -1,0 +1,232 @@
+"""
+The tasks' success and reward in the MuJoCo world (the TaskScoring part of MujocoWorld).
+
+Task "pick up the cup": success = the cup lifted by lift_target above its resting height,
+upright within max_tilt, touched by at least two parts of the hand (palm, index, middle, ring,
+thumb) and not by the table. Reward in [0, 1]: touched by the hand: 0.3 + 0.7 * lift fraction
+(lift / lift_target, capped) * uprightness (1 up to max_tilt, falling linearly to 0 at twice
+that: a cup knocked over and dragged up on its side earns little); not touched: up to 0.3 as the
+palm came closer to the cup's grasp region (its axis from centre to top) during the episode.
+
+Task "pour from the cup" (task='pour_cup'): a static bowl stands beside the cup, at a fixed
+offset from it in base axes (bowl_offset, 17 cm to the robot's right) plus a seeded jitter of
++-bowl_jitter per axis, so the single demonstration (lift, carry over the bowl, roll the wrist)
+serves every placement. Success = the cup held (as above), lifted by lift_target, tilted by at
+least pour_tilt, its mouth within the bowl's radius of the bowl's centre (horizontally). Reward
+when touched: 0.3 + 0.7 * lift fraction * (tilt fraction + over-bowl fraction) / 2; not
+touched: the same approach shaping as the pick task.
+
+Task "pick up the spoon" (task='pick_spoon'): a thin spoon (flat handle + shallow bowl) lies on
+a knife rest (two posts, SpoonGeometry.rest_height above the table) at the seeded placement and
+yaw. Success = the spoon lifted by lift_target above its rest, touched by at least two hand parts
+and by neither the rest nor the table. Reward: touched: 0.3 + 0.7 * lift fraction; not touched:
+up to 0.3 as the palm came closer to the handle.
+
+Task "open the drawer" (task='open_drawer'): a cabinet whose drawer runs on a damped slide joint
+with dry friction; a bar handle stands off its front. The drawer front's centre is at the seeded
+(x, y) on the table, the cabinet faces the robot (-x), its yaw the seeded yaw scaled to
++-max_cabinet_yaw. Reward = opened fraction (slide travel / full travel, in [0, 1]); success =
+opened fraction >= drawer_success. Pushing cannot open it: the hand has to hook the handle.
+
+Task "scoop the grape" (task='scoop_grape'): a ladle-like spoon (settings.ladle: its handle on
+one rest post, a neck dropping to a tray bowl that rests on the table, walled at the sides and
+the neck, open at the tip) lies with its bowl at the back of a static dish (a ring wall, the
+table its floor). Grapes (free spheres with friction) lie in the dish: grapes_in_bowl of them
+in the spoon's bowl against the neck, the rest in front of its open tip (seeded +-1 mm
+jitter). The spoon points away from the robot, its yaw +-max_spoon_yaw. Success = the spoon
+held (two hand parts, touching neither rest, dish nor table) and a grape resting in its bowl
+(within the bowl's floor and walls, spoon frame) with its bottom >= scoop_lift above the table.
+Reward when touched: 0.3 + 0.1 * spoon lift fraction + 0.6 * (bottom height of the highest
+grape in the bowl / scoop_lift, capped); not touched: up to 0.3 by approach (to the handle).
+This is a forgiving scoop: the grapes that count start in the bowl, and the task is to lift
+the spoon out of the dish firmly and level enough that they stay in (the hand's curled-finger
+grip did not gather grapes from the open tip reliably).
+
+Task "stir with the spoon" (task='stir_spoon'): the same spoon on its rest and a static pot (a
+ring wall with a floor) at a fixed offset from the spoon's resting bowl in base axes
+(pot_offset) plus a seeded jitter of +-pot_jitter per axis. After every update in which the
+spoon is held (two hand parts, touching neither rest nor table; the pot may be touched) with
+its tip (the centre of its bowl's floor) inside the pot (within its inner radius, below its
+rim), the tip's horizontal position joins the region it swept; `stirred` is that region's
+convex-hull perimeter (m; a circle of radius r: 2 pi r; jitter in place adds little).
+Success = stirred >= stir_success * stir_length. Reward: 0.3 once the spoon has been held
+(else up to 0.3 by approach) + 0.7 * stirred / stir_length (capped).
+"""
+
+from typing import Tuple
+
+import mujoco
+import numpy as np
+
+from deft_common import rotations
+from deft_sim.mujoco_objects import SpoonGeometry
+from deft_sim.mujoco_settings import MujocoSettings
+
+
+def convex_hull(points: np.ndarray) -> np.ndarray:
+    """Return the vertices (K, 2) of the convex hull of 2D points, counter-clockwise."""
+    pts = np.unique(np.asarray(points, dtype=float).reshape(-1, 2), axis=0)
+    if len(pts) < 3:
+        return pts
+
+    def half(seq):
+        chain = []
+        for p in seq:
+            while len(chain) >= 2:
+                (ax, ay), (bx, by) = chain[-1] - chain[-2], p - chain[-2]
+                if ax * by - ay * bx > 0:
+                    break
+                chain.pop()
+            chain.append(p)
+        return chain[:-1]
+    return np.array(half(pts) + half(pts[::-1]))
+
+
+def hull_perimeter(hull: np.ndarray) -> float:
+    """Return the perimeter of a convex polygon (K, 2) (twice the length of a segment)."""
+    if len(hull) < 2:
+        return 0.0
+    return float(np.linalg.norm(hull - np.roll(hull, 1, axis=0), axis=1).sum())
+
+
+class TaskScoring:
+    """
+    The task side of MujocoWorld: contacts, lift, tilt, the stirred region, success and reward.
+
+    A mixin: it reads the world's settings `s`, `data`, `spoon` (the task's spoon geometry),
+    `closest` (the palm's closest approach to the grasp region this episode) and what the world
+    found in its model (`_obj_geoms`, `_supports`, `_group_of_geom`, `_obj_qadr`, `_rest_z`),
+    and its pose queries (object_pose, tip_position, container_position, bowl_position,
+    mouth_position, grape_positions, grapes_in_spoon); `_track_stir` updates `stirred` (and
+    `_swept`, `_was_held`, which the world's reset clears).
+    """
+
+    s: MujocoSettings
+    data: mujoco.MjData
+    spoon: SpoonGeometry
+    closest: float
+    stirred: float
+
+    def _track_stir(self) -> None:
+        """Extend the region the tip swept inside the pot while held (stirred: its perimeter)."""
+        parts, support = self.object_contacts()
+        held = len(parts) >= 2 and not support
+        self._was_held |= held
+        tip = self.tip_position()
+        rel = tip[:2] - self.container_position()[:2]
+        if held and np.hypot(*rel) <= self.s.pot.radius and tip[2] <= self.s.pot.height:
+            self._swept = convex_hull(np.vstack([self._swept, rel]))
+            self.stirred = hull_perimeter(self._swept)
+
+    def grasp_region(self) -> Tuple[np.ndarray, np.ndarray]:
+        """
+        Return the ends of the object's grasp region, a segment (base frame).
+
+        Cup: centre -> top centre; spoon: the handle between the rest's posts (a ladle's: from
+        its post to the neck); drawer: the handle bar.
+        """
+        centre, q = self.object_pose()
+        if self.s.obj == 'cup':
+            a, b = [0.0, 0.0, 0.0], [0.0, 0.0, self.s.cup.height / 2.0]
+        elif self.s.obj == 'spoon':
+            a, b = [self.spoon.handle_span[0], 0.0, 0.0], [self.spoon.handle_span[1], 0.0, 0.0]
+        else:
+            dr = self.s.drawer
+            a = [-dr.handle_standoff, -dr.handle_length / 2, dr.handle_z]
+            b = [-dr.handle_standoff, dr.handle_length / 2, dr.handle_z]
+        return centre + rotations.rotate(q, a), centre + rotations.rotate(q, b)
+
+    def grasp_distance(self, point: np.ndarray) -> float:
+        """Return the distance of a point to the object's grasp region (grasp_region)."""
+        a, b = self.grasp_region()
+        seg = b - a
+        t = float(np.clip(np.dot(point - a, seg) / np.dot(seg, seg), 0.0, 1.0))
+        return float(np.linalg.norm(point - (a + t * seg)))
+
+    def cup_contacts(self) -> Tuple[set, bool]:
+        """Return (hand parts touching the object, whether a support touches it): see contacts."""
+        return self.object_contacts()
+
+    def object_contacts(self) -> Tuple[set, bool]:
+        """
+        Return (hand parts touching the object, whether a support touches the object).
+
+        Supports: the table, the floor and the object's fixture (the spoon's rest, the cabinet;
+        scoop_grape: the dish too).
+        """
+        d = self.data
+        parts, table = set(), False
+        for i in range(d.ncon):
+            c = d.contact[i]
+            g1, g2 = int(c.geom1), int(c.geom2)
+            if c.dist > 1e-3 or (g1 in self._obj_geoms) == (g2 in self._obj_geoms):
+                continue
+            other = g2 if g1 in self._obj_geoms else g1
+            if other in self._supports:
+                table = True
+            elif other in self._group_of_geom:
+                parts.add(self._group_of_geom[other])
+        return parts, table
+
+    @property
+    def lift(self) -> float:
+        """Return the object's height above its resting height (m; 0 for the drawer)."""
+        if self.s.obj == 'drawer':
+            return 0.0
+        return float(self.data.qpos[self._obj_qadr + 2] - self._rest_z)
+
+    @property
+    def tilt(self) -> float:
+        """Return the angle (rad) between the cup's axis and the vertical."""
+        axis = rotations.rotate(self.object_pose()[1], [0.0, 0.0, 1.0])
+        return float(np.arccos(np.clip(axis[2], -1.0, 1.0)))
+
+    def uprightness(self) -> float:
+        """Return 1 within max_tilt of upright, falling linearly to 0 at twice max_tilt."""
+        excess = (self.tilt - self.s.max_tilt) / self.s.max_tilt
+        return float(np.clip(1.0 - excess, 0.0, 1.0))
+
+    @property
+    def held(self) -> bool:
+        """Return whether the hand holds the cup: two hand parts touch it, the table does not."""
+        parts, table = self.cup_contacts()
+        return len(parts) >= 2 and not table
+
+    def task_reward(self) -> Tuple[float, bool]:
+        """Return (reward in [0, 1], success) of the task (see the module docstring)."""
+        parts, table = self.cup_contacts()
+        if self.s.obj == 'drawer':
+            frac = float(np.clip(self.opened / self.s.drawer.travel, 0.0, 1.0))
+            return frac, frac >= self.s.drawer_success - 1e-9
+        if self.s.task == 'stir_spoon':
+            closeness = float(np.clip(1.0 - self.closest / self.s.shaping_distance, 0.0, 1.0))
+            grasp = 1.0 if self._was_held or parts else closeness
+            frac = float(np.clip(self.stirred / self.s.stir_length, 0.0, 1.0))
+            return 0.3 * grasp + 0.7 * frac, frac >= self.s.stir_success - 1e-9
+        if self.s.obj == 'spoon':
+            if not parts:
+                closeness = 1.0 - self.closest / self.s.shaping_distance
+                return 0.3 * float(np.clip(closeness, 0.0, 1.0)), False
+            frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
+            held = len(parts) >= 2 and not table
+            if self.s.task == 'scoop_grape':
+                r = self.s.grapes.radius
+                heights = self.grape_positions()[self.grapes_in_spoon(), 2] - r
+                top = float(heights.max()) if heights.size else 0.0
+                scooped = float(np.clip(top / self.s.scoop_lift, 0.0, 1.0))
+                return 0.3 + 0.1 * frac + 0.6 * scooped, held and scooped >= 1.0 - 1e-9
+            return 0.3 + 0.7 * frac, held and self.lift >= self.s.lift_target - 1e-6
+        if parts:
+            frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
+            held = len(parts) >= 2 and not table and self.lift >= self.s.lift_target - 1e-6
+            if self.s.task == 'pick_cup':
+                success = held and self.tilt <= self.s.max_tilt
+                return 0.3 + 0.7 * frac * self.uprightness(), success
+            tilt = float(np.clip(self.tilt / self.s.pour_tilt, 0.0, 1.0))
+            off = float(np.linalg.norm((self.mouth_position() - self.bowl_position())[:2]))
+            over = float(np.clip(1.0 - max(0.0, off - self.s.bowl.radius)
+                                 / self.s.shaping_distance, 0.0, 1.0))
+            success = held and tilt >= 1.0 and off <= self.s.bowl.radius
+            return 0.3 + 0.7 * frac * (tilt + over) / 2.0, success
+        closeness = 1.0 - self.closest / self.s.shaping_distance
+        return 0.3 * float(np.clip(closeness, 0.0, 1.0)), False
