@@ -13,3 +13,6 @@ os.environ.setdefault('ROS_HOME', str(ROOT / '.ros'))
 os.environ.setdefault('ROS_LOG_DIR', str(ROOT / '.ros' / 'log'))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('MUJOCO_GL', 'egl')  # offscreen rendering on the CPU, no display
+# The graph's DDS settings (3 s participant lease; see the file), as deft_run gives its nodes.
+os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
+                      str(ROOT / 'src' / 'deft_bringup' / 'config' / 'fastdds.xml'))

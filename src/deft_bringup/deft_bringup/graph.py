@@ -199,6 +199,22 @@ def write_param_file(prefix: str, text: str) -> str:
     return str(path)
 
 
+DDS_PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
+
+
+def dds_environment(config_dir: Optional[Path] = None,
+                    env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """
+    Return the environment every node process gets for DDS: config/fastdds.xml as its profile.
+
+    Empty when the environment (`env`, default os.environ) already names a profile: theirs wins.
+    """
+    if (os.environ if env is None else env).get(DDS_PROFILE_VARIABLE):
+        return {}
+    folder = Path(config_dir) if config_dir else share_dir() / 'config'
+    return {DDS_PROFILE_VARIABLE: str(folder / 'fastdds.xml')}
+
+
 def share_dir() -> Path:
     """Return the installed share/deft_bringup directory."""
     from ament_index_python.packages import get_package_share_directory

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING
 from deft_bringup.graph import (  # noqa: F401 (the profile tables, re-exported)
     PROFILE_ARGUMENTS,
     REQUIRED,
+    dds_environment,
     declared_arguments,
     describe,
 )
 
 if TYPE_CHECKING:  # only for the annotation: launch is imported where it runs
     from launch import LaunchDescription
+
 
 def _start_nodes(context, profile: str) -> list:
     """Resolve the profile's graph with the launch arguments' values: its launch_ros Nodes."""
@@ -42,9 +44,10 @@ def _start_nodes(context, profile: str) -> list:
 def launch_description(profile: str) -> 'LaunchDescription':
     """Return a profile's LaunchDescription: its launch arguments, then its nodes."""
     from launch import LaunchDescription
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 
-    entities = []
+    # the graph's DDS settings (config/fastdds.xml), unless the environment names a profile
+    entities = [SetEnvironmentVariable(name, value) for name, value in dds_environment().items()]
     for name, default, description in declared_arguments(profile):
         if default is None:
             entities.append(DeclareLaunchArgument(name, description=description))

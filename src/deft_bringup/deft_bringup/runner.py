@@ -33,6 +33,7 @@ from deft_bringup.graph import (
     RESPAWN_DELAY,
     RESPAWN_MAX_RETRIES,
     NodeLaunch,
+    dds_environment,
     declared_arguments,
     describe,
 )
@@ -119,6 +120,7 @@ class GraphProcesses:
         self.log_dir = Path(log_dir) if log_dir else None
         self.echo = echo
         self.env = dict(os.environ if env is None else env)
+        self.env.update(dds_environment(env=self.env))
         # Inherited by every node (and anything a node starts): finds leftovers after stop().
         self.tag = self.env.setdefault(TAG_VARIABLE, f'{os.getpid()}-{uuid.uuid4().hex[:12]}')
         self.procs: Dict[str, subprocess.Popen] = {}

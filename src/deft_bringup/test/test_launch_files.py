@@ -37,6 +37,10 @@ class OpaqueFunction(Recorded):
                                        **self.kwargs.get('kwargs') or {})
 
 
+class SetEnvironmentVariable(Recorded):
+    pass
+
+
 class FakeContext:
     def __init__(self, values):
         self.values = values
@@ -57,6 +61,7 @@ def stand_in(monkeypatch, tmp_path):
     mods['launch'].LaunchDescription = Recorded
     mods['launch.actions'].DeclareLaunchArgument = Recorded
     mods['launch.actions'].OpaqueFunction = OpaqueFunction
+    mods['launch.actions'].SetEnvironmentVariable = SetEnvironmentVariable
     mods['launch.substitutions'].LaunchConfiguration = LaunchConfiguration
     mods['launch_ros.actions'].Node = Recorded
     for name, mod in mods.items():
@@ -91,7 +96,8 @@ def entities(profile):
     found = load(f'{profile}.launch.py').generate_launch_description().args[0]
     opaque = [e for e in found if isinstance(e, OpaqueFunction)]
     assert len(opaque) == 1
-    return [e for e in found if not isinstance(e, OpaqueFunction)], opaque[0]
+    return [e for e in found if not isinstance(e, (OpaqueFunction, SetEnvironmentVariable))], \
+        opaque[0]
 
 
 def declared_values(profile, **values):
@@ -253,3 +259,15 @@ def test_helper_imports_launch_only_where_it_runs():
     top |= {n.module.split('.')[0] for n in tree.body
             if isinstance(n, ast.ImportFrom) and n.module}
     assert not top & {'launch', 'launch_ros', 'rclpy'}
+
+
+@pytest.mark.parametrize('profile', graph.PROFILES)
+def test_launch_gives_the_nodes_the_dds_profile_unless_one_is_set(stand_in, monkeypatch, profile):
+    monkeypatch.delenv(graph.DDS_PROFILE_VARIABLE, raising=False)
+    found = load(f'{profile}.launch.py').generate_launch_description().args[0]
+    env = [e.args for e in found if isinstance(e, SetEnvironmentVariable)]
+    assert env == [(graph.DDS_PROFILE_VARIABLE, str(CONFIG / 'fastdds.xml'))]
+    assert (CONFIG / 'fastdds.xml').is_file()
+    monkeypatch.setenv(graph.DDS_PROFILE_VARIABLE, '/etc/my_dds.xml')  # the user's own wins
+    found = load(f'{profile}.launch.py').generate_launch_description().args[0]
+    assert not [e for e in found if isinstance(e, SetEnvironmentVariable)]

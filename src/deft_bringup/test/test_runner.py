@@ -148,3 +148,13 @@ def test_the_one_shot_bag_player_is_not_respawned(make_graph, tmp_path):
         respawner = Respawner(graph, delay=0.1, max_retries=5, say=lambda _: None)
         wait_until(lambda: graph.exited(), 30, 'the player to refuse the missing bags')
         assert 'node bag_player exited with code' in respawner.check()
+
+
+def test_node_processes_get_the_dds_profile_unless_the_caller_set_one():
+    from deft_bringup.graph import DDS_PROFILE_VARIABLE
+    from deft_bringup.runner import GraphProcesses
+
+    bare = GraphProcesses([], env={'PATH': '/usr/bin'})
+    assert bare.env[DDS_PROFILE_VARIABLE].endswith('config/fastdds.xml')
+    own = GraphProcesses([], env={DDS_PROFILE_VARIABLE: '/etc/mine.xml'})
+    assert own.env[DDS_PROFILE_VARIABLE] == '/etc/mine.xml'
