@@ -273,6 +273,9 @@ def test_a_dead_node_gives_a_clear_error(graph, episodes):
     outcome = episodes.run(goal(), timeout=60)
     r = outcome.result
     assert outcome.status == GoalStatus.STATUS_ABORTED
-    assert r.error_code == RunEpisode.Result.SERVICE_UNAVAILABLE
+    # absent when the episode asks (its DDS lease ran out), or gone during the call: either way
+    # a typed error naming the service, in seconds
+    assert r.error_code in (RunEpisode.Result.SERVICE_UNAVAILABLE,
+                            RunEpisode.Result.SERVER_GONE), r.message
     assert 'affordance/predict' in r.message
     assert time.monotonic() - t0 < 30

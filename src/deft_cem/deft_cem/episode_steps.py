@@ -102,12 +102,19 @@ class EpisodeSteps:
         if not await wait_until(self.node, client.service_is_ready, self.s.service_timeout,
                                 self.group):
             raise EpisodeFailure(R.SERVICE_UNAVAILABLE, f'service {name} is not available')
-        done, response = await wait_for(self.node, client.call_async(request),
-                                        self.s.service_timeout, self.group)
-        if not done:
-            raise EpisodeFailure(code, f'{name} did not answer within {self.s.service_timeout} s '
-                                 '(is its node running?)')
-        return response
+        future = client.call_async(request)
+        deadline = self.now_ns() + int(self.s.service_timeout * 1e9)
+        while not future.done():
+            if not client.service_is_ready():  # its server left the graph (a crash)
+                client.remove_pending_request(future)
+                raise EpisodeFailure(R.SERVER_GONE, f'the node serving {name} went away during '
+                                     'the call (its process ended; see its log)')
+            if self.now_ns() > deadline:
+                client.remove_pending_request(future)
+                raise EpisodeFailure(code, f'{name} did not answer within '
+                                     f'{self.s.service_timeout} s (is its node running?)')
+            await sleep(self.node, 0.05, self.group)
+        return future.result()
 
     def now_ns(self) -> int:
         """Return the node's clock, ns (the clock camera frames are stamped with)."""
