@@ -11,8 +11,8 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
-        ('share/' + PACKAGE + '/config', sorted(glob('config/*'))),
-        ('share/' + PACKAGE + '/launch', sorted(glob('launch/*'))),
+        ('share/' + PACKAGE + '/config', sorted(glob('config/*.yaml') + glob('config/*.xml'))),
+        ('share/' + PACKAGE + '/launch', sorted(glob('launch/*.launch.py'))),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -11,7 +11,7 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
-        ('share/' + PACKAGE + '/config', sorted(glob('config/*'))),
+        ('share/' + PACKAGE + '/config', sorted(glob('config/*.yaml'))),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
