@@ -108,6 +108,9 @@ fi
 
 # 3. The ament_python packages, installed (not editable: editable installs skip data_files, and so
 #    the share/ files and the ament index marker). Only packages whose files changed are re-installed.
+#    Always built as wheels (--use-pep517): the legacy `setup.py install` of an older pip (Debian's
+#    23.0) honours setup.cfg's colcon layout and puts the console scripts in lib/<package>/, off
+#    the PATH, where deft_demo would not be found.
 changed=()
 for pkg in "${py_packages[@]}"; do
   mapfile -t pkg_files < <(cd "$root" && find "src/$pkg" -type f ! -path '*/__pycache__/*' \
@@ -120,6 +123,6 @@ if [ ${#changed[@]} -gt 0 ]; then
   log "installing ${changed[*]}"
   args=()
   for pkg in "${changed[@]}"; do args+=("$root/src/$pkg"); done
-  pip_install --no-deps --no-build-isolation --force-reinstall "${args[@]}"
+  pip_install --no-deps --no-build-isolation --use-pep517 --force-reinstall "${args[@]}"
   for pkg in "${changed[@]}"; do mark "pkg-$pkg" "${sums[$pkg]}"; done
 fi
