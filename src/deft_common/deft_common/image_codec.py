@@ -1,9 +1,8 @@
-"""sensor_msgs/Image <-> numpy, for the encodings the stack uses (REP 118 for depth).
+"""sensor_msgs/Image <-> numpy (deft_common.image_arrays), and the newest frame of a topic.
 
-cv_bridge for ROS 2 is not installable from PyPI; these lines read encoding, step and byte order.
+cv_bridge for ROS 2 is not installable from PyPI; image_arrays reads encoding, step and byte order.
 """
 
-import sys
 import threading
 from typing import Optional
 
@@ -11,74 +10,30 @@ import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-# encoding -> (numpy dtype, channels)
-ENCODINGS = {
-    'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3), 'rgba8': (np.uint8, 4), 'bgra8': (np.uint8, 4),
-    'mono8': (np.uint8, 1), '8UC1': (np.uint8, 1), 'mono16': (np.uint16, 1),
-    '16UC1': (np.uint16, 1), '32FC1': (np.float32, 1),
-}
+from deft_common.image_arrays import ENCODINGS, array_of, depth_of, fields_of, rgb_of  # noqa: F401
 
 
 def to_array(msg: Image) -> np.ndarray:
-    """Return an (H, W) or (H, W, C) array viewing the message's data in native byte order."""
-    if msg.encoding not in ENCODINGS:
-        raise ValueError(f'unsupported image encoding {msg.encoding!r}; '
-                         f'supported: {", ".join(sorted(ENCODINGS))}')
-    dtype, channels = ENCODINGS[msg.encoding]
-    dtype = np.dtype(dtype).newbyteorder('>' if msg.is_bigendian else '<')
-    row = msg.width * channels * dtype.itemsize
-    if msg.step < row or len(msg.data) < msg.step * msg.height:
-        raise ValueError(f'image data too short: {len(msg.data)} bytes for {msg.height} rows '
-                         f'of step {msg.step} ({msg.width}x{channels} {msg.encoding})')
-    raw = np.frombuffer(bytes(msg.data), dtype=np.uint8, count=msg.step * msg.height)
-    rows = raw.reshape(msg.height, msg.step)[:, :row]
-    arr = np.ascontiguousarray(rows).view(dtype).astype(dtype.newbyteorder('='), copy=False)
-    shape = (msg.height, msg.width) if channels == 1 else (msg.height, msg.width, channels)
-    return arr.reshape(shape)
+    """Return an (H, W) or (H, W, C) array of the message's data in native byte order."""
+    return array_of(msg)
 
 
 def to_msg(array: np.ndarray, encoding: str, header: Optional[Header] = None) -> Image:
     """Build an Image from an array whose dtype and channel count match `encoding`."""
-    if encoding not in ENCODINGS:
-        raise ValueError(f'unsupported image encoding {encoding!r}')
-    dtype, channels = ENCODINGS[encoding]
-    arr = np.ascontiguousarray(array, dtype=dtype)
-    if arr.ndim == 2 and channels != 1 or arr.ndim == 3 and arr.shape[2] != channels:
-        raise ValueError(f'array of shape {arr.shape} does not fit encoding {encoding}')
-    msg = Image()
+    msg = Image(**fields_of(array, encoding))
     if header is not None:
         msg.header = header
-    msg.height, msg.width = arr.shape[:2]
-    msg.encoding = encoding
-    msg.is_bigendian = int(sys.byteorder == 'big')
-    msg.step = msg.width * channels * arr.itemsize
-    msg.data = arr.tobytes()
     return msg
 
 
 def depth_in_metres(msg: Image) -> np.ndarray:
     """Depth image as float32 metres: 32FC1 as is, 16UC1 millimetres scaled; 0 becomes NaN."""
-    arr = to_array(msg)
-    if msg.encoding == '32FC1':
-        depth = arr.astype(np.float32, copy=True)
-    elif msg.encoding in ('16UC1', 'mono16'):
-        depth = arr.astype(np.float32) / 1000.0
-    else:
-        raise ValueError(f'depth image must be 32FC1 or 16UC1, got {msg.encoding!r}')
-    depth[~np.isfinite(depth) | (depth <= 0.0)] = np.nan
-    return depth
+    return depth_of(msg)
 
 
 def to_rgb(msg: Image) -> np.ndarray:
     """Colour image as (H, W, 3) uint8 RGB whatever the colour encoding."""
-    arr = to_array(msg)
-    if msg.encoding in ('rgb8', 'rgba8'):
-        return np.ascontiguousarray(arr[..., :3])
-    if msg.encoding in ('bgr8', 'bgra8'):
-        return np.ascontiguousarray(arr[..., 2::-1])
-    if msg.encoding in ('mono8', '8UC1'):
-        return np.repeat(arr[..., None], 3, axis=2)
-    raise ValueError(f'not a colour image encoding: {msg.encoding!r}')
+    return rgb_of(msg)
 
 
 class LatestFrame:

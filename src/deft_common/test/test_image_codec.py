@@ -63,3 +63,19 @@ def test_latest_frame_keeps_the_newest_and_decodes_it():
     assert frames.rgb().shape == (4, 5, 3) and int(frames.rgb()[0, 0, 0]) == 20
     frames.keep(to_msg(np.zeros((2, 2), np.float32), '32FC1'))
     assert frames.latest_rgb_or_none() is None  # a depth image is not a colour frame
+
+
+def test_arrays_from_read_only_message_data_are_writable_copies():
+    from types import SimpleNamespace
+
+    from deft_common.image_arrays import array_of, depth_of, fields_of, rgb_of
+
+    rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    msg = SimpleNamespace(**fields_of(rgb))  # data are bytes: read-only when viewed
+    out = rgb_of(msg)
+    np.testing.assert_array_equal(out, rgb)
+    out[0, 0, 0] = 255  # a copy: the message is untouched
+    assert array_of(msg)[0, 0, 0] == 0
+    mm = SimpleNamespace(**fields_of(np.array([[0, 1500]], dtype=np.uint16)))
+    depth = depth_of(mm)
+    assert np.isnan(depth[0, 0]) and depth[0, 1] == np.float32(1.5)

@@ -30,12 +30,14 @@ import math
 import os
 from pathlib import Path
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 from rosbags.interfaces import Nodetype
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
+
+from deft_common.image_arrays import array_of, depth_of, fields_of, rgb_of
 
 NAMESPACE = '/deft'
 INTERFACE_PACKAGE = 'deft_interfaces'
@@ -51,12 +53,6 @@ TOPICS: Dict[str, Tuple[str, str]] = {
     'prior': ('affordance/prior', 'deft_interfaces/msg/GraspPrior'),
     'record': ('episodes', 'deft_interfaces/msg/EpisodeRecord'),
     'metadata': ('episode/metadata', 'std_msgs/msg/String'),
-}
-# encoding -> (numpy dtype, channels), as deft_common.image_codec (REP 118 for depth)
-ENCODINGS = {
-    'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3), 'rgba8': (np.uint8, 4), 'bgra8': (np.uint8, 4),
-    'mono8': (np.uint8, 1), '8UC1': (np.uint8, 1), 'mono16': (np.uint16, 1),
-    '16UC1': (np.uint16, 1), '32FC1': (np.float32, 1),
 }
 _DTYPES = {
     'bool': np.bool_, 'byte': np.uint8, 'char': np.uint8, 'int8': np.int8, 'uint8': np.uint8,
@@ -287,64 +283,28 @@ def _header(stamp: int, frame_id: str) -> Dict[str, Any]:
     return {'stamp': stamp, 'frame_id': frame_id}
 
 
+def _as_bag_error(convert: Callable[..., Any], *args) -> Any:
+    try:
+        return convert(*args)
+    except ValueError as exc:
+        raise EpisodeBagError(str(exc)) from exc
+
+
 def image_fields(array: np.ndarray, encoding: Optional[str] = None) -> Dict[str, Any]:
     """Return the Image fields (no header) of an array: rgb8, mono8, 16UC1 or 32FC1 by dtype."""
-    arr = np.ascontiguousarray(array)
-    if encoding is None:
-        if arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
-            encoding = 'rgb8'
-        elif arr.ndim == 2 and arr.dtype in (np.uint8, np.uint16, np.float32, np.float64):
-            encoding = {np.dtype(np.uint8): 'mono8', np.dtype(np.uint16): '16UC1'}.get(
-                arr.dtype, '32FC1')
-        else:
-            raise EpisodeBagError(f'cannot record an image array of shape {arr.shape} and dtype '
-                                  f'{arr.dtype}: give (H, W, 3) uint8 RGB, (H, W) uint16 mm '
-                                  'or (H, W) float32 m')
-    dtype, channels = ENCODINGS[encoding]
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    return {'height': arr.shape[0], 'width': arr.shape[1], 'encoding': encoding,
-            'is_bigendian': int(sys.byteorder == 'big'),
-            'step': arr.shape[1] * channels * arr.itemsize, 'data': arr.tobytes()}
+    return _as_bag_error(fields_of, array, encoding)
 
 
 def image_array(msg: Any) -> np.ndarray:
     """Return an (H, W) or (H, W, C) array of an Image message, native byte order."""
-    if msg.encoding not in ENCODINGS:
-        raise EpisodeBagError(f'unsupported image encoding {msg.encoding!r}; '
-                              f'supported: {", ".join(sorted(ENCODINGS))}')
-    dtype, channels = ENCODINGS[msg.encoding]
-    dtype = np.dtype(dtype).newbyteorder('>' if msg.is_bigendian else '<')
-    row = msg.width * channels * dtype.itemsize
-    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
-    if msg.step < row or data.size < msg.step * msg.height:
-        raise EpisodeBagError(f'image data too short: {data.size} bytes for {msg.height} rows '
-                              f'of step {msg.step} ({msg.width}x{channels} {msg.encoding})')
-    rows = data[:msg.step * msg.height].reshape(msg.height, msg.step)[:, :row]
-    arr = np.array(rows).view(dtype).astype(dtype.newbyteorder('='), copy=False)  # writable
-    shape = (msg.height, msg.width) if channels == 1 else (msg.height, msg.width, channels)
-    return arr.reshape(shape)
+    return _as_bag_error(array_of, msg)
 
 
 def image_rgb(msg: Any) -> np.ndarray:
     """Return a colour Image message as (H, W, 3) uint8 RGB."""
-    arr = image_array(msg)
-    if msg.encoding in ('rgb8', 'rgba8'):
-        return np.ascontiguousarray(arr[..., :3])
-    if msg.encoding in ('bgr8', 'bgra8'):
-        return np.ascontiguousarray(arr[..., 2::-1])
-    if msg.encoding in ('mono8', '8UC1'):
-        return np.repeat(arr[..., None], 3, axis=2)
-    raise EpisodeBagError(f'not a colour image encoding: {msg.encoding!r}')
+    return _as_bag_error(rgb_of, msg)
 
 
 def image_depth(msg: Any) -> np.ndarray:
     """Return a depth Image message as float32 metres (16UC1 is millimetres), NaN where invalid."""
-    arr = image_array(msg)
-    if msg.encoding == '32FC1':
-        depth = arr.astype(np.float32, copy=True)
-    elif msg.encoding in ('16UC1', 'mono16'):
-        depth = arr.astype(np.float32) / 1000.0
-    else:
-        raise EpisodeBagError(f'depth image must be 32FC1 or 16UC1, got {msg.encoding!r}')
-    depth[~np.isfinite(depth) | (depth <= 0.0)] = np.nan
-    return depth
+    return _as_bag_error(depth_of, msg)
