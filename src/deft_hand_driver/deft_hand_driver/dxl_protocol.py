@@ -79,6 +79,16 @@ def status(dxl_id: int, error: int, params: bytes = b'') -> bytes:
     return packet(dxl_id, STATUS, bytes([error]) + bytes(params))
 
 
+def bad_crc(data: bytes) -> bytes:
+    """Return the same packets with every CRC garbled (a reader sees a CRC error in each)."""
+    buf, out = bytearray(data), bytearray()
+    while True:
+        pkt = take_packet(buf)
+        if pkt is None:
+            return bytes(out + buf)
+        out += pkt[:-2] + bytes([pkt[-2] ^ 0xFF, pkt[-1] ^ 0xFF])
+
+
 def take_packet(buf: bytearray) -> Optional[bytes]:
     """Cut one whole packet (raw, stuffed) off the front of `buf`, dropping junk before it."""
     start = buf.find(HEADER)

@@ -14,11 +14,16 @@ One control loop = one `sync_write_goals` (Goal Position of every servo) and one
 `sync_read_state` (Present Current, Velocity, Position: 10 bytes from address 126; with
 `fast_sync_read` the servos answer in one packet, which firmware >= 46 supports). Every SDK
 call is bounded by the SDK's packet timeout (about 35 ms), retried at most `retries` times.
-Errors are RuntimeErrors naming the servo id and joint. A servo that stays silent, or a port
-that fails, switches the torque off where it still can and puts the backend into reconnect:
-each later read/write tries to reopen and re-initialise the bus, with a backoff doubling from
-0.1 s to `max_backoff`; the re-initialised servos hold their present position (`reconnects`
-counts the successes, so the caller can adopt that position as its setpoint).
+
+Bus faults are `BusFault`s of one kind (no answer, corrupt replies, late replies, port gone:
+dxl_link tells them apart), naming the servo ids and joints and what to check; failed
+transactions are counted by kind (`bus_faults()`). A sync read that fails `retries + 1` times,
+or a port that fails, switches the torque off where it still can (a broadcast write first: it
+needs no reply) and puts the backend into reconnect: each later read/write tries to reopen and
+re-initialise the bus, with a backoff doubling from 0.1 s to `max_backoff`; meanwhile the last
+failure is raised again, word for word (no countdown), so a caller can log each change once.
+The re-initialised servos hold their present position (`reconnects` counts the successes, so
+the caller can adopt that position as its setpoint).
 
 A servo raising a hardware error (alert bit, then Hardware Error Status) is reported by
 `hardware_errors()` and every servo lets go; `reboot_faulted()` reboots the faulted servos (the
@@ -26,58 +31,31 @@ REBOOT instruction clears the error), configures them again and puts the torque 
 """
 
 import logging
-import math
 import termios
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import dynamixel_sdk as sdk
 import numpy as np
 
-from deft_hand_driver.hand_backend import HandBackend
+from deft_hand_driver import dxl_link
+from deft_hand_driver.dxl_table import (
+    ALERT,
+    BAUD_RATES,
+    CURRENT_UNIT_MA,
+    POSITION_MODES,
+    RAD_PER_TICK,
+    RAD_S_PER_TICK,
+    STATE,
+    STATE_SIZE,
+    STATE_START,
+    Addr,
+    decode_hardware_error,
+)
+from deft_hand_driver.hand_backend import BusFault, HandBackend
 from deft_hand_driver.hand_config import HandConfig
 
-
-class Addr:
-    """X-series (XC330, XL330, XM430) control-table addresses used here."""
-
-    MODEL_NUMBER = 0
-    OPERATING_MODE = 11
-    CURRENT_LIMIT = 38
-    TORQUE_ENABLE = 64
-    HARDWARE_ERROR = 70
-    POSITION_D = 80
-    POSITION_I = 82
-    POSITION_P = 84
-    GOAL_CURRENT = 102
-    GOAL_POSITION = 116
-    PRESENT_CURRENT = 126
-    PRESENT_VELOCITY = 128
-    PRESENT_POSITION = 132
-
-
-STATE_START, STATE_SIZE = Addr.PRESENT_CURRENT, 10
-STATE = np.dtype([('current', '<i2'), ('velocity', '<i4'), ('position', '<i4')])
-RAD_PER_TICK = 2.0 * math.pi / 4096.0
-RAD_S_PER_TICK = 0.229 * 2.0 * math.pi / 60.0
-CENTRE = 2048
-# model number -> mA per current tick
-CURRENT_UNIT_MA = {1190: 1.0, 1200: 1.0,                            # XL330-M077, -M288
-                   1210: 1.0, 1220: 1.0, 1230: 1.0, 1240: 1.0,      # XC330-T181/T288/M181/M288
-                   1020: 2.69, 1030: 2.69}                          # XM430-W350, -W210
-POSITION_MODES = {3: 'position', 4: 'extended position', 5: 'current-based position'}
-HARDWARE_ERROR_BITS = {0: 'input voltage', 2: 'overheating', 3: 'motor encoder',
-                       4: 'electrical shock', 5: 'overload'}
-ALERT = 0x80
-BAUD_RATES = (9600, 57600, 115200, 1000000, 2000000, 3000000, 4000000)
 PORT_ERRORS = (OSError, termios.error)
-
-
-def decode_hardware_error(status: int) -> List[str]:
-    """Name the bits of a Hardware Error Status byte (address 70)."""
-    names = [name for bit, name in HARDWARE_ERROR_BITS.items() if status & (1 << bit)]
-    unknown = status & ~sum(1 << b for b in HARDWARE_ERROR_BITS)
-    return names + ([f'unknown bits 0x{unknown:02x}'] if unknown else [])
 
 
 class DynamixelHand(HandBackend):
@@ -88,7 +66,7 @@ class DynamixelHand(HandBackend):
                  position_i: int = 0, position_d: int = 200, retries: int = 2,
                  max_backoff: float = 2.0, zero_ticks: Optional[Sequence[int]] = None,
                  fast_sync_read: bool = False, log=None, reboot_wait: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, late_window: float = 0.1):
         super().__init__(config)
         if baud not in BAUD_RATES:
             raise ValueError(f'baud {baud} not supported; use one of {BAUD_RATES}')
@@ -106,6 +84,7 @@ class DynamixelHand(HandBackend):
         self.gains = {Addr.POSITION_P: position_p, Addr.POSITION_I: position_i,
                       Addr.POSITION_D: position_d}
         self.retries, self.max_backoff, self.clock = retries, max_backoff, clock
+        self.watch = dxl_link.LineWatch(late_window)  # how replies fail, counted by kind
         self.fast = fast_sync_read
         self.log = log or logging.getLogger(__name__)
         self.ids = list(config.servo_ids)
@@ -121,7 +100,8 @@ class DynamixelHand(HandBackend):
         self._torque = False
         self._errors: List[str] = []
         self._ever_connected = False
-        self._lost = ''
+        self._lost: Optional[BusFault] = None  # why the connection was dropped
+        self._retry_fault: Optional[BusFault] = None  # why the last reconnect failed
         self._backoff = 0.1
         self._next_attempt = 0.0
         self.last_clamped: List[str] = []
@@ -173,6 +153,10 @@ class DynamixelHand(HandBackend):
         """Return 'servo 3 (index_dip): overload' style descriptions from the last read."""
         return list(self._errors)
 
+    def bus_faults(self) -> Dict[str, int]:
+        """Return how many bus transactions failed, by BusFault kind, since the start."""
+        return dict(self.watch.faults)
+
     def reboot_faulted(self) -> List[int]:
         """
         Reboot the servos in hardware error, configure them again, torque on; return their ids.
@@ -185,11 +169,10 @@ class DynamixelHand(HandBackend):
         for sid in ids:
             result, _ = self._guard(self.ph.reboot, self._port, sid)
             if result != sdk.COMM_SUCCESS:
-                raise RuntimeError(f'{self._name([sid])}: no answer to reboot '
-                                   f'({self.ph.getTxRxResult(result)})')
+                raise self._fault(self._reply_fault(result)[0], [sid], 'to reboot')
         deadline = self.clock() + self.reboot_wait
         for sid in ids:  # a real servo takes a moment to boot
-            while not self._ping(sid):
+            while self._ping(sid)[0] is None:
                 if self.clock() > deadline:
                     raise RuntimeError(f'{self._name([sid])}: silent {self.reboot_wait:.1f} s '
                                        'after reboot')
@@ -223,66 +206,95 @@ class DynamixelHand(HandBackend):
             self._writer.changeParam(sid, list(data[4 * i:4 * i + 4]))
         result = self._guard(self._writer.txPacket)
         if result != sdk.COMM_SUCCESS:
-            self._lose(f'sync write failed: {self.ph.getTxRxResult(result)}')
+            self._lose(self._port_fault(f'sync write not sent ({self.ph.getTxRxResult(result)})'))
 
     def sync_read_state(self) -> np.ndarray:
         """Read current, velocity and position of every servo in one sync read (STATE rows)."""
         self._ensure_connected()
+        self.watch.quiet_until = 0.0  # a new read: its first timeout waits for late replies
+        stale_before = self.watch.stale_seen
+        failures: List[Tuple[str, List[int]]] = []
         for _ in range(self.retries + 1):
-            raw, alerts, silent = self._read_fast() if self.fast else self._read_chain()
-            if silent is None:
-                self._update_errors(alerts)
-                return np.frombuffer(bytes(raw), dtype=STATE)
+            raw, alerts, corrupt, silent = self._read_fast() if self.fast else self._read_chain()
+            if not corrupt and not silent:
+                if self.watch.read_done(stale_before, self.retries):
+                    self._update_errors(alerts)
+                    return np.frombuffer(bytes(raw), dtype=STATE)
+                failures = [(BusFault.LATE, list(self.ids))] * (self.retries + 1)  # in a row
+                break
+            failures.append(self.watch.read_failure(self._read_line, self.ids, corrupt, silent))
             self.retries_used += 1
-        silent_ids = [sid for sid in self.ids if not self._ping(sid)]
-        self._torque_off_all()
-        if not silent_ids and self.fast:
-            self._lose(f'no answer to {self.retries + 1} fast sync reads though every servo '
-                       'answers a ping: firmware too old for fast sync read? '
-                       'set fast_sync_read false')
-        self._lose(f'no answer from {self._name(silent_ids or [silent])} after '
-                   f'{self.retries + 1} sync reads: check its cable and power')
+        self._fail_read(failures, stale_before)
 
-    def _read_chain(self) -> Tuple[bytearray, List[int], Optional[int]]:
-        """Sync read: one status packet per servo; return (data, alerting ids, first silent)."""
+    def _fail_read(self, failures: List[Tuple[str, List[int]]], stale_before: int):
+        """Name the fault of `failures` (one per sync read), let go, drop the connection."""
+        kinds, silent = [kind for kind, _ in failures], []
+        for sid in self.ids if set(kinds) == {BusFault.NO_ANSWER} else ():  # who is silent?
+            model, why = self._ping(sid)
+            silent += [] if model is not None else [sid]
+            if why not in ('', BusFault.NO_ANSWER) or self.watch.stale_seen > stale_before:
+                kinds.append(why or BusFault.LATE)  # the pings tell a late or garbled line
+                break
+        kind = dxl_link.pick_kind(kinds, self.watch.stale_seen > stale_before)
+        ids = [sid for sid in self.ids if any(k == kind and sid in i for k, i in failures)]
+        reads = f'{self.retries + 1} {"fast " if self.fast else ""}sync reads'
+        if kind != BusFault.NO_ANSWER:
+            self._torque_off_all(verify=False)  # the replies cannot be trusted to confirm it
+            count = kinds[:len(failures)].count(kind)
+            self._lose(self._fault(kind, ids or self.ids, f'in {count} of {reads}' if count
+                                   else f'(found checking them after {reads} failed)'))
+        self._torque_off_all()
+        if not silent and self.fast:
+            self._lose(BusFault(f'no answer to {reads} though every servo answers a ping: '
+                                'firmware too old for fast sync read? set fast_sync_read false',
+                                BusFault.NO_ANSWER))
+        self._lose(self._fault(kind, silent or ids[:1], f'after {reads}'))
+
+    def _read_chain(self) -> Tuple[bytearray, List[int], List[int], List[int]]:
+        """Sync read, one status per servo: (data, alerting ids, corrupt ids, silent ids)."""
         result = self._guard(self._reader.txPacket)
         if result != sdk.COMM_SUCCESS:
-            self._lose(f'sync read failed: {self.ph.getTxRxResult(result)}')
-        raw, alerts = bytearray(), []
-        for sid in self.ids:
+            self._lose(self._port_fault(f'sync read not sent ({self.ph.getTxRxResult(result)})'))
+        raw, alerts, corrupt, silent = bytearray(), [], [], []
+        for sid in self.ids:  # on to the end after a failure: which servos fail tells the fault
             data, result, error = self._guard(self.ph.readRx, self._port, sid, STATE_SIZE)
-            if result != sdk.COMM_SUCCESS:
-                return raw, alerts, sid
-            raw += bytes(data)
-            if error & ALERT:
-                alerts.append(sid)
-        return raw, alerts, None
+            if result == sdk.COMM_SUCCESS:
+                raw += bytes(data)
+                if error & ALERT:
+                    alerts.append(sid)
+            else:
+                (corrupt if result == sdk.COMM_RX_CORRUPT else silent).append(sid)
+        return raw, alerts, corrupt, silent
 
-    def _read_fast(self) -> Tuple[bytearray, List[int], Optional[int]]:
+    def _read_fast(self) -> Tuple[bytearray, List[int], List[int], List[int]]:
         """Fast sync read: one packet of ERR ID DATA CRC blocks (X-series firmware >= 46)."""
         result = self._guard(self._reader.fastSyncReadTxPacket)
         if result != sdk.COMM_SUCCESS:
-            self._lose(f'fast sync read failed: {self.ph.getTxRxResult(result)}')
+            self._lose(self._port_fault('fast sync read not sent '
+                                        f'({self.ph.getTxRxResult(result)})'))
         block = STATE_SIZE + 4
         data, result, _ = self._guard(self.ph.fastSyncReadRx, self._port, sdk.BROADCAST_ID,
                                       block * len(self.ids))
+        if result != sdk.COMM_SUCCESS:  # one packet for all: every servo is concerned
+            bad = result == sdk.COMM_RX_CORRUPT
+            return bytearray(), [], self.ids if bad else [], [] if bad else self.ids
         raw, alerts = bytearray(), []
         for k, sid in enumerate(self.ids):
-            chunk = data[k * block:(k + 1) * block] if result == sdk.COMM_SUCCESS else []
-            if len(chunk) != block or chunk[1] != sid:
-                return raw, alerts, sid
+            chunk = data[k * block:(k + 1) * block]
+            if len(chunk) != block or chunk[1] != sid:  # a servo missing from the reply
+                return raw, alerts, [], [sid]
             raw += bytes(chunk[2:2 + STATE_SIZE])
             if chunk[0] & ALERT:
                 alerts.append(sid)
-        return raw, alerts, None
+        return raw, alerts, [], []
 
     # --- connection -------------------------------------------------------------------
     def _open(self) -> None:
-        port = sdk.PortHandler(self.port)
+        port = dxl_link.WatchedPort(self.port)
         try:
             ok = port.setBaudRate(self.baud)  # opens the port at that baud
         except PORT_ERRORS as exc:
-            raise RuntimeError(f'cannot open the hand bus {self.port}: {exc}') from None
+            raise self._port_fault(f'cannot open the hand bus {self.port}: {exc}') from None
         if not ok:
             raise RuntimeError(f'cannot set {self.baud} baud on {self.port}')
         self._port = port
@@ -296,16 +308,15 @@ class DynamixelHand(HandBackend):
         """Ping all, then per servo: torque off, mode, current limit, gains; hold; torque."""
         models, missing = {}, []
         for sid in self.ids:
-            for _ in range(self.retries + 1):
-                model, result, _ = self._guard(self.ph.ping, self._port, sid)
-                if result == sdk.COMM_SUCCESS:
-                    models[sid] = model
-                    break
+            model, why = self._ping(sid)
+            if model is not None:
+                models[sid] = model
+            elif why != BusFault.NO_ANSWER:  # late or corrupt: the line itself is at fault
+                raise self._fault(why, [sid], f'to {self.retries + 1} pings on {self.port}')
             else:
                 missing.append(sid)
         if missing:
-            raise RuntimeError(f'no answer from {self._name(missing)} on {self.port} at '
-                               f'{self.baud} baud: check power, cabling, ids and baud rate')
+            raise self._fault(BusFault.NO_ANSWER, missing, f'on {self.port} at {self.baud} baud')
         for i, sid in enumerate(self.ids):
             if models[sid] not in CURRENT_UNIT_MA:
                 raise RuntimeError(f'{self._name([sid])}: model number {models[sid]} is not '
@@ -330,9 +341,9 @@ class DynamixelHand(HandBackend):
         if not self._ever_connected:
             raise RuntimeError(f'hand bus {self.port} is not connected: call connect() first')
         now = self.clock()
-        if now < self._next_attempt:
-            raise RuntimeError(f'hand bus {self.port} lost ({self._lost}); reconnecting in '
-                               f'{self._next_attempt - now:.1f} s')
+        if now < self._next_attempt and self._retry_fault is not None:
+            raise dxl_link.again(self._retry_fault)  # word for word: no countdown in the message
+        lost = self._lost
         try:
             self._open()
             self._init_servos()
@@ -340,24 +351,50 @@ class DynamixelHand(HandBackend):
             self._close_port()
             self._next_attempt = now + self._backoff
             self._backoff = min(2.0 * self._backoff, self.max_backoff)
-            raise RuntimeError(f'hand bus {self.port} lost ({self._lost}); reconnect failed: '
-                               f'{exc}') from None
+            if isinstance(exc, BusFault):
+                kind, ids, key = exc.kind, exc.ids, exc.key
+            else:  # e.g. a servo refusing its configuration
+                kind, ids, key = BusFault.OTHER, (), str(exc)
+            self._retry_fault = BusFault(f'hand bus {self.port} lost ({lost.kind}); reconnect '
+                                         f'failed: {exc}', kind, ids, key)
+            raise dxl_link.again(self._retry_fault) from None
         self._backoff, self.reconnects = 0.1, self.reconnects + 1
-        self.log.info(f'hand bus {self.port} reconnected ({self._lost})')
+        self._retry_fault = None
+        self.log.info(f'hand bus {self.port} reconnected (it was lost: {lost.kind})')
 
-    def _lose(self, reason: str):
-        """Drop the connection (a reconnect follows on the next call) and raise."""
+    def _lose(self, why: BusFault):
+        """Drop the connection (a reconnect follows on the next call) and raise the fault."""
         self._close_port()
-        self._lost = reason
+        self._lost, self._retry_fault = why, None
         self._next_attempt = self.clock()
-        raise RuntimeError(f'hand bus {self.port}: {reason}')
+        raise BusFault(f'hand bus {self.port}: {why}', why.kind, why.ids, why.key)
 
     def _guard(self, call, *args):
         """Run an SDK call; a port error (unplugged adapter, pty gone) loses the connection."""
         try:
-            return call(*args)
+            out = call(*args)
         except PORT_ERRORS as exc:
-            self._lose(f'port error: {exc}')
+            self._lose(self._port_fault(f'port error ({type(exc).__name__}: {exc}), the port '
+                                        'is gone'))
+        if self._port is not None:
+            self.watch.take_stale(self._port)  # a reply that came after its timeout
+        return out
+
+    def _read_line(self, size: int) -> bytes:
+        return self._guard(self._port.readPort, size)
+
+    def _reply_fault(self, result: int) -> Tuple[str, bytes]:  # counted; the bytes that came late
+        return self.watch.classify(result, self._read_line)
+
+    def _port_fault(self, text: str) -> BusFault:
+        """Count a PORT_GONE fault and build it: `text` and what to check."""
+        self.watch.faults[BusFault.PORT_GONE] += 1
+        return BusFault(f'{text}: {dxl_link.hint(BusFault.PORT_GONE, self.baud, self.port)}',
+                        BusFault.PORT_GONE)
+
+    def _fault(self, kind: str, ids: Sequence[int], what: str) -> BusFault:
+        """Build a BusFault of that kind naming the servos, what failed and what to check."""
+        return dxl_link.fault(kind, self._name(ids), what, self.baud, self.port, ids)
 
     def _close_port(self) -> None:
         if self._port is not None:
@@ -369,18 +406,27 @@ class DynamixelHand(HandBackend):
 
     # --- per-servo helpers ------------------------------------------------------------
     def _name(self, ids: Sequence[int]) -> str:
+        if list(ids) == self.ids and len(ids) > 3:
+            return f'all {len(ids)} servos (ids {", ".join(map(str, ids))})'
         joints = [self.config.joint_names[self.ids.index(sid)] for sid in ids]
         label = 'servo id' if len(ids) == 1 else 'servo ids'
         return f'{label} {", ".join(map(str, ids))} ({", ".join(joints)})'
 
-    def _ping(self, sid: int) -> bool:
-        return any(self._guard(self.ph.ping, self._port, sid)[1] == sdk.COMM_SUCCESS
-                   for _ in range(self.retries + 1))
+    def _ping(self, sid: int) -> Tuple[Optional[int], str]:
+        """Ping, retried; return (model number, '') or (None, the BusFault kind of the failure)."""
+        kind = BusFault.NO_ANSWER
+        for _ in range(self.retries + 1):
+            model, result, _ = self._guard(self.ph.ping, self._port, sid)
+            if result == sdk.COMM_SUCCESS:
+                return model, ''
+            kind = self._reply_fault(result)[0]
+        return None, kind
 
     def _write(self, sid: int, addr: int, size: int, value: int) -> None:
         """Write with status, retried; RuntimeError naming the servo and the SDK's reason."""
         call = {1: self.ph.write1ByteTxRx, 2: self.ph.write2ByteTxRx,
                 4: self.ph.write4ByteTxRx}[size]
+        kind = BusFault.NO_ANSWER
         for _ in range(self.retries + 1):
             result, error = self._guard(call, self._port, sid, addr, value)
             if result == sdk.COMM_SUCCESS and not error & ~ALERT:
@@ -388,21 +434,27 @@ class DynamixelHand(HandBackend):
             if result == sdk.COMM_SUCCESS:
                 raise RuntimeError(f'{self._name([sid])}: writing {value} at address {addr} '
                                    f'refused: {self.ph.getRxPacketError(error)}')
-        raise RuntimeError(f'{self._name([sid])}: no answer to a write at address {addr} '
-                           f'({self.ph.getTxRxResult(result)})')
+            kind = self._reply_fault(result)[0]
+        raise self._fault(kind, [sid], f'to {self.retries + 1} writes at address {addr}')
 
-    def _torque_off_all(self) -> List[int]:
-        """Switch the torque off everywhere it answers; return the ids that did not."""
+    def _torque_off_all(self, verify: bool = True) -> List[int]:
+        """Switch the torque off: a broadcast (needs no reply), then checked per servo."""
+        try:
+            self._guard(self.ph.write1ByteTxOnly, self._port, sdk.BROADCAST_ID,
+                        Addr.TORQUE_ENABLE, 0)
+        except RuntimeError:  # the port is gone
+            return list(self.ids)
         failed = []
-        for sid in self.ids:
+        for sid in self.ids if verify else ():
             for _ in range(self.retries + 1):
                 try:
                     result, _ = self._guard(self.ph.write1ByteTxRx, self._port, sid,
                                             Addr.TORQUE_ENABLE, 0)
                 except RuntimeError:  # the port is gone
                     return failed + self.ids[self.ids.index(sid):]
-                if result == sdk.COMM_SUCCESS:
-                    break
+                if result == sdk.COMM_SUCCESS or \
+                        sid in dxl_link.status_ids(self._reply_fault(result)[1]):
+                    break  # a late status counts: the servo did it
             else:
                 failed.append(sid)
         return failed
@@ -413,11 +465,14 @@ class DynamixelHand(HandBackend):
         for sid in alerts:
             value, result, _ = self._guard(self.ph.read1ByteTxRx, self._port, sid,
                                            Addr.HARDWARE_ERROR)
-            names = decode_hardware_error(value) if result == sdk.COMM_SUCCESS else \
-                ['hardware error (status unreadable)']
+            if result == sdk.COMM_SUCCESS:
+                names = decode_hardware_error(value)
+            else:
+                names = [f'hardware error (status unreadable: {self._reply_fault(result)[0]})']
             errors += [f'{self._name([sid])}: {name}' for name in names]
         if errors and not self._errors:  # a new fault: the others let go too
             self._torque_off_all()
             self.log.error('hand hardware error, torque off: ' + '; '.join(errors))
         self._errors = errors
         self._faulted = list(alerts)
+

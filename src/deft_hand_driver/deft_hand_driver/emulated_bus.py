@@ -7,11 +7,14 @@ side. Three layers: the servos' control tables and dynamics (emulated_servo.Serv
 that answers Protocol 2.0 instruction packets and injects faults (emulated_chain.EmulatedChain,
 on the packet codec of dxl_protocol), and here its transport, the pty.
 
-Faults: those of EmulatedChain (`drop_probability`, `drop_next(n)`, `missing` ids, `set_fault`,
-`set_obstacle`, `set_position`) plus `latency` (s before each reply). Not modelled: the wire
-time at the baud rate, Return Delay Time, bulk read/write, and indirect addresses. `stop()`
-closes the pty (the port vanishes); `start()` brings up a new one; with `link` the path stays
-the same (a symlink re-pointed, like a udev by-id link). Clients in the same Python process
+Faults: those of EmulatedChain (`drop_probability`, `drop_next(n)`, `corrupt_next(n)`,
+`missing` ids, `set_fault`, `set_obstacle`, `set_position`) plus `latency` (s from an instruction
+to its reply; the chain keeps reading instructions meanwhile, so a reply later than the SDK's
+timeout lands on the line during or after the next transaction, as behind a slow USB adapter).
+Not modelled: the wire time at the baud rate, Return Delay Time, bulk read/write, and indirect
+addresses. `stop()` closes the pty (the port vanishes: its clients get OSError, the path is
+gone); `start()` brings up a new one; with `link` the path stays the same (a symlink
+re-pointed, like a udev by-id link). Clients in the same Python process
 should use `EmulatedBusProcess`, which serves the chain from a child process.
 
     python -m deft_hand_driver.emulated_bus --ids 0..15 [--latency S] [--drop P]
@@ -21,6 +24,7 @@ The command serves until SIGINT or SIGTERM, then closes the pty and removes the 
 """
 
 import argparse
+from collections import deque
 import multiprocessing
 import os
 import select
@@ -51,7 +55,7 @@ class EmulatedBus(EmulatedChain):
         self._master = self._slave = -1
 
     def set_latency(self, seconds: float) -> None:
-        """Wait this long before each reply."""
+        """Send each reply this long after its instruction arrived."""
         self.latency = seconds
 
     # --- the pty ---------------------------------------------------------------------
@@ -100,8 +104,13 @@ class EmulatedBus(EmulatedChain):
 
     def _serve(self) -> None:
         buf = bytearray()
+        pending: deque = deque()  # (when due, reply), in order: replies never overtake
         while not self._stop.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.05)
+            now = time.monotonic()
+            while pending and pending[0][0] <= now:
+                self._send(pending.popleft()[1])
+            wait = min(0.05, max(0.0, pending[0][0] - now)) if pending else 0.05
+            ready, _, _ = select.select([self._master], [], [], wait)
             if not ready:
                 continue
             try:
@@ -117,13 +126,16 @@ class EmulatedBus(EmulatedChain):
                 if pkt is None:
                     break
                 reply = self.handle(pkt)
-                if reply:
-                    if self.latency > 0:
-                        time.sleep(self.latency)
-                    try:
-                        os.write(self._master, reply)
-                    except OSError:
-                        pass  # nobody listening, or the buffer is full: the reply is lost
+                if reply and (self.latency > 0 or pending):
+                    pending.append((time.monotonic() + self.latency, reply))
+                elif reply:
+                    self._send(reply)
+
+    def _send(self, reply: bytes) -> None:
+        try:
+            os.write(self._master, reply)
+        except OSError:
+            pass  # nobody listening, or the buffer is full: the reply is lost
 
 
 class EmulatedBusProcess:
@@ -133,7 +145,7 @@ class EmulatedBusProcess:
     Use this when the client runs Python in the same process: the SDK polls the port in a busy
     loop, and a serving thread would wait for the GIL on every packet (measured: the loop rate
     halves). Methods: start, stop, set_missing, set_fault, set_obstacle, set_position,
-    drop_next, set_latency, read_table.
+    drop_next, corrupt_next, set_latency, read_table.
     """
 
     def __init__(self, **options):
@@ -183,6 +195,10 @@ class EmulatedBusProcess:
     def drop_next(self, count: int = 1) -> None:
         """See EmulatedBus.drop_next."""
         self.call('drop_next', count)
+
+    def corrupt_next(self, count: int = 1) -> None:
+        """See EmulatedBus.corrupt_next."""
+        self.call('corrupt_next', count)
 
     def set_latency(self, seconds: float) -> None:
         """See EmulatedBus.set_latency."""
@@ -252,7 +268,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].strip())
     parser.add_argument('--ids', default='0..15', help='servo ids, e.g. 0..15 or 1,2,3')
     parser.add_argument('--latency', type=float, default=0.0,
-                        help='seconds before each reply (default 0)')
+                        help='seconds from an instruction to its reply (default 0)')
     parser.add_argument('--drop', type=float, default=0.0,
                         help='probability 0..1 that a status packet is lost (default 0)')
     parser.add_argument('--time-constant', type=float, default=0.05,

@@ -20,6 +20,7 @@ from deft_hand_driver.dxl_protocol import (
     SYNC_READ,
     SYNC_WRITE,
     WRITE,
+    bad_crc,
     crc16,
     status,
     unstuff,
@@ -36,7 +37,8 @@ class EmulatedChain:
     Hardware Error Status is non-zero. Not modelled: bulk read/write and indirect addresses.
 
     Faults: `drop_probability` (each status packet lost with it), `drop_next(n)` (the next n
-    instructions lost), `missing` ids (never answer), `set_fault(id, 'overload')` (hardware
+    instructions lost), `corrupt_next(n)` (the next n replies arrive with a bad CRC in every
+    status packet), `missing` ids (never answer), `set_fault(id, 'overload')` (hardware
     error bit, torque off; REBOOT clears it), `set_obstacle(id, tick)` (an object: the servo
     cannot pass that position from the side it is on, and while pushing against it draws the
     whole current limit), `set_position(id, tick)` (the horn moved by hand with the torque off,
@@ -54,6 +56,8 @@ class EmulatedChain:
         self.rng = random.Random(seed)
         self.packets = 0
         self._drop_next = 0
+        self._corrupt_next = 0
+        self.corrupted = 0  # replies sent with a bad CRC
         self._lock = threading.Lock()
 
     # --- fault injection --------------------------------------------------------------
@@ -85,6 +89,11 @@ class EmulatedChain:
         with self._lock:
             self._drop_next += count
 
+    def corrupt_next(self, count: int = 1) -> None:
+        """Garble the CRC of every status packet of the next `count` replies (not of silence)."""
+        with self._lock:
+            self._corrupt_next += count
+
     def read_table(self, dxl_id: int, addr: int, size: int, signed: bool = False) -> int:
         """Return a control-table value of one servo (dynamics advanced to now)."""
         with self._lock:
@@ -95,6 +104,16 @@ class EmulatedChain:
     # --- the protocol ------------------------------------------------------------------
     def handle(self, raw: bytes) -> bytes:
         """Answer one raw instruction packet; return the bytes the chain sends back."""
+        reply = self._answer(raw)
+        if reply:
+            with self._lock:
+                if self._corrupt_next > 0:
+                    self._corrupt_next -= 1
+                    self.corrupted += 1
+                    reply = bad_crc(reply)
+        return reply
+
+    def _answer(self, raw: bytes) -> bytes:
         self.packets += 1
         dxl_id = raw[4]
         crc_ok = struct.unpack('<H', raw[-2:])[0] == crc16(raw[:-2])

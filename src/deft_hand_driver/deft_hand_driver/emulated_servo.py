@@ -1,7 +1,7 @@
 """
 One emulated Dynamixel X-series servo: its control table and simple dynamics.
 
-The control table has the addresses of `dynamixel_bus.Addr`. In position modes the position
+The control table has the addresses of `dxl_table.Addr`. In position modes the position
 follows the goal with a first-order lag `time_constant` while the current needed (`MA_PER_TICK`
 per tick of error) stays under Goal Current; beyond that the current saturates and the speed is
 capped. EEPROM (addresses < 64) is locked while the torque is on, and a Goal Current above the

@@ -3,12 +3,17 @@ The hand driver node: `hand/joint_states`, `hand/command`, `hand/grasp` over a b
 
 Also `hand/reboot_servos` (std_srvs/srv/Trigger): reboot the servos in hardware error, torque on,
 hold the present position. Servo hardware errors do not stop `hand/joint_states`; they are
-logged once per change and abort a running grasp with HARDWARE_ERROR.
+logged once per change and abort a running grasp with HARDWARE_ERROR. Bus faults (no answer,
+corrupt or late replies, port gone: a BusFault of the backend) abort it with BUS_ERROR and the
+fault's message; the log has one line per change of fault and its counts every 10 s while it
+lasts (fault_log). Every callback ends in a typed answer: an unexpected exception is logged once
+with its traceback and answered with INTERNAL_ERROR (or success false), the node serves on.
 """
 
 import math
 import threading
 import time
+import traceback
 
 import numpy as np
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -20,7 +25,9 @@ from std_srvs.srv import Trigger
 from deft_common.node_main import ConfigurationError, run_node
 from deft_common.ros_params import Param, declare
 from deft_hand_driver.backends import BACKEND_HELP, BACKENDS, make_backend
+from deft_hand_driver.fault_log import FaultLog
 from deft_hand_driver.grasp_motion import StallDetector, ramp
+from deft_hand_driver.hand_backend import BusFault
 from deft_hand_driver.hand_config import default_config_path, load_hand_config, parse_servo_ids
 from deft_hand_driver.mano import model_from_parameter
 from deft_interfaces.action import HandGrasp
@@ -102,16 +109,20 @@ class HandDriverNode(Node):
             self.backend = make_backend(self.p.backend, self.config, **options)
             self.backend.connect()
             self.backend.set_torque(True)
+            self.pos, self.vel, self.eff = self.backend.read()
         except (ValueError, RuntimeError, OSError) as exc:
             raise ConfigurationError(str(exc)) from exc
         self.lock = threading.Lock()  # the shared state below
         self.bus_lock = threading.Lock()  # one user of the backend at a time
         self.closed = False
-        self.pos, self.vel, self.eff = self.backend.read()
         self.setpoint = self.pos.copy()
         self.reconnects = self.backend.reconnects
         self.active_goal = None
-        self.failed = ''  # the bus cannot be read (lost, reconnecting)
+        self.failed = ''  # the bus cannot be read (lost, reconnecting): why
+        self.failed_code = G.NONE  # the grasp error code of `failed`
+        self.faults = FaultLog('hand bus', period=10.0)  # one log line per change of fault
+        self.malformed = {}  # id(goal request) -> (code, why): accepted, then aborted at once
+        self._logged = set()  # unexpected exceptions logged with their traceback already
         self.hw_errors = []  # servo hardware errors of the last read
         self.pub = self.create_publisher(JointState, 'hand/joint_states', 10)
         self.timer = self.create_timer(1.0 / self.p.rate_hz, self.control_step,
@@ -134,48 +145,86 @@ class HandDriverNode(Node):
             if self.closed:
                 return
             try:
-                pos, vel, eff = self.backend.read()
-            except (RuntimeError, OSError) as exc:
-                self._bus_error(exc)
-                return
-            if self.failed:
-                self.get_logger().info('hand bus answering again')
-            self.failed = ''
-            with self.lock:
-                self.pos, self.vel, self.eff = pos, vel, eff
-                if self.backend.reconnects != self.reconnects:
-                    # the servos came back holding where they are: never jump to a setpoint
-                    # from before the outage (fingers may have sagged meanwhile)
-                    self.reconnects = self.backend.reconnects
-                    self.setpoint = pos.copy()
-                    self.get_logger().warning(
-                        'hand bus reconnected: setpoint reset to the measured position '
-                        f'[{", ".join(f"{v:.3f}" for v in pos)}] rad')
-                setpoint = self.setpoint.copy()
-            msg = JointState(name=self.config.joint_names, position=pos.tolist(),
-                             velocity=vel.tolist(), effort=eff.tolist())
-            msg.header.stamp = self.get_clock().now().to_msg()
-            self.pub.publish(msg)
-            try:
-                self.backend.write(setpoint)
-            except (RuntimeError, OSError) as exc:
-                self._bus_error(exc)
-            errors = self.backend.hardware_errors()
-            if errors != self.hw_errors:  # once per change
-                if errors:
-                    self.get_logger().error('servo hardware error: ' + '; '.join(errors) +
-                                            ' (call hand/reboot_servos to clear it)')
-                else:
-                    self.get_logger().info('servo hardware errors cleared')
-            self.hw_errors = errors
+                self._step()
+            except Exception as exc:  # a bug: logged once with its traceback; the loop goes on
+                self._fault(f'internal {type(exc).__name__}: {exc}', G.INTERNAL_ERROR,
+                            self.unexpected('the control loop', exc))
+
+    def _step(self) -> None:
+        try:
+            pos, vel, eff = self.backend.read()
+        except (RuntimeError, OSError) as exc:
+            self._bus_error(exc)
+            return
+        self._log(self.faults.ok(time.monotonic(), self.backend.bus_faults()))
+        self.failed = ''
+        with self.lock:
+            self.pos, self.vel, self.eff = pos, vel, eff
+            if self.backend.reconnects != self.reconnects:
+                # the servos came back holding where they are: never jump to a setpoint
+                # from before the outage (fingers may have sagged meanwhile)
+                self.reconnects = self.backend.reconnects
+                self.setpoint = pos.copy()
+                self.get_logger().warning(
+                    'hand bus reconnected: setpoint reset to the measured position '
+                    f'[{", ".join(f"{v:.3f}" for v in pos)}] rad')
+            setpoint = self.setpoint.copy()
+        msg = JointState(name=self.config.joint_names, position=pos.tolist(),
+                         velocity=vel.tolist(), effort=eff.tolist())
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub.publish(msg)
+        try:
+            self.backend.write(setpoint)
+        except (RuntimeError, OSError) as exc:
+            self._bus_error(exc)
+        errors = self.backend.hardware_errors()
+        if errors != self.hw_errors:  # once per change
+            if errors:
+                self.get_logger().error('servo hardware error: ' + '; '.join(errors) +
+                                        ' (call hand/reboot_servos to clear it)')
+            else:
+                self.get_logger().info('servo hardware errors cleared')
+        self.hw_errors = errors
 
     def _bus_error(self, exc: Exception) -> None:
-        """Keep a bus error for grasps to see; log it once per change."""
-        if str(exc) != self.failed:
-            self.get_logger().error(f'hand bus error: {exc}')
-        self.failed = str(exc)
+        """Keep a bus error for grasps to see; log it once per change (BusFault.key)."""
+        if isinstance(exc, BusFault):
+            self._fault(exc.key, G.BUS_ERROR, str(exc))
+        else:
+            self._fault(str(exc), G.HARDWARE_ERROR, f'hand bus error: {exc}')
+
+    def _fault(self, key: str, code: int, message: str) -> None:
+        self._log(self.faults.failed(key, message, time.monotonic(), self.backend.bus_faults()))
+        self.failed, self.failed_code = message, code
+
+    def _log(self, lines) -> None:
+        log = self.get_logger()  # rclpy ties a severity to each call site: one call per severity
+        for severity, text in lines:
+            if severity == 'error':
+                log.error(text)
+            elif severity == 'warning':
+                log.warning(text)
+            else:
+                log.info(text)
+
+    def unexpected(self, where: str, exc: Exception) -> str:
+        """Log an unexpected exception with its traceback (once per kind); return the message."""
+        what = f'{type(exc).__name__}: {exc}'
+        if (where, what) not in self._logged and len(self._logged) < 100:
+            self._logged.add((where, what))
+            self.get_logger().error(f'unexpected error in {where}: {what}\n' +
+                                    ''.join(traceback.format_exception(exc)))
+        return f'internal error of the hand driver in {where} ({what}); see its log'
 
     def on_reboot(self, request, response):
+        """Reboot the servos in hardware error; success false with the reason if it fails."""
+        try:
+            return self._reboot(response)
+        except Exception as exc:  # a bug: answered all the same
+            response.success, response.message = False, self.unexpected('hand/reboot_servos', exc)
+            return response
+
+    def _reboot(self, response):
         """Reboot the servos in hardware error, torque back on, hold the present position."""
         with self.bus_lock:
             if self.closed:
@@ -217,6 +266,9 @@ class HandDriverNode(Node):
             targets = self.set_targets(list(msg.name), list(msg.position), base)
         except ValueError as exc:
             self.get_logger().warning(f'hand/command ignored: {exc}', throttle_duration_sec=2.0)
+            return
+        except Exception as exc:  # a bug: the message is dropped, the node serves on
+            self.unexpected('hand/command', exc)
             return
         with self.lock:
             self.setpoint = targets
@@ -264,20 +316,51 @@ class HandDriverNode(Node):
                                 self.config.pose('open'))
 
     def on_goal(self, goal) -> GoalResponse:
-        """Reject malformed goals (the reason goes to the log)."""
+        """Accept every goal; a malformed one is aborted at once with BAD_GOAL and the reason."""
         try:
             self.goal_targets(goal)
         except ValueError as exc:
-            self.get_logger().warning(f'hand/grasp goal rejected: {exc}')
-            return GoalResponse.REJECT
+            self.malformed[id(goal)] = (G.BAD_GOAL, str(exc))
+            self.get_logger().warning(f'hand/grasp goal malformed (aborting it): {exc}')
+        except Exception as exc:  # a bug in checking it: aborted too, with the reason
+            self.malformed[id(goal)] = (G.INTERNAL_ERROR, self.unexpected('hand/grasp', exc))
         return GoalResponse.ACCEPT
 
     def execute(self, handle):
+        """Run a goal to exactly one of succeed/abort/canceled, with a result, whatever happens."""
+        result = G(joint_names=self.config.joint_names)
+        try:
+            refused = self.malformed.pop(id(handle.request), None)
+            if refused is not None:  # never touches the hand nor a running goal
+                kind, (result.error_code, result.message) = 'abort', refused
+            else:
+                kind = self._execute(handle, result)
+        except Exception as exc:  # a bug: hold where the hand is, answer with the reason
+            with self.lock:
+                self.setpoint = self.pos.copy()
+            kind, result.error_code = 'abort', G.INTERNAL_ERROR
+            result.message = self.unexpected('hand/grasp', exc)
+        with self.lock:
+            result.joint_positions = self.pos.tolist()
+        result.success = kind == 'succeed'
+        if kind == 'cancel':
+            handle.canceled()
+        elif kind == 'succeed':
+            handle.succeed()
+        else:
+            handle.abort()
+        return result
+
+    def _execute(self, handle, result) -> str:
         """Ramp the setpoint to the targets, then wait for arrival, a stall or the timeout."""
         goal = handle.request
+        try:  # checked in on_goal already; joint targets are relative to the setpoint of now
+            goal_pos = self.goal_targets(goal)
+        except ValueError as exc:
+            result.error_code, result.message = G.BAD_GOAL, str(exc)
+            return 'abort'
         me = object()
         self.active_goal = me
-        goal_pos = self.goal_targets(goal)
         duration = goal.duration or self.p.default_duration
         tol = goal.tolerance or self.p.default_tolerance
         with self.lock:
@@ -285,7 +368,6 @@ class HandDriverNode(Node):
         stall = StallDetector(self.p.stall_velocity, self.p.stall_time, self.p.stall_effort)
         t0 = time.monotonic()
         period = 1.0 / self.p.rate_hz
-        result = G(joint_names=self.config.joint_names)
         outcome = None
         while outcome is None:
             elapsed = time.monotonic() - t0
@@ -302,7 +384,7 @@ class HandDriverNode(Node):
                            '; '.join(self.hw_errors) + ' (call hand/reboot_servos to clear it)')
                 break
             if self.failed:
-                outcome = ('abort', G.HARDWARE_ERROR, f'hand bus error: {self.failed}')
+                outcome = ('abort', self.failed_code, self.failed)
                 break
             with self.lock:
                 self.setpoint = ramp(start, goal_pos, elapsed, duration)
@@ -322,12 +404,8 @@ class HandDriverNode(Node):
                                f'(max error {error:.3f} rad at {worst})')
             if outcome is None:
                 time.sleep(period)
-        with self.lock:
-            result.joint_positions = self.pos.tolist()
         kind, result.error_code, result.message = outcome
-        result.success = kind == 'succeed'
-        getattr(handle, {'succeed': 'succeed', 'abort': 'abort', 'cancel': 'canceled'}[kind])()
-        return result
+        return kind
 
     def destroy_node(self):
         """Stop the control loop, torque off, close the port (even if the torque-off failed)."""

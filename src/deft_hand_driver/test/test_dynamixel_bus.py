@@ -1,13 +1,16 @@
 """The Dynamixel backend through the real dynamixel-sdk against the emulated servo chain."""
 
 from pathlib import Path
+import time
 
 import numpy as np
 import pytest
 import yaml
 
+from deft_hand_driver.dxl_link import pick_kind, read_failure, status_ids
 from deft_hand_driver.dynamixel_bus import Addr, DynamixelHand, decode_hardware_error
 from deft_hand_driver.emulated_bus import EmulatedBusProcess
+from deft_hand_driver.hand_backend import BusFault
 from deft_hand_driver.hand_config import HandConfig, load_hand_config
 
 pytestmark = pytest.mark.timeout(30)
@@ -133,10 +136,12 @@ def test_a_servo_going_silent_is_named_the_rest_let_go_and_it_recovers(bus, hand
         hand.read()
     others = [sid for sid in IDS if sid != 5]
     assert [bus.read_table(sid, Addr.TORQUE_ENABLE, 1) for sid in others] == [0] * 15
-    with pytest.raises(RuntimeError, match='reconnect failed: no answer from servo id 5'):
+    with pytest.raises(BusFault, match='reconnect failed: no answer from servo id 5') as failed:
         hand.read()
-    with pytest.raises(RuntimeError, match='reconnecting in 0.1 s'):
+    with pytest.raises(BusFault) as waiting:  # within the backoff: the same words, no countdown
         hand.read()
+    assert str(waiting.value) == str(failed.value) and waiting.value.key == failed.value.key
+    assert failed.value.kind == BusFault.NO_ANSWER and failed.value.ids == (5,)
     bus.set_missing(5, False)
     hand.clock.now += 0.1
     hand.read()
@@ -196,8 +201,9 @@ def test_the_port_vanishing_and_coming_back_reconnects(bus, hand):
     with pytest.raises(RuntimeError, match='reconnect failed: cannot open the hand bus'):
         hand.write(target)
     bus.start()
-    with pytest.raises(RuntimeError, match='reconnecting in'):
-        hand.read()
+    with pytest.raises(BusFault, match='reconnect failed: cannot open the hand bus') as waiting:
+        hand.read()  # within the backoff: the last failure again
+    assert waiting.value.kind == BusFault.PORT_GONE
     hand.clock.now += 1.0
     pos = hand.read()[0]
     assert hand.reconnects == 1
@@ -279,3 +285,133 @@ def test_reboot_clears_the_fault_and_puts_the_torque_back_on(bus, hand):
     assert table(bus, Addr.GOAL_CURRENT, 2) == [350] * 16  # configured again after the reboot
     hand.read()
     assert hand.hardware_errors() == []
+
+
+# --- bus faults told apart (issue #16) -------------------------------------------------------
+def torque(bus):
+    return table(bus, Addr.TORQUE_ENABLE, 1)
+
+
+def let_go(bus, timeout=5.0):
+    """Whether every servo's torque is off, within `timeout` (a broadcast write has no status)."""
+    end = time.monotonic() + timeout
+    while torque(bus) != [0] * 16 and time.monotonic() < end:
+        time.sleep(0.01)
+    return torque(bus) == [0] * 16
+
+
+def reconnect(hand, attempts=20):
+    """Read until the backend is back (the test clock jumps past each backoff); the faults met."""
+    faults = []
+    for _ in range(attempts):
+        hand.clock.now += 10.0
+        try:
+            hand.read()
+            return faults
+        except BusFault as exc:
+            faults.append(exc)
+    raise AssertionError(f'no reconnect; last fault: {faults[-1]}')
+
+
+def test_corrupted_replies_are_a_crc_fault_naming_the_servos_not_no_answer(bus, hand):
+    bus.corrupt_next(20)  # 20 replies with a bad CRC: the sync reads, then the pings of reconnects
+    with pytest.raises(BusFault, match=r'corrupted replies \(bad CRC or cut short\) from ') as got:
+        hand.read()
+    fault = got.value
+    assert fault.kind == BusFault.CORRUPT and 'no answer' not in str(fault)
+    assert fault.ids == tuple(IDS)  # every servo's status was garbled: all named
+    assert 'all 16 servos (ids 1, 0, 2, 3' in str(fault) and 'in 3 of 3 ' in str(fault)
+    assert 'termination' in str(fault) and '4000000 baud' in str(fault)  # what to check
+    assert let_go(bus)  # a broadcast write: it needs no reply
+    during = reconnect(hand)
+    assert during and all(f.kind == BusFault.CORRUPT for f in during), [str(f) for f in during]
+    assert all('reconnect failed: corrupted replies' in str(f) for f in during)
+    assert hand.reconnects == 1 and torque(bus) == [1] * 16
+    assert hand.bus_faults().get(BusFault.NO_ANSWER, 0) == 0
+    # each of the 20 replies counted (a loaded machine may turn one into a timeout)
+    assert 18 <= hand.bus_faults()[BusFault.CORRUPT] <= 20
+
+
+def test_replies_50_ms_late_are_a_bus_fault_and_the_hand_lets_go(bus, hand):
+    target = CONFIG.pose('half')
+    move(hand, target)
+    bus.set_latency(0.05)  # beyond the SDK's ~35 ms timeout
+    with pytest.raises(BusFault, match=r'late replies \(after the \d+ ms timeout\) from ') as got:
+        hand.read()
+    fault = got.value
+    assert fault.kind == BusFault.LATE and fault.ids == tuple(IDS)
+    assert 'latency timer' in str(fault) and 'Return Delay Time' in str(fault)
+    assert let_go(bus)  # nobody holds a grasp on data it cannot trust
+    for _ in range(3):  # while late, reconnects fail as late too, and leave the torque off
+        hand.clock.now += 10.0
+        with pytest.raises(BusFault, match='reconnect failed: late replies') as again:
+            hand.read()
+        assert again.value.kind == BusFault.LATE
+        assert torque(bus) == [0] * 16
+    bus.set_latency(0.0)
+    reconnect(hand)
+    assert hand.reconnects == 1 and torque(bus) == [1] * 16  # back, holding where it is
+    np.testing.assert_allclose(hand.read()[0], target, atol=0.01)
+    assert hand.bus_faults()[BusFault.LATE] >= 3
+
+
+def test_replies_later_than_the_wait_are_late_not_silent(bus, tmp_path):
+    backend = make_hand(bus, late_window=0.05)
+    backend.connect()
+    try:
+        bus.set_latency(0.3)  # past the 35 ms timeout and the 50 ms wait: found on the line later
+        with pytest.raises(BusFault) as got:
+            backend.read()
+        assert got.value.kind == BusFault.LATE, str(got.value)
+        assert backend.bus_faults()[BusFault.LATE] >= 1
+    finally:
+        bus.set_latency(0.0)
+        backend.close()
+
+
+def test_a_vanished_port_is_one_fault_repeated_word_for_word(bus, hand):
+    bus.stop()
+    with pytest.raises(BusFault, match=r'port error \(OSError') as first:
+        hand.read()
+    assert first.value.kind == BusFault.PORT_GONE and 'check the USB cable' in str(first.value)
+    seen = set()
+    for _ in range(30):  # reconnect attempts and the backoff between them
+        hand.clock.now += 0.05
+        with pytest.raises(BusFault) as got:
+            hand.read()
+        assert got.value.kind == BusFault.PORT_GONE
+        seen.add((got.value.key, str(got.value)))
+    assert {key for key, _ in seen} == {first.value.key}  # one fault: one log line
+    assert len(seen) == 1, seen  # the same words each time: no countdown
+    assert 'reconnect failed: cannot open the hand bus' in seen.pop()[1]
+
+
+@pytest.mark.parametrize('data, ids', [
+    (b'', []),
+    (b'\xff\xff\xfd\x00\x05\x04\x00\x55\x00\x00\x00', [5]),
+    (b'junk\xff\xff\xfd\x00\x01\x04\x00\x55\x00\x00\x00\xff\xff\xfd\x00\x02\x04\x00\x55', [1, 2]),
+    (b'\xff\xff\xfd\x00\x07\x04\x00\x03\x00\x00\x00', []),  # an instruction, not a status
+])
+def test_status_ids_finds_the_senders_of_late_bytes(data, ids):
+    assert status_ids(data) == ids
+
+
+def test_a_failed_read_is_classified_by_what_came_back():
+    ids = [1, 2, 3]
+    late = b'\xff\xff\xfd\x00\x02\x04\x00\x55\x00\x00\x00'
+    assert read_failure([2], [3], late, ids) == (BusFault.CORRUPT, [2])
+    assert read_failure([], [1, 2, 3], late, ids) == (BusFault.LATE, [2])
+    assert read_failure([], [1, 2, 3], late.replace(b'\x02', b'\xfe', 1), ids) == \
+        (BusFault.LATE, [1, 2, 3])  # a fast sync read's reply
+    assert read_failure([], [3], b'', ids) == (BusFault.NO_ANSWER, [3])
+    assert pick_kind([BusFault.NO_ANSWER, BusFault.LATE, BusFault.CORRUPT], False) == \
+        BusFault.CORRUPT
+    assert pick_kind([BusFault.NO_ANSWER] * 3, True) == BusFault.LATE
+    assert pick_kind([BusFault.NO_ANSWER] * 3, False) == BusFault.NO_ANSWER
+
+
+def test_a_bus_fault_key_holds_no_counts():
+    silent = BusFault('no answer from servo id 5 after 3 sync reads', BusFault.NO_ANSWER, [5])
+    assert silent.key == 'no answer [5]'
+    assert BusFault('corrupted replies from servo id 1 in 2 of 3 sync reads', BusFault.CORRUPT,
+                    [1]).key == BusFault.CORRUPT  # which servos noise hits changes: not the key

@@ -272,3 +272,30 @@ def test_cli_refuses_bad_options(args, message, capsys):
     with pytest.raises(SystemExit):
         main(args)
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_corrupt_next_garbles_the_crc_of_that_many_replies(bus, port):
+    bus.corrupt_next(2)
+    assert PH.ping(port, 1)[1] == sdk.COMM_RX_CORRUPT
+    assert PH.read1ByteTxRx(port, 2, 64)[1] == sdk.COMM_RX_CORRUPT
+    assert PH.ping(port, 3)[1] == sdk.COMM_SUCCESS
+    assert bus.corrupted == 2
+    bus.corrupt_next(1)  # a sync read's reply: every status packet in it garbled
+    reader = sdk.GroupSyncRead(port, PH, 132, 4)
+    for sid in (1, 2, 3):
+        reader.addParam(sid)
+    assert reader.txPacket() == sdk.COMM_SUCCESS
+    assert [PH.readRx(port, sid, 4)[1] for sid in (1, 2, 3)] == [sdk.COMM_RX_CORRUPT] * 3
+    assert PH.ping(port, 1)[1] == sdk.COMM_SUCCESS
+
+
+def test_a_late_reply_comes_after_the_timeout_and_the_chain_reads_on_meanwhile(bus, port):
+    bus.set_latency(0.06)  # past the SDK's ~35 ms timeout
+    assert PH.ping(port, 1)[1] == sdk.COMM_RX_TIMEOUT
+    PH.write1ByteTxOnly(port, 2, 64, 1)  # no status: applied at once, though a reply is due
+    time.sleep(0.1)
+    assert bus.read_table(2, 64, 1) == 1
+    late = os.read(port.ser.fileno(), 4096)  # the ping's reply, after its timeout
+    assert late[:5] == b'\xff\xff\xfd\x00\x01' and late[7] == 0x55
+    bus.set_latency(0.0)
+    assert PH.ping(port, 1)[1] == sdk.COMM_SUCCESS

@@ -261,3 +261,129 @@ def test_shutdown_closes_the_port_even_if_the_torque_off_fails(context, bus):
     assert [bus.read_table(i, Addr.TORQUE_ENABLE, 1) for i in range(16)] == [0] * 16
     node.control_step()  # a late timer tick: no port use after close
     assert node.failed == ''
+
+
+# --- bus faults: typed aborts, few log lines, the node serves on (issue #16) -----------------
+R = HandGrasp.Result
+
+
+def log_lines(text, needle='hand bus'):
+    """Return the rcutils log lines (WARN, ERROR) that mention `needle`."""
+    return [line for line in text.splitlines()
+            if ('[ERROR]' in line or '[WARN]' in line) and needle in line]
+
+
+def all_torque(bus, value, timeout=5.0):
+    return until(lambda: [bus.read_table(i, Addr.TORQUE_ENABLE, 1) for i in range(16)] ==
+                 [value] * 16, timeout)
+
+
+def test_a_vanished_port_aborts_the_grasp_typed_and_logs_a_few_lines_in_3_s(
+        context, linked_bus, capfd):
+    bus = linked_bus
+    g = Graph(context, driver(context, bus.port))
+    try:
+        assert g.grasp_result(joint_names=['index_mcp'], joint_positions=[0.5],
+                              duration=0.2).success
+        future = g.send(joint_names=['index_mcp'], joint_positions=[1.5], duration=5.0)
+        assert until(lambda: len(g.states) > 5)
+        capfd.readouterr()
+        bus.stop()  # the adapter unplugged
+        result = g.wait(future).result
+        assert (result.success, result.error_code) == (False, R.BUS_ERROR)
+        # the fault, or by then the failed reconnect after it: the port named, what to check
+        assert 'port error' in result.message or 'lost (port gone)' in result.message
+        assert 'check the USB cable' in result.message and 'Traceback' not in result.message
+        time.sleep(3.0)  # 300 control steps against a port that is gone
+        result = g.grasp_result(named_pose='open')  # meanwhile: refused at once, same code
+        assert result.error_code == R.BUS_ERROR
+        assert 'reconnect failed: cannot open the hand bus' in result.message
+        lines = log_lines(capfd.readouterr().err)
+        assert 1 <= len(lines) <= 3, '\n'.join(lines)
+        assert 'port error' in lines[0]
+        bus.start()
+        assert until(lambda: g.node.backend.reconnects == 1 and not g.node.failed, 10.0)
+        result = g.grasp_result(joint_names=['index_mcp'], joint_positions=[0.5], duration=0.2)
+        assert result.success, result.message  # the node serves on
+    finally:
+        g.close()
+
+
+def test_corrupted_replies_abort_the_grasp_as_such_and_the_hand_recovers(graph, bus, capfd):
+    future = graph.send(joint_names=['index_mcp'], joint_positions=[1.5], duration=5.0)
+    assert until(lambda: len(graph.states) > 5)
+    bus.corrupt_next(20)
+    result = graph.wait(future).result
+    assert (result.success, result.error_code) == (False, R.BUS_ERROR)
+    assert 'corrupted replies (bad CRC or cut short) from ' in result.message  # or its reconnect
+    assert 'no answer' not in result.message and 'termination' in result.message
+    assert all_torque(bus, 0)
+    assert until(lambda: graph.node.backend.reconnects == 1 and not graph.node.failed, 20.0)
+    assert all_torque(bus, 1)
+    lines = log_lines(capfd.readouterr().err)
+    assert 1 <= len(lines) <= 3, '\n'.join(lines)
+    assert 'corrupted replies (bad CRC or cut short) from all 16 servos' in lines[0]
+    result = graph.grasp_result(joint_names=['index_mcp'], joint_positions=[0.5], duration=0.2)
+    assert result.success, result.message
+
+
+def test_late_replies_abort_the_grasp_as_a_bus_fault_and_the_torque_stays_off(graph, bus):
+    future = graph.send(joint_names=['index_mcp'], joint_positions=[1.5], duration=5.0)
+    assert until(lambda: len(graph.states) > 5)
+    bus.set_latency(0.05)  # every reply 50 ms late: beyond the SDK's timeout
+    result = graph.wait(future).result
+    assert (result.success, result.error_code) == (False, R.BUS_ERROR)
+    assert 'late replies' in result.message and 'latency timer' in result.message
+    assert all_torque(bus, 0)
+    time.sleep(1.0)  # reconnects fail while the replies are late: nothing takes the torque back
+    assert graph.node.failed_code == R.BUS_ERROR and 'late replies' in graph.node.failed
+    assert all_torque(bus, 0, timeout=0.0)
+    bus.set_latency(0.0)
+    assert until(lambda: graph.node.backend.reconnects == 1 and not graph.node.failed, 10.0)
+    measured = bus.read_table(1, Addr.PRESENT_POSITION, 4, True)
+    assert abs(graph.node.setpoint[MCP] * TICKS_PER_RAD + 2048 - measured) < 3  # holds there
+    assert all_torque(bus, 1)
+    result = graph.grasp_result(joint_names=['index_mcp'], joint_positions=[0.5], duration=0.2)
+    assert result.success, result.message
+
+
+def test_every_callback_answers_an_unexpected_exception_and_the_node_serves_on(
+        graph, bus, capfd):
+    node = graph.node
+    result = graph.grasp_result(named_pose='fist')  # malformed: accepted, aborted with why
+    assert (result.success, result.error_code) == (False, R.BAD_GOAL)
+    assert "unknown named pose 'fist'" in result.message
+    checked = node.goal_targets
+    node.goal_targets = lambda goal: 1 / 0  # a bug in checking a goal
+    result = graph.grasp_result(named_pose='half')
+    assert result.error_code == R.INTERNAL_ERROR and 'ZeroDivisionError' in result.message
+    calls = []
+
+    def fails_in_execute(goal):
+        calls.append(goal)
+        if len(calls) > 1:
+            raise KeyError('boom')
+        return checked(goal)
+
+    node.goal_targets = fails_in_execute  # passes the check, fails while executing
+    result = graph.grasp_result(named_pose='half')
+    assert result.error_code == R.INTERNAL_ERROR and "KeyError: 'boom'" in result.message
+    assert 'see its log' in result.message and 'Traceback' not in result.message
+    node.goal_targets = checked
+    node.backend.reboot_faulted = lambda: [].pop()  # a bug in the reboot service
+    reply = graph.call_reboot()
+    assert not reply.success and 'IndexError' in reply.message
+    read = node.backend.read
+    node.backend.read = lambda: {}['state']  # a bug in the control loop, at every step
+    assert until(lambda: node.failed_code == R.INTERNAL_ERROR)
+    result = graph.grasp_result(named_pose='half')
+    assert result.error_code == R.INTERNAL_ERROR and "KeyError: 'state'" in result.message
+    time.sleep(0.5)
+    node.backend.read = read
+    assert until(lambda: not node.failed)
+    result = graph.grasp_result(joint_names=['index_mcp'], joint_positions=[0.5], duration=0.2)
+    assert result.success, result.message
+    assert graph.thread.is_alive()
+    err = capfd.readouterr().err
+    assert err.count('Traceback') == 4  # once each, though the control loop failed ~50 times
+    assert err.count('unexpected error in the control loop') == 1
