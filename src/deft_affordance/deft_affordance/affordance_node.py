@@ -12,12 +12,13 @@ from deft_affordance.heuristic_prior import heuristic_prior
 from deft_affordance.lifting import ModelGrasp, model_grasp
 from deft_common import image_codec
 from deft_common.image_codec import LatestFrame
-from deft_common.node_main import ConfigurationError, run_node
+from deft_common.node_main import ConfigurationError, internal_error, run_node
 from deft_common.ros_async import wait_for, wait_until
 from deft_common.ros_params import Param, declare
 from deft_common.rotations import Transform
 from deft_hand_driver.hand_config import default_config_path, load_hand_config
 from deft_interfaces.srv import PredictGrasp, Segment
+from deft_perception.geometry import CameraInfoError, check_camera_info
 
 P = PredictGrasp.Response
 METHODS = ('affordance', 'heuristic')
@@ -132,12 +133,22 @@ class AffordanceNode(Node):
         info = self.camera_info.msg()
         if info is None:
             raise ValueError('no camera_info received: cannot lift the contact to 3D')
+        check_camera_info(info.k, info.width, info.height, (seg.mask.height, seg.mask.width))
         return model_grasp(pred, crop.shape[1], window, np.asarray(seg.points).reshape(-1, 3),
                            info.k, self.camera_to_base, self.retargeter, self.hand.joint_names,
                            self.p.max_lift_distance_px)
 
     async def on_predict(self, request, response):
         """Segment, lift to the base frame, predict; errors as codes and messages."""
+        try:
+            return await self.predict(request, response)
+        except Exception as exc:  # a bug or an input nobody foresaw: an answer, never a dead node
+            response.success, response.error_code = False, P.BACKEND_ERROR
+            response.error_msg = internal_error(self.get_logger(), 'affordance/predict', exc)
+            return response
+
+    async def predict(self, request, response):
+        """Fill the response of affordance/predict (see on_predict)."""
         t0 = time.monotonic()
         if not request.task.strip():
             response.error_code, response.error_msg = P.BAD_REQUEST, 'task is empty'
@@ -177,6 +188,9 @@ class AffordanceNode(Node):
             else:
                 grasp = geometric_prior(points, self.hand.joint_names, self.hand_pose,
                                         self.p.top_band, self.p.wrist_yaw)
+        except CameraInfoError as exc:
+            response.error_code, response.error_msg = P.BAD_CAMERA_INFO, str(exc)
+            return response
         except ValueError as exc:
             response.error_code, response.error_msg = P.BACKEND_ERROR, str(exc)
             return response

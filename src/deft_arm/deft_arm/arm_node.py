@@ -13,8 +13,8 @@ from std_srvs.srv import Trigger
 
 from deft_arm.backends import BACKENDS, MotionError, make_backend
 from deft_arm.motion import Pose, Workspace, interpolate, pre_grasp_pose, waypoint_pose
-from deft_common.node_main import ConfigurationError, run_node
-from deft_common.ros_async import wait_for
+from deft_common.node_main import ConfigurationError, internal_error, run_node
+from deft_common.ros_async import ServerWatch, sleep, wait_for
 from deft_common.ros_params import Param, declare
 from deft_interfaces.action import ExecuteGrasp, HandGrasp
 
@@ -98,6 +98,7 @@ class ArmNode(Node):
         self.group = ReentrantCallbackGroup()
         self.motion_lock = threading.Lock()
         self.busy = False
+        self.shutting_down = False  # set by begin_shutdown: motions stop at their next step
         self.pose_pub = self.create_publisher(PoseStamped, 'arm/wrist_pose', 10)
         self.create_timer(1.0 / self.p.state_rate_hz, self.publish_pose)
         self.hand = ActionClient(self, HandGrasp, self.p.hand_action, callback_group=self.group)
@@ -140,9 +141,15 @@ class ArmNode(Node):
             response.success, response.message = False, 'a grasp is being executed'
             return response
         try:
-            self.move_to(self.home)
+            if not self.move_to(self.home, lambda: self.shutting_down):
+                response.success, response.message = False, 'not home: the node is stopping'
+                return response
         except MotionError as exc:
             response.success, response.message = False, f'not home: {exc}'
+            return response
+        except Exception as exc:  # a bug: an answer, never a dead node
+            response.success = False
+            response.message = internal_error(self.get_logger(), 'arm/home', exc)
             return response
         response.success, response.message = True, 'home'
         return response
@@ -180,23 +187,44 @@ class ArmNode(Node):
     async def hand_goal(self, goal: HandGrasp.Goal) -> str:
         """Send a hand goal and await it; return '' on success, else why not."""
         if not self.hand.wait_for_server(timeout_sec=min(2.0, self.p.hand_timeout)):
-            return f'hand action {self.p.hand_action} is not available'
+            return f'hand action {self.p.hand_action} is not available (is the hand driver up?)'
         ok, handle = await wait_for(self, self.hand.send_goal_async(goal), self.p.hand_timeout,
                                     self.group)
-        if not ok or not handle.accepted:
-            return 'the hand rejected the grasp targets'
-        ok, wrapped = await wait_for(self, handle.get_result_async(), self.p.hand_timeout,
-                                     self.group)
         if not ok:
-            return f'the hand did not finish within {self.p.hand_timeout} s'
+            return (f'the hand driver did not answer the goal within {self.p.hand_timeout} s '
+                    '(is it still running?)')
+        if not handle.accepted:
+            return 'the hand rejected the grasp targets'
+        watch = ServerWatch.action(self, self.p.hand_action)
+        result = handle.get_result_async()
+        deadline = self.get_clock().now().nanoseconds + int(self.p.hand_timeout * 1e9)
+        while not result.done():
+            if watch.gone():
+                result.cancel()
+                return 'the hand driver went away during the grasp (its process ended)'
+            if self.get_clock().now().nanoseconds > deadline:
+                return f'the hand did not finish within {self.p.hand_timeout} s'
+            await sleep(self, 0.05, self.group)
+        wrapped = result.result()
         if wrapped.status != GoalStatus.STATUS_SUCCEEDED:
             return f'hand: {wrapped.result.message}'
         return ''
+
+    def begin_shutdown(self) -> None:
+        """Stop any motion at its next step (run_node calls this first when the node stops)."""
+        self.shutting_down = True
 
     async def execute(self, handle):
         """Run the stages; retreat with the hand open on cancel or failure."""
         try:
             return await self.run_grasp(handle)
+        except Exception as exc:  # a bug: the arm stops, the goal ends typed, the node serves on
+            if self.shutting_down:  # the node is being destroyed under the goal: nothing to tell
+                raise
+            message = internal_error(self.get_logger(), 'arm/execute_grasp', exc)
+            if handle.is_active:
+                handle.abort()
+            return E(error_code=E.MOTION_FAILED, final_stage='pre_grasp', message=message)
         finally:
             self.busy = False
 
@@ -224,7 +252,7 @@ class ArmNode(Node):
             return E(error_code=E.UNREACHABLE, message=f'unreachable: {reason}',
                      final_stage='pre_grasp')
         speed = goal.max_speed
-        stop = lambda: handle.is_cancel_requested  # noqa: E731
+        stop = lambda: handle.is_cancel_requested or self.shutting_down  # noqa: E731
         stage, failure = 'pre_grasp', None
 
         def stage_move(stage, target, linear=False):

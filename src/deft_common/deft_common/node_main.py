@@ -1,7 +1,10 @@
 """The `main()` every DEFT node shares: one node, a multi-threaded executor, a clean shutdown."""
 
+import signal
 import sys
-from typing import Callable, Optional
+import threading
+import traceback
+from typing import Callable, Optional, Set, Tuple
 
 import rclpy
 from rclpy.executors import (
@@ -10,30 +13,63 @@ from rclpy.executors import (
     SingleThreadedExecutor,
 )
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from deft_common.ros_params import ParameterError
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+DRAIN_TIMEOUT = 5.0  # s the callbacks under way get to finish at shutdown
+_LOGGED: Set[Tuple[str, str, str]] = set()
 
 
 class ConfigurationError(RuntimeError):
     """A node cannot start with its parameters or its backend (a message a person can act on)."""
 
 
+def internal_error(logger, where: str, exc: BaseException) -> str:
+    """
+    Log an unexpected exception of a callback; return the message its typed answer carries.
+
+    The traceback is logged once per place and kind of error (a fault that repeats does not
+    flood the log); the answer says where it happened and points to the log.
+    """
+    what = f'{type(exc).__name__}: {exc}'
+    key = (where, type(exc).__name__, str(exc)[:200])
+    if key not in _LOGGED:
+        _LOGGED.add(key)
+        logger.error(f'{where}: unexpected {what}\n{"".join(traceback.format_exception(exc))}')
+    else:
+        logger.error(f'{where}: unexpected {what} (again)')
+    return f'internal error in {where} ({what}); see the node log'
+
+
 def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: int = 4) -> int:
     """
     Build the node, spin it until SIGINT/SIGTERM, destroy it; return a process exit code.
 
+    The node handles SIGINT and SIGTERM itself instead of rclpy: the context stays valid until
+    the callbacks under way have finished (so a feedback or a publish in one of them does not
+    fail with "context is not valid"), and the second SIGINT that every node of `ros2 launch`
+    gets in a terminal (one from the terminal, one from launch) is ignored during the cleanup.
+    A normal stop exits with 0 and no traceback. A node may define begin_shutdown(), called
+    first, to end long callbacks (a motion) before the executor drains.
+
     threads = 1 spins a SingleThreadedExecutor: right for nodes whose callbacks never wait on
     others, since rclpy's MultiThreadedExecutor busy-loops while its pool is saturated.
     """
-    rclpy.init(args=args)
-    node = None
+    stop = threading.Event()
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda *_: stop.set())
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node = executor = None
     code = 0
     try:
         node = factory()
         executor = SingleThreadedExecutor() if threads <= 1 else \
             MultiThreadedExecutor(num_threads=threads)
         executor.add_node(node)
-        executor.spin()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ConfigurationError, ParameterError) as exc:
@@ -41,7 +77,15 @@ def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: 
         print(f'[{name}] cannot start: {exc}', file=sys.stderr, flush=True)
         code = 2
     finally:
+        for sig in STOP_SIGNALS:  # more signals now change nothing: the cleanup runs once
+            signal.signal(sig, signal.SIG_IGN)
+        if node is not None and hasattr(node, 'begin_shutdown'):
+            node.begin_shutdown()  # e.g. the arm stops its motion at the next step
+        if executor is not None:
+            executor.shutdown(timeout_sec=DRAIN_TIMEOUT)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    # The signals stay ignored: a late second Ctrl-C must not turn the exit into a
+    # KeyboardInterrupt (exit code -2) now that the node is gone (run_node is a process's main).
     return code

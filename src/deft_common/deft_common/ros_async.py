@@ -3,6 +3,7 @@
 from typing import Any, Callable, Optional, Tuple
 
 from rclpy.callback_groups import CallbackGroup, ReentrantCallbackGroup
+from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 from rclpy.task import Future
 
@@ -26,8 +27,11 @@ async def wait_for(node: Node, future: Future, timeout: float,
     try:
         result = await future
     finally:
-        timer.cancel()
-        node.destroy_timer(timer)
+        try:
+            timer.cancel()
+            node.destroy_timer(timer)
+        except InvalidHandle:  # the node was destroyed under a suspended wait (shutdown)
+            pass
     if future.cancelled():
         return False, None
     return True, result

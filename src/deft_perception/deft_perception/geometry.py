@@ -1,9 +1,47 @@
 """Pinhole camera geometry: back-projection robust to invalid depth, boxes, square crops."""
 
 from dataclasses import dataclass
-from typing import Sequence, Tuple
+import math
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
+
+
+class CameraInfoError(ValueError):
+    """A camera_info that cannot describe the images: the message names the value and a fix."""
+
+
+CHECK_CAMERA = 'check the camera driver and its calibration'
+
+
+def check_camera_info(k: Sequence[float], width: int, height: int,
+                      image_size: Optional[Tuple[int, int]] = None
+                      ) -> Tuple[float, float, float, float, int, int]:
+    """Return (fx, fy, cx, cy, width, height) of a camera_info, or raise CameraInfoError."""
+    try:
+        k = [float(v) for v in k]
+    except (TypeError, ValueError) as exc:
+        raise CameraInfoError(f'camera_info K is not numeric: {exc}') from exc
+    if len(k) != 9:
+        raise CameraInfoError(f'camera_info K has {len(k)} values, not 9: {CHECK_CAMERA}')
+    fx, fy, cx, cy = k[0], k[4], k[2], k[5]
+    for name, value in (('fx', fx), ('fy', fy)):
+        if not math.isfinite(value) or value <= 0:
+            raise CameraInfoError(f'camera_info {name} = {value}: a focal length must be finite '
+                                  f'and > 0 ({CHECK_CAMERA})')
+    width, height = int(width), int(height)
+    if width <= 0 or height <= 0:
+        raise CameraInfoError(f'camera_info size {width}x{height} is empty: {CHECK_CAMERA}')
+    for name, value, size in (('cx', cx, width), ('cy', cy, height)):
+        if not math.isfinite(value) or not 0 <= value < size:
+            raise CameraInfoError(f'camera_info {name} = {value}: the principal point must lie '
+                                  f'inside the {width}x{height} image ({CHECK_CAMERA})')
+    if image_size is not None and (height, width) != tuple(int(s) for s in image_size):
+        raise CameraInfoError(
+            f'camera_info is for {width}x{height} images but the colour image is '
+            f'{image_size[1]}x{image_size[0]}: the intrinsics belong to another resolution (set '
+            'the camera driver to the calibrated one, or remap the matching camera_info)')
+    return fx, fy, cx, cy, width, height
 
 
 @dataclass(frozen=True)
@@ -18,12 +56,16 @@ class CameraModel:
     height: int
 
     @staticmethod
-    def from_camera_info(k: Sequence[float], width: int, height: int) -> 'CameraModel':
-        """From sensor_msgs/CameraInfo.k (row-major 3x3)."""
-        k = [float(v) for v in k]
-        if len(k) != 9 or k[0] <= 0 or k[4] <= 0:
-            raise ValueError('camera_info has no valid intrinsics (fx, fy must be > 0)')
-        return CameraModel(k[0], k[4], k[2], k[5], int(width), int(height))
+    def from_camera_info(k: Sequence[float], width: int, height: int,
+                         image_size: Optional[Tuple[int, int]] = None) -> 'CameraModel':
+        """
+        From sensor_msgs/CameraInfo.k (row-major 3x3) and its size; CameraInfoError if unusable.
+
+        The focal lengths must be finite and > 0, the principal point finite and inside the
+        image, the size positive and, given `image_size` (height, width of the colour image
+        the intrinsics are used with), equal to it.
+        """
+        return CameraModel(*check_camera_info(k, width, height, image_size))
 
     def backproject(self, mask: np.ndarray, depth: np.ndarray) -> Tuple[np.ndarray, float]:
         """Return (3D points N x 3 in the optical frame, fraction of mask pixels with depth)."""

@@ -12,10 +12,16 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 
 from deft_common import image_codec
-from deft_common.node_main import ConfigurationError, run_node
+from deft_common.node_main import ConfigurationError, internal_error, run_node
 from deft_common.ros_params import Param, declare
 from deft_interfaces.srv import Segment
-from deft_perception.geometry import CameraModel, crop_resize, crop_window, mask_box
+from deft_perception.geometry import (
+    CameraInfoError,
+    CameraModel,
+    crop_resize,
+    crop_window,
+    mask_box,
+)
 from deft_perception.prompts import parse_prompt
 from deft_perception.segmentation import BACKENDS, SegmentationError, make_segmenter
 
@@ -146,6 +152,9 @@ class PerceptionNode(Node):
         except _Failure as exc:
             response.success, response.error_code, response.error_msg = False, exc.code, str(exc)
             self.get_logger().warning(f'segment {request.prompt!r}: {exc}')
+        except Exception as exc:  # a bug or an input nobody foresaw: an answer, never a dead node
+            response.success, response.error_code = False, S.BACKEND_ERROR
+            response.error_msg = internal_error(self.get_logger(), 'perception/segment', exc)
         timing = getattr(self.segmenter, 'last_timing', None)
         self.get_logger().debug(f'segment took {time.monotonic() - t0:.3f} s'
                                 + (f' ({timing})' if timing else ''))
@@ -185,9 +194,12 @@ class PerceptionNode(Node):
         try:
             rgb = image_codec.to_rgb(colour)
             depth = image_codec.depth_in_metres(depth_msg)
-            camera = CameraModel.from_camera_info(info.k, info.width, info.height)
         except ValueError as exc:
             raise _Failure(S.NO_IMAGE, f'unusable camera data: {exc}') from exc
+        try:
+            camera = CameraModel.from_camera_info(info.k, info.width, info.height, rgb.shape[:2])
+        except CameraInfoError as exc:
+            raise _Failure(S.BAD_CAMERA_INFO, str(exc)) from exc
         if rgb.shape[:2] != depth.shape:
             raise _Failure(S.NO_IMAGE, f'colour {rgb.shape[:2]} and depth {depth.shape} differ '
                            'in size (align depth to colour)')

@@ -1,7 +1,16 @@
+import math
+import re
+
 import numpy as np
 import pytest
 
-from deft_perception.geometry import CameraModel, crop_resize, crop_window, mask_box
+from deft_perception.geometry import (
+    CameraInfoError,
+    CameraModel,
+    crop_resize,
+    crop_window,
+    mask_box,
+)
 
 CAM = CameraModel(fx=500.0, fy=510.0, cx=320.0, cy=240.0, width=640, height=480)
 
@@ -13,7 +22,7 @@ def test_from_camera_info_reads_the_row_major_k():
 
 @pytest.mark.parametrize('k', [[0.0] * 9, [500.0, 0, 320, 0, 510, 240, 0, 0], [1] + [0] * 8])
 def test_from_camera_info_rejects_missing_intrinsics(k):
-    with pytest.raises(ValueError, match='no valid intrinsics'):
+    with pytest.raises(ValueError, match='camera_info (fx = 0.0|fy = 0.0|K has 8 values)'):
         CameraModel.from_camera_info(k, 640, 480)
 
 
@@ -86,3 +95,25 @@ def test_crop_resize_upscaling_keeps_a_flat_colour():
     out = crop_resize(rgb, (5, 5, 10), 224)
     assert out.shape == (224, 224, 3)
     assert np.all(out == [200, 100, 50])
+
+
+@pytest.mark.parametrize('k,size,image,match', [
+    ([math.nan, 0, 32, 0, 50, 24, 0, 0, 1], (64, 48), None, 'fx = nan'),
+    ([50, 0, 32, 0, math.inf, 24, 0, 0, 1], (64, 48), None, 'fy = inf'),
+    ([0, 0, 32, 0, 50, 24, 0, 0, 1], (64, 48), None, 'fx = 0.0'),
+    ([50, 0, math.nan, 0, 50, 24, 0, 0, 1], (64, 48), None, 'cx = nan'),
+    ([50, 0, 32, 0, 50, -1, 0, 0, 1], (64, 48), None, 'cy = -1.0'),
+    ([50, 0, 64, 0, 50, 24, 0, 0, 1], (64, 48), None, 'cx = 64.0'),
+    ([50, 0, 32, 0, 50, 24], (64, 48), None, 'has 6 values'),
+    ([50, 0, 32, 0, 50, 24, 0, 0, 1], (0, 48), None, 'is empty'),
+    ([50, 0, 32, 0, 50, 24, 0, 0, 1], (64, 48), (720, 1280), 'for 64x48 images but the colour '
+                                                              'image is 1280x720'),
+])
+def test_unusable_camera_info_is_refused_with_the_value(k, size, image, match):
+    with pytest.raises(CameraInfoError, match=re.escape(match)):
+        CameraModel.from_camera_info(k, *size, image)
+
+
+def test_a_good_camera_info_gives_its_model():
+    cam = CameraModel.from_camera_info([50, 0, 32, 0, 40, 24, 0, 0, 1], 64, 48, (48, 64))
+    assert (cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height) == (50, 40, 32, 24, 64, 48)

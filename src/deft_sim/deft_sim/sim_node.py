@@ -9,7 +9,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 
 from deft_common import image_codec
-from deft_common.node_main import ConfigurationError, run_node
+from deft_common.node_main import ConfigurationError, internal_error, run_node
 from deft_common.ros_params import Param, declare
 from deft_common.rotations import Transform
 from deft_hand_driver.hand_config import load_hand_config
@@ -179,6 +179,15 @@ class SimNode(Node):
 
     def on_reset(self, request, response):
         """Place the object anew (seed -1: the next seed of the node's stream)."""
+        try:
+            return self.reset(request, response)
+        except Exception as exc:  # a bug: an answer, never a dead node
+            response.success = False
+            response.message = internal_error(self.get_logger(), 'sim/reset', exc)
+            return response
+
+    def reset(self, request, response):
+        """Fill the answer of sim/reset (see on_reset)."""
         split = request.split or self.p.split
         seed = self.next_seed if request.seed < 0 else request.seed
         with self.lock:
@@ -202,8 +211,13 @@ class SimNode(Node):
 
     def on_reward(self, request, response):
         """Score the current state of the scene."""
-        with self.lock:
-            reward, success = self.world.task_reward()
+        try:
+            with self.lock:
+                reward, success = self.world.task_reward()
+        except Exception as exc:  # a bug: an answer, never a dead node
+            response.success = False
+            response.message = internal_error(self.get_logger(), 'sim/reward', exc)
+            return response
         # plain Python types: the C message conversion asserts on numpy scalars (and aborts)
         response.success, response.reward, response.task_success = True, float(reward), \
             bool(success)
