@@ -199,6 +199,8 @@ class ArmNode(Node):
         result = handle.get_result_async()
         deadline = self.get_clock().now().nanoseconds + int(self.p.hand_timeout * 1e9)
         while not result.done():
+            if self.shutting_down:
+                return 'the arm node is stopping'
             if watch.gone():
                 result.cancel()
                 return 'the hand driver went away during the grasp (its process ended)'
@@ -213,6 +215,22 @@ class ArmNode(Node):
     def begin_shutdown(self) -> None:
         """Stop any motion at its next step (run_node calls this first when the node stops)."""
         self.shutting_down = True
+
+    def end_on_shutdown(self, handle, stage: str) -> ExecuteGrasp.Result:
+        """
+        End a goal whose motion the node's shutdown stopped: no retreat and no hand motion.
+
+        A stopping process must not start motions (the hand driver may be gone already, and a
+        retreat would outlive the Ctrl-C that asked for a stop). The goal ends aborted (canceled
+        only when the client asked for it: the goal is not in the CANCELING state otherwise).
+        """
+        if handle.is_cancel_requested:
+            handle.canceled()
+        else:
+            handle.abort()
+        return E(error_code=E.CANCELED, final_stage=stage,
+                 message=f'the arm node was stopped during {stage}: the arm holds where it '
+                         'stopped (no retreat, the hand left as it was)')
 
     async def execute(self, handle):
         """Run the stages; retreat with the hand open on cancel or failure."""
@@ -296,6 +314,8 @@ class ArmNode(Node):
                         handle.succeed()
                         return E(success=True, final_stage='done',
                                  message=f'grasped and followed {len(waypoints)} waypoints')
+        if self.shutting_down:  # SIGINT/SIGTERM: the arm holds where it stopped, nothing moves
+            return self.end_on_shutdown(handle, stage)
         # cancelled or failed after motion began: open the hand, back off to the pre-grasp pose
         handle.publish_feedback(ExecuteGrasp.Feedback(stage='retreat'))
         opened = await self.hand_goal(HandGrasp.Goal(named_pose='open'))

@@ -7,8 +7,9 @@ How the graph survives crashes: quick restarts, and the abort of a goal whose se
   times; a cycle is ok when the new process answers on the graph (its fine_tune action server
   is matched and its reset_done service answers) within `--deadline` s and does not spin at
   100 % CPU (a Fast DDS failure mode after a SIGKILL, seen with stale shared-memory segments).
-- `dead_server_abort_s`: the arm node is SIGKILLed while a run_episode goal moves it; the time
-  from the kill to the episode's SERVER_GONE abort, median over `--repeats`.
+- `dead_server_abort_s`: the arm node is SIGKILLed while a run_episode goal moves it toward the
+  pre-grasp pose; the time from the kill to the episode's SERVER_GONE abort, median over
+  `--repeats`.
 
 Both run the real nodes as processes with the graph's DDS settings (config/fastdds.xml), like
 deft_run; results are merged into the JSON file with the machine's load average.
@@ -31,8 +32,9 @@ from std_srvs.srv import Trigger
 from deft_bringup.client import EpisodeClient
 from deft_bringup.testing import FAST_SIM, Probe, start_graph
 
-SLOW_ARM = {**FAST_SIM, 'arm': {'max_speed': 0.2, 'max_angular_speed': 2.0},
-            'episode': {**FAST_SIM['episode'], 'arm_timeout': 120.0}}
+SLOW_ARM = {**FAST_SIM, 'arm': {'max_speed': 0.05, 'max_angular_speed': 0.5},
+            'episode': {**FAST_SIM['episode'], 'arm_timeout': 120.0,
+                        'service_timeout': 30.0}}  # arm/home is slow too
 
 
 def cpu_seconds(pid: int) -> float:
@@ -87,18 +89,24 @@ def restart_cycles(graph, probe: Probe, cycles: int, deadline: float = 20.0,
 
 
 def dead_arm_abort(graph, client: EpisodeClient, probe: Probe) -> Optional[float]:
-    """Kill the arm while it grasps in an episode; return s from the kill to the abort."""
-    from deft_interfaces.action import RunEpisode
+    """Kill the arm on its way to an episode's pre-grasp pose; return s from kill to abort."""
+    from deft_interfaces.action import ExecuteGrasp, RunEpisode
 
     killed = {}
 
-    def on_feedback(fb):
-        if fb.phase == 'grasp' and 'at' not in killed:  # the arm goal runs (its stages)
+    def on_arm_feedback(msg):  # the arm's own feedback: it is moving toward the pre-grasp pose
+        if msg.feedback.stage == 'pre_grasp' and msg.feedback.progress > 0.05 and \
+                'at' not in killed:
             killed['at'] = time.monotonic()
             threading.Thread(target=graph.kill, args=('arm',), daemon=True).start()
 
     goal = RunEpisode.Goal(task='pick up the cup', mode='prior', reward_source='sim', seed=3)
-    outcome = client.run(goal, timeout=200, on_feedback=on_feedback)
+    token = probe.subscribe(ExecuteGrasp.Impl.FeedbackMessage,
+                            'arm/execute_grasp/_action/feedback', on_arm_feedback)
+    try:
+        outcome = client.run(goal, timeout=200)
+    finally:
+        probe.unsubscribe(token)
     ended = time.monotonic()
     graph.restart('arm')
     probe.call(Trigger, 'arm/home', Trigger.Request(), timeout=60.0, resend_after=2.0)
@@ -157,7 +165,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'value': round(statistics.median(aborts), 2) if aborts else None, 'unit': 's',
         'load_average': load, 'samples': [round(a, 2) for a in aborts],
         'detail': f'median over {len(aborts)} of {opts.repeats} repeats: arm SIGKILLed in the '
-                  'grasp -> run_episode aborted with SERVER_GONE'}
+                  'pre-grasp motion -> run_episode aborted with SERVER_GONE'}
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     opts.out.write_text(json.dumps(results, indent=2) + '\n')
     print(f'restart_cycles_ok {ok}/{opts.cycles}, dead_server_abort_s '

@@ -1,6 +1,7 @@
 """The launch-free runner leaves no process behind, reports dead nodes and bad configuration."""
 
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
@@ -158,3 +159,44 @@ def test_node_processes_get_the_dds_profile_unless_the_caller_set_one():
     assert bare.env[DDS_PROFILE_VARIABLE].endswith('config/fastdds.xml')
     own = GraphProcesses([], env={DDS_PROFILE_VARIABLE: '/etc/mine.xml'})
     assert own.env[DDS_PROFILE_VARIABLE] == '/etc/mine.xml'
+
+
+def test_deft_run_respawns_a_killed_node_and_the_graph_keeps_serving(probe, tmp_path):
+    import shutil
+
+    from std_srvs.srv import Trigger
+
+    from deft_bringup.testing import tagged_processes
+
+    tag = f'respawn-cli-{os.getpid()}'
+    env = dict(os.environ, DEFT_RUN_TAG=tag)
+    cmd = [shutil.which('deft_run') or 'deft_run', 'sim', '--only', 'hand_driver', 'arm',
+           '--respawn_delay', '0.5', '--log_dir', str(tmp_path)]
+    runner = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        assert probe.call(Trigger, 'arm/home', Trigger.Request(), timeout=60.0,
+                          resend_after=2.0).success
+
+        def arm_pids():
+            found = []
+            for pid in tagged_processes(tag):
+                try:
+                    if b'arm_node' in Path(f'/proc/{pid}/cmdline').read_bytes():
+                        found.append(pid)
+                except OSError:  # gone meanwhile
+                    pass
+            return found
+        first = arm_pids()
+        assert len(first) == 1, first
+        os.kill(first[0], signal.SIGKILL)  # a crash
+        wait_until(lambda: arm_pids() and arm_pids() != first, 30, 'the arm to be respawned')
+        assert probe.call(Trigger, 'arm/home', Trigger.Request(), timeout=60.0,
+                          resend_after=2.0).success
+        assert runner.poll() is None  # the graph goes on
+    finally:
+        os.killpg(runner.pid, signal.SIGINT)
+        out = runner.communicate(timeout=30)[0].decode(errors='replace')
+    assert 'node arm exited with code -9; restarting it in 0.5 s (restart 1 of 5)' in out, out
+    assert runner.returncode == 0, out
+    wait_until(lambda: not tagged_processes(tag), 10, 'no node left behind')

@@ -43,6 +43,22 @@ def internal_error(logger, where: str, exc: BaseException) -> str:
     return f'internal error in {where} ({what}); see the node log'
 
 
+def _drain(executor) -> None:
+    """
+    Let the callbacks already handed to a MultiThreadedExecutor's threads run to their end.
+
+    rclpy 9's MultiThreadedExecutor.shutdown() destroys the executor's guard condition first and
+    joins its thread pool after: a callback taken in the last spin_once but not yet started then
+    fails on the destroyed guard ("cannot use Destroyable because destruction was requested",
+    printed at exit as "The following exception was never retrieved"). Joining the pool first
+    (nothing submits to it once spinning has stopped) runs those callbacks on a valid context.
+    Coroutines suspended on an await are not waited for: nothing resumes them any more.
+    """
+    pool = getattr(executor, '_executor', None)  # rclpy's ThreadPoolExecutor (private)
+    if pool is not None and hasattr(pool, 'shutdown'):
+        pool.shutdown(wait=True)
+
+
 def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: int = 4) -> int:
     """
     Build the node, spin it until SIGINT/SIGTERM, destroy it; return a process exit code.
@@ -82,6 +98,7 @@ def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: 
         if node is not None and hasattr(node, 'begin_shutdown'):
             node.begin_shutdown()  # e.g. the arm stops its motion at the next step
         if executor is not None:
+            _drain(executor)
             executor.shutdown(timeout_sec=DRAIN_TIMEOUT)
         if node is not None:
             node.destroy_node()
