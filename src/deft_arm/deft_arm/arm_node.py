@@ -14,7 +14,7 @@ from std_srvs.srv import Trigger
 from deft_arm.backends import BACKENDS, MotionError, make_backend
 from deft_arm.motion import Pose, Workspace, interpolate, pre_grasp_pose, waypoint_pose
 from deft_common.node_main import ConfigurationError, internal_error, run_node
-from deft_common.ros_async import ServerWatch, sleep, wait_for
+from deft_common.ros_async import ServerWatch, wait_served
 from deft_common.ros_params import Param, declare
 from deft_interfaces.action import ExecuteGrasp, HandGrasp
 
@@ -188,25 +188,24 @@ class ArmNode(Node):
         """Send a hand goal and await it; return '' on success, else why not."""
         if not self.hand.wait_for_server(timeout_sec=min(2.0, self.p.hand_timeout)):
             return f'hand action {self.p.hand_action} is not available (is the hand driver up?)'
-        ok, handle = await wait_for(self, self.hand.send_goal_async(goal), self.p.hand_timeout,
-                                    self.group)
-        if not ok:
+        watch = ServerWatch.action(self, self.p.hand_action)  # before the goal: it may die first
+        sent = self.hand.send_goal_async(goal)
+        ended = await wait_served(self, sent, watch, self.p.hand_timeout, self.group,
+                                  stop=lambda: self.shutting_down)
+        if ended == 'timeout':
             return (f'the hand driver did not answer the goal within {self.p.hand_timeout} s '
                     '(is it still running?)')
-        if not handle.accepted:
-            return 'the hand rejected the grasp targets'
-        watch = ServerWatch.action(self, self.p.hand_action)
-        result = handle.get_result_async()
-        deadline = self.get_clock().now().nanoseconds + int(self.p.hand_timeout * 1e9)
-        while not result.done():
-            if self.shutting_down:
-                return 'the arm node is stopping'
-            if watch.gone():
-                result.cancel()
-                return 'the hand driver went away during the grasp (its process ended)'
-            if self.get_clock().now().nanoseconds > deadline:
-                return f'the hand did not finish within {self.p.hand_timeout} s'
-            await sleep(self, 0.05, self.group)
+        if ended == 'done':
+            handle = sent.result()
+            if not handle.accepted:
+                return 'the hand rejected the grasp targets'
+            result = handle.get_result_async()
+            ended = await wait_served(self, result, watch, self.p.hand_timeout, self.group,
+                                      stop=lambda: self.shutting_down)
+        if ended != 'done':
+            return {'stopped': 'the arm node is stopping',
+                    'gone': 'the hand driver went away during the grasp (its process ended)',
+                    'timeout': f'the hand did not finish within {self.p.hand_timeout} s'}[ended]
         wrapped = result.result()
         if wrapped.status != GoalStatus.STATUS_SUCCEEDED:
             return f'hand: {wrapped.result.message}'

@@ -32,6 +32,8 @@ from std_srvs.srv import Trigger
 from deft_bringup.client import EpisodeClient
 from deft_bringup.testing import FAST_SIM, Probe, start_graph
 
+# A slow arm (seconds to the pre-grasp pose), so that the kill lands while the arm goal runs;
+# the long arm_timeout is what the old code waited out (and then a second time for the cancel).
 SLOW_ARM = {**FAST_SIM, 'arm': {'max_speed': 0.05, 'max_angular_speed': 0.5},
             'episode': {**FAST_SIM['episode'], 'arm_timeout': 120.0,
                         'service_timeout': 30.0}}  # arm/home is slow too
@@ -88,9 +90,13 @@ def restart_cycles(graph, probe: Probe, cycles: int, deadline: float = 20.0,
     return records
 
 
-def dead_arm_abort(graph, client: EpisodeClient, probe: Probe) -> Optional[float]:
-    """Kill the arm on its way to an episode's pre-grasp pose; return s from kill to abort."""
-    from deft_interfaces.action import ExecuteGrasp, RunEpisode
+def run_and_kill_arm(graph, client: EpisodeClient, probe: Probe, goal):
+    """
+    Run an episode and SIGKILL the arm on its way to the pre-grasp pose (its own feedback).
+
+    Return (outcome, the kill's monotonic time or None if the arm never moved, the end's).
+    """
+    from deft_interfaces.action import ExecuteGrasp
 
     killed = {}
 
@@ -100,22 +106,29 @@ def dead_arm_abort(graph, client: EpisodeClient, probe: Probe) -> Optional[float
             killed['at'] = time.monotonic()
             threading.Thread(target=graph.kill, args=('arm',), daemon=True).start()
 
-    goal = RunEpisode.Goal(task='pick up the cup', mode='prior', reward_source='sim', seed=3)
     token = probe.subscribe(ExecuteGrasp.Impl.FeedbackMessage,
                             'arm/execute_grasp/_action/feedback', on_arm_feedback)
     try:
         outcome = client.run(goal, timeout=200)
     finally:
         probe.unsubscribe(token)
-    ended = time.monotonic()
+    return outcome, killed.get('at'), time.monotonic()
+
+
+def dead_arm_abort(graph, client: EpisodeClient, probe: Probe) -> Optional[float]:
+    """Kill the arm on its way to an episode's pre-grasp pose; return s from kill to abort."""
+    from deft_interfaces.action import RunEpisode
+
+    goal = RunEpisode.Goal(task='pick up the cup', mode='prior', reward_source='sim', seed=3)
+    outcome, killed, ended = run_and_kill_arm(graph, client, probe, goal)
     graph.restart('arm')
     probe.call(Trigger, 'arm/home', Trigger.Request(), timeout=60.0, resend_after=2.0)
-    if 'at' not in killed or outcome.result is None or \
+    if killed is None or outcome.result is None or \
             outcome.result.error_code != RunEpisode.Result.SERVER_GONE:
         code = outcome.result.error_code if outcome.result else None
         print(f'  no SERVER_GONE abort (error_code {code}, phases {outcome.phases})')
         return None
-    return ended - killed['at']
+    return ended - killed
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,27 +1,20 @@
 """
 A node that dies under a running episode: a typed abort within seconds, then service as usual.
 
-The arm node is SIGKILLed while it moves to the pre-grasp pose (as a crash would); the episode must
-end with SERVER_GONE soon after, not wait out arm_timeout, and the episode node must take the
+The arm node is SIGKILLed while it moves to the pre-grasp pose (as a crash would); the episode
+must end with SERVER_GONE soon after, not wait out arm_timeout, and the episode node must take the
 next goal once the arm is back (that episode resets the scene first).
 """
-
-import threading
-import time
 
 import pytest
 from std_srvs.srv import Trigger
 
+from deft_bringup.bench_restart import SLOW_ARM, run_and_kill_arm
 from deft_bringup.client import EpisodeClient
 from deft_bringup.testing import FAST_SIM, wait_until
-from deft_interfaces.action import ExecuteGrasp, RunEpisode
+from deft_interfaces.action import RunEpisode
 
 pytestmark = pytest.mark.integration
-# A slow arm (seconds to the pre-grasp pose), so that the kill lands while the arm goal runs;
-# the long arm_timeout is what the old code waited out (and then a second time for the cancel).
-SLOW_ARM = {**FAST_SIM, 'arm': {'max_speed': 0.05, 'max_angular_speed': 0.5},
-            'episode': {**FAST_SIM['episode'], 'arm_timeout': 120.0,
-                        'service_timeout': 30.0}}  # arm/home is slow too
 # From the kill to the typed abort: DDS drops a SIGKILLed process when its participant lease
 # expires (3 s with config/fastdds.xml), and the watch polls every 0.05 s. The bench measures the
 # median (dead_server_abort_s); this bound only separates "seconds" from "a whole timeout".
@@ -48,27 +41,13 @@ def dead_arm_graph(make_graph):
 
 def test_arm_killed_mid_motion_aborts_at_once_then_the_node_serves(dead_arm_graph, probe):
     graph, client = dead_arm_graph
-    killed = {}
-
-    def on_arm_feedback(msg):  # the arm's own feedback: it is moving toward the pre-grasp pose
-        if msg.feedback.stage == 'pre_grasp' and msg.feedback.progress > 0.05 and \
-                'at' not in killed:
-            killed['at'] = time.monotonic()
-            threading.Thread(target=graph.kill, args=('arm',), daemon=True).start()
-
-    token = probe.subscribe(ExecuteGrasp.Impl.FeedbackMessage,
-                            'arm/execute_grasp/_action/feedback', on_arm_feedback)
-    try:
-        outcome = client.run(goal(), timeout=200)
-    finally:
-        probe.unsubscribe(token)
-    ended = time.monotonic()
-    assert 'at' in killed, f'the arm never moved: {outcome.phases}'
+    outcome, killed, ended = run_and_kill_arm(graph, client, probe, goal())
+    assert killed is not None, f'the arm never moved: {outcome.phases}'
     result = outcome.result
     assert outcome.status_name == 'aborted', (outcome.status_name, result.message)
     assert result.error_code == RunEpisode.Result.SERVER_GONE, result.message
     assert 'arm node went away' in result.message
-    took = ended - killed['at']
+    took = ended - killed
     assert took < ABORT_WITHIN, f'typed abort {took:.1f} s after the kill'
     # the arm comes back (deft_run and launch respawn it; here the test does); the next episode
     # resets the scene first and then runs through

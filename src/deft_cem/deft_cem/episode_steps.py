@@ -24,7 +24,7 @@ from deft_cem.episode_goals import reward_error
 from deft_cem.grasp_params import ParameterSpace
 from deft_cem.rewards import OperatorRewardBox, ResetGate
 from deft_common.image_codec import LatestFrame
-from deft_common.ros_async import ServerWatch, sleep, wait_for, wait_until
+from deft_common.ros_async import ServerWatch, sleep, wait_for, wait_served, wait_until
 from deft_interfaces.action import ExecuteGrasp, HandGrasp, RunEpisode
 from deft_interfaces.srv import GetTaskReward, PredictGrasp, ResetSim, Segment
 
@@ -32,6 +32,9 @@ R = RunEpisode.Result
 Phase = Callable[[str, str], None]
 # (run_id or None for "nothing waits", episode, task): the latched announcements
 Announce = Callable[[Optional[str], int, str], None]
+ARM_GONE = ('the arm node went away during arm/execute_grasp (its process ended; see its log): '
+            'the arm stopped wherever it was, check the scene')
+HAND_GONE = 'the hand driver went away while opening the hand (its process ended; see its log)'
 
 
 class EpisodeFailure(Exception):
@@ -219,32 +222,29 @@ class EpisodeSteps:
                 phase(p, f'arm stage {msg.feedback.stage}')
 
         goal = self.grasp_goal(frame_id, xi, eps, self.demonstration(task))
-        ok, handle = await wait_for(
-            self.node, self.arm.send_goal_async(goal, feedback_callback=on_feedback),
-            self.s.service_timeout, self.group)
-        if not ok:
-            raise EpisodeFailure(R.SERVER_GONE, 'arm/execute_grasp did not answer the goal within '
+        # watched from before the goal: the arm may die before its goal response reaches us
+        watch = ServerWatch.action(self.node, 'arm/execute_grasp')
+        sent = self.arm.send_goal_async(goal, feedback_callback=on_feedback)
+        ended = await wait_served(self.node, sent, watch, self.s.service_timeout, self.group)
+        if ended != 'done':
+            raise EpisodeFailure(R.SERVER_GONE, ARM_GONE if ended == 'gone' else
+                                 'arm/execute_grasp did not answer the goal within '
                                  f'{self.s.service_timeout} s (is the arm node running?)')
+        handle = sent.result()
         if not handle.accepted:
             raise EpisodeFailure(R.ARM_FAILED, 'arm/execute_grasp rejected the grasp goal '
                                  '(see the arm node log)')
-        watch = ServerWatch.action(self.node, 'arm/execute_grasp')
         result = handle.get_result_async()
-        waited = 0.0
-        while not result.done():
-            if watch.gone():
-                result.cancel()
-                raise EpisodeFailure(
-                    R.SERVER_GONE, 'the arm node went away during arm/execute_grasp (its process '
-                    'ended; see its log): the arm stopped wherever it was, check the scene')
-            if goal_handle.is_cancel_requested or waited > self.s.arm_timeout:
-                await self.cancel_arm(handle, result)
-                if goal_handle.is_cancel_requested:
-                    raise EpisodeCanceled()
-                raise EpisodeFailure(
-                    R.ARM_FAILED, f'arm/execute_grasp took longer than {self.s.arm_timeout} s')
-            await sleep(self.node, 0.05, self.group)
-            waited += 0.05
+        ended = await wait_served(self.node, result, watch, self.s.arm_timeout, self.group,
+                                  stop=lambda: goal_handle.is_cancel_requested)
+        if ended == 'gone':
+            raise EpisodeFailure(R.SERVER_GONE, ARM_GONE)
+        if ended != 'done':
+            await self.cancel_arm(handle, result)
+            if goal_handle.is_cancel_requested:
+                raise EpisodeCanceled()
+            raise EpisodeFailure(
+                R.ARM_FAILED, f'arm/execute_grasp took longer than {self.s.arm_timeout} s')
         wrapped = result.result()
         if wrapped.status != GoalStatus.STATUS_SUCCEEDED:
             arm = wrapped.result
@@ -350,26 +350,23 @@ class EpisodeSteps:
         if not await wait_until(self.node, self.hand.server_is_ready, self.s.service_timeout,
                                 self.group):
             raise EpisodeFailure(R.RESET_FAILED, 'action hand/grasp is not available')
-        ok, handle = await wait_for(self.node, self.hand.send_goal_async(
-            HandGrasp.Goal(named_pose='open')), self.s.service_timeout, self.group)
-        if not ok:
-            raise EpisodeFailure(R.SERVER_GONE, 'hand/grasp did not answer the goal to open the '
-                                 f'hand within {self.s.service_timeout} s (is the hand driver '
-                                 'running?)')
+        watch = ServerWatch.action(self.node, 'hand/grasp')
+        sent = self.hand.send_goal_async(HandGrasp.Goal(named_pose='open'))
+        ended = await wait_served(self.node, sent, watch, self.s.service_timeout, self.group)
+        if ended != 'done':
+            raise EpisodeFailure(R.SERVER_GONE, HAND_GONE if ended == 'gone' else
+                                 'hand/grasp did not answer the goal to open the hand within '
+                                 f'{self.s.service_timeout} s (is the hand driver running?)')
+        handle = sent.result()
         if not handle.accepted:
             raise EpisodeFailure(R.RESET_FAILED, 'hand/grasp refused to open the hand')
-        watch = ServerWatch.action(self.node, 'hand/grasp')
         result = handle.get_result_async()
-        deadline = self.now_ns() + int(self.s.hand_timeout * 1e9)
-        while not result.done():
-            if watch.gone():
-                result.cancel()
-                raise EpisodeFailure(R.SERVER_GONE, 'the hand driver went away while opening the '
-                                     'hand (its process ended; see its log)')
-            if self.now_ns() > deadline:
-                raise EpisodeFailure(R.RESET_FAILED, 'the hand did not open within '
-                                     f'{self.s.hand_timeout} s')
-            await sleep(self.node, 0.05, self.group)
+        ended = await wait_served(self.node, result, watch, self.s.hand_timeout, self.group)
+        if ended == 'gone':
+            raise EpisodeFailure(R.SERVER_GONE, HAND_GONE)
+        if ended == 'timeout':
+            raise EpisodeFailure(R.RESET_FAILED, 'the hand did not open within '
+                                 f'{self.s.hand_timeout} s')
         if result.result().status != GoalStatus.STATUS_SUCCEEDED:
             raise EpisodeFailure(R.RESET_FAILED, 'the hand did not open')
 

@@ -97,3 +97,27 @@ class ServerWatch:
     def gone(self) -> bool:
         """Return True when every server seen at the start has left the graph."""
         return bool(self.gids) and not (self.gids & self._gids())
+
+
+async def wait_served(node: Node, future: Future, watch: ServerWatch, timeout: float,
+                      group: Optional[CallbackGroup] = None,
+                      stop: Callable[[], bool] = lambda: False, period: float = 0.05) -> str:
+    """
+    Await a result `future` while its server lives: 'done', 'gone', 'timeout' or 'stopped'.
+
+    'gone': the watched server left the graph (the future is cancelled: no answer will come);
+    'timeout': `timeout` s passed on the node's clock; 'stopped': `stop()` turned true (a cancel,
+    a node shutting down). The caller decides what each means for its goal.
+    """
+    clock = node.get_clock()
+    deadline = clock.now().nanoseconds + int(timeout * 1e9)
+    while not future.done():
+        if stop():
+            return 'stopped'
+        if watch.gone():
+            future.cancel()
+            return 'gone'
+        if clock.now().nanoseconds > deadline:
+            return 'timeout'
+        await sleep(node, period, group)
+    return 'done'

@@ -17,7 +17,7 @@ import traceback
 
 import numpy as np
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
@@ -125,8 +125,6 @@ class HandDriverNode(Node):
         self._logged = set()  # unexpected exceptions logged with their traceback already
         self.hw_errors = []  # servo hardware errors of the last read
         self.pub = self.create_publisher(JointState, 'hand/joint_states', 10)
-        self.timer = self.create_timer(1.0 / self.p.rate_hz, self.control_step,
-                                       callback_group=MutuallyExclusiveCallbackGroup())
         group = ReentrantCallbackGroup()
         self.create_service(Trigger, 'hand/reboot_servos', self.on_reboot, callback_group=group)
         self.create_subscription(JointState, 'hand/command', self.on_command, 10,
@@ -135,10 +133,28 @@ class HandDriverNode(Node):
             self, HandGrasp, 'hand/grasp', execute_callback=self.execute,
             goal_callback=self.on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
             callback_group=group)
+        # The control loop has its own thread, not an executor timer: a timer shares the
+        # executor's threads with the grasp goals and service calls, and a busy or starved
+        # executor would leave the servos without reads and setpoints for as long as it lasts.
+        self.loop_stop = threading.Event()
+        self.loop = threading.Thread(target=self.control_loop, name='hand_control', daemon=True)
+        self.loop.start()
         self.get_logger().info(f'{self.p.backend} hand {self.config.name!r}: '
                                f'{self.config.size} joints at {self.p.rate_hz:.0f} Hz')
 
     # --- the control loop ---------------------------------------------------------------
+    def control_loop(self) -> None:
+        """Run control_step at rate_hz until destroy_node; an overrun skips, never bursts."""
+        period = 1.0 / self.p.rate_hz
+        due = time.monotonic()
+        while not self.loop_stop.is_set():
+            self.control_step()
+            due += period
+            now = time.monotonic()
+            if due < now - period:  # more than a step late (a stall): restart the schedule
+                due = now
+            self.loop_stop.wait(max(0.0, due - now))
+
     def control_step(self) -> None:
         """Read the backend, publish joint_states, write the current setpoint."""
         with self.bus_lock:
@@ -409,8 +425,10 @@ class HandDriverNode(Node):
 
     def destroy_node(self):
         """Stop the control loop, torque off, close the port (even if the torque-off failed)."""
-        if getattr(self, 'timer', None) is not None:
-            self.timer.cancel()
+        if getattr(self, 'loop', None) is not None:
+            self.loop_stop.set()
+            if self.loop is not threading.current_thread():
+                self.loop.join(timeout=5.0)
         lock = getattr(self, 'bus_lock', None)
         with lock or threading.Lock():  # waits for a control step in progress
             if lock is not None and not self.closed:

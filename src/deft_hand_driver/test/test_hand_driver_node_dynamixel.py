@@ -82,6 +82,22 @@ def test_node_publishes_the_bus_state_clamps_commands_and_lets_go(context, bus):
     assert [bus.read_table(i, 64, 1) for i in range(16)] == [0] * 16
 
 
+def test_the_control_loop_runs_while_no_executor_serves_the_node(context, bus):
+    # its own thread: a busy or starved executor (grasp goals, service calls) never leaves the
+    # servos without reads and setpoints; here no executor spins the node at all
+    node = driver(context, bus.port)
+    try:
+        with node.lock:
+            node.setpoint[MCP] = 0.8
+        target = 2048 + round(0.8 * TICKS_PER_RAD)
+        assert until(lambda: abs(bus.read_table(1, 132, 4, signed=True) - target) <= 3)
+        assert until(lambda: abs(node.pos[MCP] - 0.8) < 0.01)
+    finally:
+        node.destroy_node()
+    assert not node.loop.is_alive()
+    assert [bus.read_table(i, 64, 1) for i in range(16)] == [0] * 16
+
+
 def test_node_refuses_to_start_naming_the_missing_servo(context):
     chain = EmulatedBusProcess(ids=range(15))  # thumb_ip (id 15) unplugged
     try:
