@@ -97,8 +97,9 @@ class TaskScoring:
     `closest` (the palm's closest approach to the grasp region this episode) and what the world
     found in its model (`_obj_geoms`, `_supports`, `_group_of_geom`, `_obj_qadr`, `_rest_z`),
     and its pose queries (object_pose, tip_position, container_position, bowl_position,
-    mouth_position, grape_positions, grapes_in_spoon); `_track_stir` updates `stirred` (and
-    `_swept`, `_was_held`, which the world's reset clears).
+    mouth_position, grape_positions, grapes_in_spoon). `track` calls the task's
+    `_track_<task>` after each update (stir_spoon: `stirred`), `reset_tracking` clears what they
+    follow, and `task_reward` is the task's `_score_<task>`.
     """
 
     s: MujocoSettings
@@ -107,7 +108,7 @@ class TaskScoring:
     closest: float
     stirred: float
 
-    def _track_stir(self) -> None:
+    def _track_stir_spoon(self) -> None:
         """Extend the region the tip swept inside the pot while held (stirred: its perimeter)."""
         parts, support = self.object_contacts()
         held = len(parts) >= 2 and not support
@@ -192,41 +193,74 @@ class TaskScoring:
         parts, table = self.cup_contacts()
         return len(parts) >= 2 and not table
 
+    def track(self) -> None:
+        """Update what the task follows over an episode (MujocoWorld.step calls it each update)."""
+        tracker = getattr(self, f'_track_{self.s.task}', None)
+        if tracker is not None:
+            tracker()
+
+    def reset_tracking(self) -> None:
+        """Forget what the task followed (MujocoWorld.reset calls it)."""
+        self.stirred = 0.0  # stir_spoon: perimeter (m) of the region the tip swept
+        self._swept, self._was_held = np.zeros((0, 2)), False
+
     def task_reward(self) -> Tuple[float, bool]:
         """Return (reward in [0, 1], success) of the task (see the module docstring)."""
-        parts, table = self.cup_contacts()
-        if self.s.obj == 'drawer':
-            frac = float(np.clip(self.opened / self.s.drawer.travel, 0.0, 1.0))
-            return frac, frac >= self.s.drawer_success - 1e-9
-        if self.s.task == 'stir_spoon':
-            closeness = float(np.clip(1.0 - self.closest / self.s.shaping_distance, 0.0, 1.0))
-            grasp = 1.0 if self._was_held or parts else closeness
-            frac = float(np.clip(self.stirred / self.s.stir_length, 0.0, 1.0))
-            return 0.3 * grasp + 0.7 * frac, frac >= self.s.stir_success - 1e-9
-        if self.s.obj == 'spoon':
-            if not parts:
-                closeness = 1.0 - self.closest / self.s.shaping_distance
-                return 0.3 * float(np.clip(closeness, 0.0, 1.0)), False
-            frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
-            held = len(parts) >= 2 and not table
-            if self.s.task == 'scoop_grape':
-                r = self.s.grapes.radius
-                heights = self.grape_positions()[self.grapes_in_spoon(), 2] - r
-                top = float(heights.max()) if heights.size else 0.0
-                scooped = float(np.clip(top / self.s.scoop_lift, 0.0, 1.0))
-                return 0.3 + 0.1 * frac + 0.6 * scooped, held and scooped >= 1.0 - 1e-9
-            return 0.3 + 0.7 * frac, held and self.lift >= self.s.lift_target - 1e-6
-        if parts:
-            frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
-            held = len(parts) >= 2 and not table and self.lift >= self.s.lift_target - 1e-6
-            if self.s.task == 'pick_cup':
-                success = held and self.tilt <= self.s.max_tilt
-                return 0.3 + 0.7 * frac * self.uprightness(), success
-            tilt = float(np.clip(self.tilt / self.s.pour_tilt, 0.0, 1.0))
-            off = float(np.linalg.norm((self.mouth_position() - self.bowl_position())[:2]))
-            over = float(np.clip(1.0 - max(0.0, off - self.s.bowl.radius)
-                                 / self.s.shaping_distance, 0.0, 1.0))
-            success = held and tilt >= 1.0 and off <= self.s.bowl.radius
-            return 0.3 + 0.7 * frac * (tilt + over) / 2.0, success
+        return getattr(self, f'_score_{self.s.task}')()
+
+    def _approach_shaping(self) -> float:
+        """Return up to 0.3 as the palm came closer to the grasp region this episode."""
         closeness = 1.0 - self.closest / self.s.shaping_distance
-        return 0.3 * float(np.clip(closeness, 0.0, 1.0)), False
+        return 0.3 * float(np.clip(closeness, 0.0, 1.0))
+
+    def _score_open_drawer(self) -> Tuple[float, bool]:
+        frac = float(np.clip(self.opened / self.s.drawer.travel, 0.0, 1.0))
+        return frac, frac >= self.s.drawer_success - 1e-9
+
+    def _score_stir_spoon(self) -> Tuple[float, bool]:
+        parts, _ = self.object_contacts()
+        grasp = 0.3 if self._was_held or parts else self._approach_shaping()
+        frac = float(np.clip(self.stirred / self.s.stir_length, 0.0, 1.0))
+        return grasp + 0.7 * frac, frac >= self.s.stir_success - 1e-9
+
+    def _score_pick_spoon(self) -> Tuple[float, bool]:
+        parts, table = self.object_contacts()
+        if not parts:
+            return self._approach_shaping(), False
+        frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
+        held = len(parts) >= 2 and not table
+        return 0.3 + 0.7 * frac, held and self.lift >= self.s.lift_target - 1e-6
+
+    def _score_scoop_grape(self) -> Tuple[float, bool]:
+        parts, table = self.object_contacts()
+        if not parts:
+            return self._approach_shaping(), False
+        frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
+        held = len(parts) >= 2 and not table
+        r = self.s.grapes.radius
+        heights = self.grape_positions()[self.grapes_in_spoon(), 2] - r
+        top = float(heights.max()) if heights.size else 0.0
+        scooped = float(np.clip(top / self.s.scoop_lift, 0.0, 1.0))
+        return 0.3 + 0.1 * frac + 0.6 * scooped, held and scooped >= 1.0 - 1e-9
+
+    def _score_pick_cup(self) -> Tuple[float, bool]:
+        parts, table = self.object_contacts()
+        if not parts:
+            return self._approach_shaping(), False
+        frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
+        held = len(parts) >= 2 and not table and self.lift >= self.s.lift_target - 1e-6
+        success = held and self.tilt <= self.s.max_tilt
+        return 0.3 + 0.7 * frac * self.uprightness(), success
+
+    def _score_pour_cup(self) -> Tuple[float, bool]:
+        parts, table = self.object_contacts()
+        if not parts:
+            return self._approach_shaping(), False
+        frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
+        held = len(parts) >= 2 and not table and self.lift >= self.s.lift_target - 1e-6
+        tilt = float(np.clip(self.tilt / self.s.pour_tilt, 0.0, 1.0))
+        off = float(np.linalg.norm((self.mouth_position() - self.bowl_position())[:2]))
+        over = float(np.clip(1.0 - max(0.0, off - self.s.bowl.radius)
+                             / self.s.shaping_distance, 0.0, 1.0))
+        success = held and tilt >= 1.0 and off <= self.s.bowl.radius
+        return 0.3 + 0.7 * frac * (tilt + over) / 2.0, success

@@ -126,8 +126,6 @@ class MujocoWorld(TaskScoring):
         self._renderer = None
         self.seed, self.split = 0, 'train'
         self.closest = np.inf
-        self.stirred = 0.0  # stir_spoon: perimeter (m) of the region the tip swept (_track_stir)
-        self._swept, self._was_held = np.zeros((0, 2)), False
         self.reset(0, 'train')
 
     # --- placement -------------------------------------------------------------------
@@ -173,8 +171,7 @@ class MujocoWorld(TaskScoring):
         self.seed, self.split = seed, split
         self.closest = self.grasp_distance(self.palm_pose()[0])
         self._last_update = None
-        self.stirred = 0.0
-        self._swept, self._was_held = np.zeros((0, 2)), False
+        self.reset_tracking()
 
     def _place_containers(self, spoon_position: np.ndarray, yaw: float,
                           rng: np.random.Generator) -> None:
@@ -339,8 +336,7 @@ class MujocoWorld(TaskScoring):
             d.mocap_pos[self._mocap] = palm + lead
             mujoco.mj_step(m, d)
         self.closest = min(self.closest, self.grasp_distance(self.palm_pose()[0]))
-        if self.s.task == 'stir_spoon':
-            self._track_stir()
+        self.track()
 
     def wrist_force(self) -> float:
         """Return the force (N) the wrist weld (the arm) applies to the palm now."""
