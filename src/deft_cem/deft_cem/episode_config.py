@@ -30,6 +30,13 @@ class EpisodeConfig:
     demonstrations: Dict[str, Demonstration]  # task text -> tau
     demonstrations_file: Optional[Union[str, Path]]  # where those came from (None: none)
     embedding: Optional[object] = None  # EmbeddingReward (None: the embedding reward is off)
+    std0_heuristic: Optional[np.ndarray] = None  # std0 of a run from the heuristic prior
+
+    def initial_std(self, prior: str) -> np.ndarray:
+        """Return the initial residual std of a run from `prior` (affordance or heuristic)."""
+        if prior == 'heuristic' and self.std0_heuristic is not None:
+            return self.std0_heuristic
+        return self.std0
 
     @property
     def embedding_ready(self) -> bool:
@@ -72,6 +79,8 @@ def load_episode_config(p) -> EpisodeConfig:
         space, space.default_std(p.contact_std, p.wrist_std, p.hand_std, p.tau_std),
         parse_demonstration(p.post_grasp_waypoints, turns),
         {} if path is None else load_demonstrations(path), path)
+    config.std0_heuristic = space.default_std(p.contact_std, p.heuristic_wrist_std,
+                                              p.heuristic_hand_std, p.tau_std)
     config.embedding = load_embedding(p)
     if p.default_reward_source == 'embedding' and not config.embedding_ready:
         raise ValueError('default_reward_source is embedding, but embedding_weights and '

@@ -250,7 +250,7 @@ class EpisodeNode(Node):
         def eps_of(xi):
             if goal.mode == 'policy':
                 return self.policy_residual(goal.run_id, xi, seed)
-            return one_off_residual(goal.mode, self.std0, rng,
+            return one_off_residual(goal.mode, self.config.initial_std(prior), rng,
                                     run_distribution(self.run_root, goal.mode, goal.run_id))
 
         try:
@@ -304,7 +304,8 @@ class EpisodeNode(Node):
             return self._refuse(handle, result, F.BAD_GOAL, 'fine_tune', error)
         try:
             run, reason, error = open_fine_tune_run(  # create or resume
-                self.run_root, g, self.std0, self.p.elites, self.p.default_reward_source,
+                self.run_root, g, self.config.initial_std(g.prior or 'affordance'),
+                self.p.elites, self.p.default_reward_source,
                 self.space.names, self.config.embedding_ready)
             if run is None:
                 return self._refuse(handle, result, FINE_TUNE_CODES.get(reason, F.BAD_GOAL),

@@ -14,9 +14,15 @@ PARAMS = (
     Param('wrist_std', 0.2, 'Initial residual std of the wrist rotation, rad.', range=(0.0, 1.5)),
     Param('hand_std', 0.1, 'Initial residual std of each hand joint, rad.', range=(0.0, 1.0)),
     Param('tau_std', 0.1, 'Initial residual std of the trajectory scale.', range=(0.0, 1.0)),
+    Param('heuristic_wrist_std', 0.4, 'Initial wrist residual std of a fine_tune from the '
+          'heuristic prior, rad (it knows no wrist turn: it explores wider).',
+          range=(0.0, 1.5)),
+    Param('heuristic_hand_std', 0.3, 'Initial hand residual std of a fine_tune from the '
+          'heuristic prior, rad (from half-closed, two std reach the open and closed poses).',
+          range=(0.0, 1.0)),
     Param('contact_offset_max', 0.08, 'Bound of each contact residual component, m: a larger '
           'sampled residual is executed clipped to it (and logged).', range=(0.001, 0.5)),
-    Param('wrist_residual_max', 0.785, 'Bound of each wrist residual component, rad (clipped '
+    Param('wrist_residual_max', 1.5708, 'Bound of each wrist residual component, rad (clipped '
           'like contact_offset_max).', range=(0.01, 3.14159)),
     Param('post_grasp_waypoints', [0.0, 0.0, 0.06, 0.0, 0.0, 0.12],
           'Demonstrated post-grasp trajectory tau of tasks without a demonstration in '

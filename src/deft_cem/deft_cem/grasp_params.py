@@ -13,9 +13,10 @@ about the approach axis), well defined near the 180-degree rotation of a top-dow
 
 Bounds (`ParameterSpace.bounds(xi)`, a box on eps around a given xi): the contact offset
 eps_contact_* within +-contact_offset_max (m, default 0.08), each wrist residual component
-eps_wrist_* within +-wrist_residual_max (rad, default pi/4, about the wrist's own axes), the hand
-joints within their limits (xi_hand + eps_hand in [lower, upper], rad) and tau_scale within
-tau_scale_bounds (default [0, 2]). `command()` clips eps to that box (a Gaussian draw may leave
+eps_wrist_* within +-wrist_residual_max (rad, default pi/2, about the wrist's own axes: a side
+grasp is within reach of a top-down prior and the other way round), the hand joints within
+their limits (xi_hand + eps_hand in [lower, upper], rad) and tau_scale within tau_scale_bounds
+(default [0, 2]). `command()` clips eps to that box (a Gaussian draw may leave
 it; the episode still runs, at the nearest point within bounds) and names the clipped entries in
 `GraspCommand.clipped`; the optimiser keeps the eps it drew, the record too.
 """
@@ -33,7 +34,7 @@ WRIST = ('wrist_rx', 'wrist_ry', 'wrist_rz')
 TAU = ('tau_scale',)
 HAND_PREFIX = 'hand_'
 CONTACT_OFFSET_MAX = 0.08      # m, default bound of each contact residual component
-WRIST_RESIDUAL_MAX = math.pi / 4  # rad, default bound of each wrist residual component
+WRIST_RESIDUAL_MAX = math.pi / 2  # rad, default bound of each wrist residual component
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from deft_cem.episode_config import demonstrations_file, load_episode_config
@@ -53,3 +54,16 @@ def test_step_settings_come_from_the_parameters_of_the_same_names():
     s = StepSettings.from_params(params(scene_reset='operator', settle_time=1.5))
     assert (s.scene_reset, s.settle_time) == ('operator', 1.5)
     assert (s.service_timeout, s.final_image_timeout, s.reset_timeout) == (10.0, 5.0, 300.0)
+
+
+def test_a_run_from_the_heuristic_prior_explores_wrist_and_hand_wider():
+    config = load_episode_config(params())
+    space = config.space
+    wrist = [space.names.index(n) for n in ('wrist_rx', 'wrist_ry', 'wrist_rz')]
+    hand = [i for i, n in enumerate(space.names) if n.startswith('hand_')]
+    same = [i for i in range(space.size) if i not in wrist + hand]
+    h, a = config.initial_std('heuristic'), config.initial_std('affordance')
+    assert np.all(h[wrist] == pytest.approx(0.4)) and np.all(a[wrist] == pytest.approx(0.2))
+    assert np.all(h[hand] == pytest.approx(0.3)) and np.all(a[hand] == pytest.approx(0.1))
+    np.testing.assert_array_equal(h[same], a[same])  # contact and tau as for DEFT
+    assert config.space.wrist_residual_max == pytest.approx(np.pi / 2, abs=1e-4)

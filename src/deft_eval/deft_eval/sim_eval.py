@@ -97,6 +97,7 @@ class SimEvalSettings:
     retargeting_config: str = 'leap_16dof_retargeting.yaml'
     heuristic_pose_name: str = 'half'
     initial_std: Tuple[float, ...] = (0.02, 0.2, 0.1, 0.1)  # contact, wrist, hand, tau std
+    heuristic_std: Tuple[float, ...] = (0.4, 0.3)  # wrist, hand std of a run from `heuristic`
     perceive_pose: Tuple[float, ...] = AWAY
 
     @staticmethod
@@ -126,7 +127,8 @@ class SimEvalSettings:
             retargeting_config=str(aff['retargeting_config']),
             heuristic_pose_name=str(aff['heuristic_pose_name']),
             initial_std=tuple(float(epi[k]) for k in ('contact_std', 'wrist_std', 'hand_std',
-                                                      'tau_std')))
+                                                      'tau_std')),
+            heuristic_std=(float(epi['heuristic_wrist_std']), float(epi['heuristic_hand_std'])))
         return replace(settings, **changes)
 
     def camera(self):
@@ -390,9 +392,12 @@ class SimEvaluator:
         space = ParameterSpace(self.hand.joint_names, self.hand.lower, self.hand.upper)
         xi = space.xi(prior.contact_point, prior.wrist_orientation, prior.hand_joint_names,
                       prior.hand_joint_positions)
+        contact, wrist, hand, tau = self.s.initial_std
+        if prior.method == 'heuristic':  # as the episode node: it explores wrist and hand wider
+            wrist, hand = self.s.heuristic_std
         run = RunSettings(task=self.spec.text, object_prompt='', episodes=episodes,
                           warmup_episodes=warmup, elites=elites,
-                          initial_std=space.default_std(*self.s.initial_std).tolist(),
+                          initial_std=space.default_std(contact, wrist, hand, tau).tolist(),
                           reward_source='sim', optimizer='cem', prior=prior.method,
                           seed=int(cem_seed), parameter_names=space.names)
         optimizer = build_optimizer(run)
