@@ -25,8 +25,9 @@ PARAMS = (
           'plans, checks by IK and executes on your arm; moveit_* parameters).',
           choices=BACKENDS),
     Param('base_frame', 'base_link', 'Frame of every pose (the arm base).'),
-    Param('home_pose', [0.35, 0.0, 0.35, 1.0, 0.0, 0.0, 0.0],
-          'Home wrist pose, x y z (m) qx qy qz qw, base frame (default: palm down).'),
+    Param('home_pose', [0.2, 0.0, 0.45, 1.0, 0.0, 0.0, 0.0],
+          'Home wrist pose, x y z (m) qx qy qz qw, base frame (default: palm down, out of the '
+          "camera's view of the objects)."),
     Param('workspace_min', [0.1, -0.5, 0.0], 'Workspace box minimum x y z, m.'),
     Param('workspace_max', [0.8, 0.5, 0.7], 'Workspace box maximum x y z, m.'),
     Param('max_speed', 0.25, 'Cartesian wrist speed limit, m/s.', range=(0.001, 5.0)),

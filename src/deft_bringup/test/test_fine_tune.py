@@ -400,7 +400,7 @@ def test_cancel_mid_run_keeps_finished_episodes_hand_open_arm_home(tuned, run_ro
         wait_until(lambda: hands and wrists, 10, 'hand joint states and the wrist pose')
         assert max(abs(p) for p in hands[-1].position) < 0.1, 'hand not open after cancel'
         p = wrists[-1].pose.position
-        assert (p.x, p.y, p.z) == pytest.approx((0.35, 0.0, 0.35), abs=0.01), 'arm not home'
+        assert (p.x, p.y, p.z) == pytest.approx((0.2, 0.0, 0.45), abs=0.01), 'arm not home'
     finally:
         for sub in subs:
             probe.unsubscribe(sub)

@@ -70,7 +70,7 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
                camera_position: Sequence[float], camera_quat_optical: Sequence[float],
                fovy_deg: float, render_size: Tuple[int, int],
                hand: HandGeometry = DEFAULT_HAND, cup: CupGeometry = DEFAULT_CUP,
-               home_position: Sequence[float] = (0.35, 0.0, 0.35),
+               home_position: Sequence[float] = (0.2, 0.0, 0.45),
                home_quat: Sequence[float] = (1.0, 0.0, 0.0, 0.0),
                bowl: Optional[BowlGeometry] = None, obj: str = 'cup',
                spoon: SpoonGeometry = DEFAULT_SPOON,

@@ -35,7 +35,8 @@ class MujocoSettings:
     bowl_jitter: float = 0.01  # m: seeded jitter of the bowl's centre, +- per axis
     max_wrist_lead: float = 0.03  # m: bounds the weld's pull (the arm's force limit)
     max_update_dt: float = 0.1  # s: longest physics advance of one update() on the wall clock
-    home_pose: Tuple[float, ...] = (0.35, 0.0, 0.35, 1.0, 0.0, 0.0, 0.0)  # palm down, as deft_arm
+    # palm down, as deft_arm's home_pose: out of the camera's view of the objects (I0 whole)
+    home_pose: Tuple[float, ...] = (0.2, 0.0, 0.45, 1.0, 0.0, 0.0, 0.0)
     hand: HandGeometry = HandGeometry()
     cup: CupGeometry = CupGeometry()
     bowl: BowlGeometry = BowlGeometry()
