@@ -247,12 +247,11 @@ def test_calibration_and_a_servo_id_override_reach_the_bus(context, tmp_path):
         node = driver(context, chain.port, hand_config=str(config), servo_ids=ids)
         try:
             assert node.config.servo_ids[:3] == [21, 20, 22]
-            node.setpoint[MCP] = 1.0
-            node.setpoint[node.config.index('thumb_ip')] = 0.5
-            node.control_step()
-            node.backend.read()  # the sync write has no status: a round trip orders the check
-            assert chain.read_table(21, Addr.GOAL_POSITION, 4, True) == 1500 + 652
-            assert chain.read_table(35, Addr.GOAL_POSITION, 4, True) == 2048 - 326
+            with node.lock:  # the control loop (its own thread) writes them at the next step
+                node.setpoint[MCP] = 1.0
+                node.setpoint[node.config.index('thumb_ip')] = 0.5
+            assert until(lambda: chain.read_table(21, Addr.GOAL_POSITION, 4, True) == 1500 + 652)
+            assert until(lambda: chain.read_table(35, Addr.GOAL_POSITION, 4, True) == 2048 - 326)
         finally:
             node.destroy_node()
         with pytest.raises(ConfigurationError, match="servo_ids: 3 ids given, hand 'leap_16dof' "
