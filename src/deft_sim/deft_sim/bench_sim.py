@@ -9,6 +9,10 @@ trajectory tau (waypoints and their wrist turns) run open-loop as the arm would
 `sim_episode_wall_s` is the median over tasks and placements (goal: at most 1 s on these 2-core
 machines), `sim_episode_wall_s_per_task` the median per task; `sim_scripted_success` is the
 success rate of the nominal grasp per task and split (the upper bound the learned prior aims at).
+
+`twin_task_checks`: per task and split, the success rate (with its 95 % Wilson interval) of the
+demonstration and of each cheat of task_checks.CHEATS over `--check-trials` placements that no
+test uses (seeds from 3000): the demonstrations should succeed, every cheat should fail.
 """
 
 import argparse
@@ -20,9 +24,11 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from deft_common.rotations import Transform
+from deft_common.stats import rate
 from deft_sim.human_labels import load_hand
 from deft_sim.kinematic_world import SPLITS, PinholeCamera
 from deft_sim.mujoco_world import MujocoSettings, MujocoWorld
+from deft_sim.task_checks import CHEATS, run_check
 from deft_sim.tasks import TASK_SPECS, run_scripted
 
 GOAL_S = 1.0
@@ -62,16 +68,48 @@ def measure(trials: int = 5, width: int = 640, height: int = 480,
             'sim_scripted_success': success, 'image': f'{width}x{height}'}
 
 
+def task_checks(trials: int = 10, hand_config: str = '', seed0: int = 3000,
+                progress=print) -> Dict[str, Dict[str, object]]:
+    """Run each task's demonstration and cheats on `trials` placements per split."""
+    hand = load_hand(hand_config)
+    camera = PinholeCamera(160, 120, 138.575, 138.575, 79.5, 59.5)  # nothing is rendered
+    out = {}
+    for name, spec in TASK_SPECS.items():
+        world = MujocoWorld(camera, Transform.from_list(CAMERA_TO_BASE), hand,
+                            MujocoSettings(task=name))
+        t0 = time.perf_counter()
+        try:
+            runs = {'demo': None, **{c.name: c for c in CHEATS[name]}}
+            wins = {k: {split: [run_check(world, spec, seed0 + i, split, c)[1]
+                            for i in range(trials)] for split in SPLITS}
+                    for k, c in runs.items()}
+        finally:
+            world.close()
+        out[name] = {'demo': {s: rate(v) for s, v in wins.pop('demo').items()},
+                     'cheats': {k: {s: rate(v) for s, v in per.items()}
+                                for k, per in wins.items()}}
+        worst = max((r['rate'] for per in out[name]['cheats'].values() for r in per.values()),
+                    default=0.0)
+        progress(f"  {name}: demo {out[name]['demo']['train']['rate']:.0%} train, "
+                 f"{out[name]['demo']['test']['rate']:.0%} test; {len(CHEATS[name])} cheats, "
+                 f'the best {worst:.0%} ({time.perf_counter() - t0:.0f} s)')
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Measure, print, and merge into the bench JSON when --out is given."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].strip())
     parser.add_argument('--trials', type=int, default=5, help='episodes per task and split')
+    parser.add_argument('--check-trials', type=int, default=10,
+                        help='placements per split of each demonstration and cheat')
     parser.add_argument('--out', type=Path, default=None, help='merge into this JSON file')
     opts = parser.parse_args(argv)
-    if opts.trials < 1:
-        parser.error('--trials must be >= 1')
+    if opts.trials < 1 or opts.check_trials < 1:
+        parser.error('--trials and --check-trials must be >= 1')
     m = measure(opts.trials)
     print(json.dumps(m, indent=2))
+    print(f'twin_task_checks ({opts.check_trials} placements per split):')
+    checks = task_checks(opts.check_trials)
     if opts.out is not None:
         results = json.loads(opts.out.read_text()) if opts.out.is_file() else {}
         results['sim_episode_wall_s'] = {
@@ -85,6 +123,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results['sim_scripted_success'] = {
             'value': m['sim_scripted_success'], 'unit': 'success rate per task/split',
             'detail': 'the nominal human grasp of each TaskSpec, executed open-loop'}
+        results['twin_task_checks'] = {
+            'value': checks, 'unit': 'success rate per split, 95 % Wilson interval, n',
+            'detail': (f'per task: the demonstration and each cheat of '
+                       f'deft_sim.task_checks.CHEATS on {opts.check_trials} placements per '
+                       'split (seeds 3000+, used by no test); demonstrations should succeed, '
+                       'cheats fail')}
         opts.out.parent.mkdir(parents=True, exist_ok=True)
         opts.out.write_text(json.dumps(results, indent=2) + '\n')
     return 0

@@ -16,3 +16,18 @@ def test_measure_runs_every_task_and_split():
     assert m['sim_scripted_success']['pick_cup/train'] == 1.0
     assert m['sim_scripted_success']['pick_spoon/test'] == 1.0
     assert m['sim_scripted_success']['pour_cup/train'] == 1.0
+
+
+def test_task_checks_report_the_demo_and_every_cheat():
+    from deft_sim.bench_sim import task_checks
+    from deft_sim.task_checks import CHEATS
+    lines = []
+    out = task_checks(trials=1, progress=lines.append)
+    assert set(out) == set(TASK_SPECS) and len(lines) == len(TASK_SPECS)
+    for task, r in out.items():
+        assert set(r['cheats']) == {c.name for c in CHEATS[task]}
+        for per in [r['demo'], *r['cheats'].values()]:
+            assert set(per) == {'train', 'test'}
+            assert all(v['n'] == 1 and v['rate'] in (0.0, 1.0) for v in per.values())
+    assert out['pick_cup']['demo']['train']['rate'] == 1.0
+    assert out['pick_cup']['cheats']['open_hand']['train']['rate'] == 0.0

@@ -1,0 +1,141 @@
+"""
+Per task: the demonstration and the cheats a lazy policy would find, which success must tell apart.
+
+A check is one scripted episode (tasks.run_scripted) at a placement: the task's demonstration,
+the nominal human grasp with its demonstrated tau, or that episode changed the way a cheat
+changes it: the grasp moved (along the object's own axes or base axes) or turned (about the
+wrist's own axes), the hand closed less, or another post-grasp trajectory. Every cheat must fail
+on most placements of both splits while the demonstration succeeds; test_tasks.py asserts it
+and `bench_sim` reports the rates (`twin_task_checks`).
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from deft_common import rotations
+from deft_sim.tasks import TaskSpec, run_scripted
+
+Tau = Tuple[np.ndarray, np.ndarray]  # waypoints (N, 3) and their rotation vectors (N, 3)
+
+
+@dataclass(frozen=True)
+class Cheat:
+    """One way to fake a task: the changes to its demonstrated episode (None: unchanged)."""
+
+    name: str
+    what: str  # what the lazy policy does, in a few words
+    offset: Optional[Tuple[str, float, float, float]] = None  # ('object' | 'base', dx, dy, dz) m
+    turn: Optional[Tuple[float, float, float]] = None  # rotation vector, wrist axes (rad)
+    closure: Optional[float] = None  # hand closure 0 (open) .. 1 instead of the demo's
+    tau: Optional[Callable[[TaskSpec], Tau]] = None  # another post-grasp trajectory
+
+
+def run_check(world, spec: TaskSpec, seed: int, split: str,
+              cheat: Optional[Cheat] = None, closure: float = 1.0) -> Tuple[float, bool]:
+    """Reset to a placement and run the demonstration (cheat None) or a cheat; (reward, ok)."""
+    world.reset(seed, split)
+    position, q = spec.grasp(*world.object_pose())
+    waypoints, turns = spec.waypoints, spec.rotations
+    if cheat is not None:
+        if cheat.offset is not None:
+            frame, *offset = cheat.offset
+            position = position + (rotations.rotate(world.object_pose()[1], offset)
+                                   if frame == 'object' else np.asarray(offset, dtype=float))
+        if cheat.turn is not None:
+            q = rotations.multiply(q, rotations.from_rotvec(cheat.turn))
+        if cheat.closure is not None:
+            closure = cheat.closure
+        if cheat.tau is not None:
+            waypoints, turns = cheat.tau(spec)
+    return run_scripted(world, position, q, closure, waypoints, tau_rotations=turns)
+
+
+def _straight_up(height: float) -> Callable[[TaskSpec], Tau]:
+    """Return a tau that only lifts the wrist `height` m, without turning it."""
+    return lambda spec: (np.array([[0.0, 0.0, height]]), np.zeros((1, 3)))
+
+
+def _without_turns(spec: TaskSpec) -> Tau:
+    """Return the demonstrated waypoints with the wrist kept at its grasp orientation."""
+    return spec.waypoints, np.zeros_like(spec.waypoints)
+
+
+def _stir_rows(change: Callable[[np.ndarray], None]) -> Callable[[TaskSpec], Tau]:
+    """Return the stir's tau, its waypoints changed in place by `change`, no wrist turns."""
+    def tau(spec: TaskSpec) -> Tau:
+        waypoints = spec.waypoints.copy()
+        change(waypoints)
+        return waypoints, np.zeros_like(waypoints)
+    return tau
+
+
+def _hold_still(w: np.ndarray) -> None:
+    w[3:-1] = w[2]  # the bowl lowered into the pot and held there: no circle
+
+
+def _beside(w: np.ndarray) -> None:
+    w[1:, 1] += 0.12
+
+
+def _above_rim(w: np.ndarray) -> None:
+    w[2:-1, 2] += 0.05
+
+
+CHEATS: Dict[str, Tuple[Cheat, ...]] = {
+    'pick_cup': (
+        Cheat('open_hand', 'reach the cup and lift with the hand open', closure=0.0),
+    ),
+    'pour_cup': (
+        Cheat('palm_up', 'the wrist turned palm up', turn=(np.pi, 0.0, 0.0)),
+        Cheat('contact_6cm_across', 'the grasp 6 cm off across the fingers',
+              offset=('base', 0.0, 0.06, 0.0)),
+        Cheat('no_tilt', 'lift and carry over the bowl without tilting', tau=_without_turns),
+    ),
+    'pick_spoon': (
+        Cheat('fingers_along_the_handle', 'the wrist turned a quarter about its axis',
+              turn=(0.0, 0.0, np.pi / 2)),
+        Cheat('contact_7cm_towards_the_end', 'the grasp 7 cm towards the handle end',
+              offset=('object', -0.07, 0.0, 0.0)),
+        Cheat('contact_7cm_towards_the_bowl', 'the grasp 7 cm towards the bowl',
+              offset=('object', 0.07, 0.0, 0.0)),
+        Cheat('open_hand', 'reach the spoon and lift with the hand open', closure=0.0),
+    ),
+    'open_drawer': (
+        Cheat('fingers_along_the_bar', 'the wrist turned a quarter about its axis',
+              turn=(0.0, 0.0, np.pi / 2)),
+        Cheat('palm_away', 'the wrist turned palm away from the handle',
+              turn=(np.pi, 0.0, 0.0)),
+        Cheat('contact_7cm_high', 'the grasp 7 cm above the handle',
+              offset=('object', 0.0, 0.0, 0.07)),
+        Cheat('contact_11cm_low', 'the grasp 11 cm below the handle',
+              offset=('object', 0.0, 0.0, -0.11)),
+        Cheat('hand_half_closed', 'pull with the hand half closed', closure=0.5),
+    ),
+    'scoop_grape': (
+        Cheat('palm_up', 'the wrist turned palm up', turn=(np.pi, 0.0, 0.0)),
+        Cheat('contact_7cm_towards_the_end', 'the grasp 7 cm towards the handle end',
+              offset=('object', -0.07, 0.0, 0.0)),
+        Cheat('hand_half_closed', 'lift with the hand half closed', closure=0.5),
+    ),
+    'stir_spoon': (
+        Cheat('palm_up', 'the wrist turned palm up', turn=(np.pi, 0.0, 0.0)),
+        Cheat('contact_7cm_towards_the_end', 'the grasp 7 cm towards the handle end',
+              offset=('object', -0.07, 0.0, 0.0)),
+        Cheat('no_circle', 'lower the bowl into the pot and hold it still',
+              tau=_stir_rows(_hold_still)),
+        Cheat('beside_the_pot', 'stir 12 cm beside the pot', tau=_stir_rows(_beside)),
+        Cheat('above_the_rim', 'stir 5 cm above the rim', tau=_stir_rows(_above_rim)),
+        Cheat('lift_only', 'lift the spoon 10 cm', tau=_straight_up(0.10)),
+    ),
+}
+
+
+def cheat(task: str, name: str) -> Cheat:
+    """Return a task's cheat by name; KeyError naming the known ones otherwise."""
+    for c in CHEATS[task]:
+        if c.name == name:
+            return c
+    raise KeyError(f'{task} has no cheat {name!r}; known: '
+                   f'{", ".join(c.name for c in CHEATS[task])}')
