@@ -140,9 +140,29 @@ def bench_entries(table: Dict[str, Dict[str, Dict[str, float]]], trials: int, ep
         'affordance_vs_heuristic': {
             'value': versus, 'unit': 'success rate, prior executed once (no fine-tuning)',
             'detail': (f'{split} split, {trials} placements per task: the affordance model '
-                       'prior vs the heuristic prior (box centre, random yaw, half-closed '
+                       'prior vs the heuristic prior (box centre, random wrist, half-closed '
                        'hand); goal: prior_only > heuristic_only on the mean')},
     }
+
+
+def prior_only_entry(results: Dict[str, Dict[str, object]], trials: int,
+                     checkpoint: str) -> Dict[str, object]:
+    """
+    Return the bench.json entry `prior_only_success`.
+
+    Per task and split: the success rate of the affordance prior executed once and of the
+    heuristic prior, with 95 % Wilson intervals.
+    """
+    from deft_common.stats import rate
+    value = {task: {name: {s: rate(v) for s, v in r['successes'][name].items()}
+                    for name in ('prior_only', 'heuristic_only')}
+             for task, r in results.items()}
+    return {'prior_only_success': {
+        'value': value, 'unit': 'success rate per split, 95 % Wilson interval, n',
+        'detail': (f'{trials} placements per task and split, the prior executed once (no '
+                   'fine-tuning): prior_only = the affordance model trained on the simulated '
+                   'human labels (retargeted to the robot hand), heuristic_only = box centre, '
+                   f'random wrist, half-closed hand; model {checkpoint}')}}
 
 
 def merge_results(path: Path, entries: Dict[str, object]) -> None:
@@ -223,6 +243,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(format_table(table), flush=True)
     entries = bench_entries(table, opts.trials, opts.episodes, opts.warmup, opts.elites,
                             str(checkpoint), time.monotonic() - t0)
+    entries.update(prior_only_entry(results, opts.trials, str(checkpoint)))
     merge_results(opts.out, entries)
     versus = entries['affordance_vs_heuristic']['value']['mean']
     print(f'affordance prior {versus["prior_only"]:.0%} vs heuristic '

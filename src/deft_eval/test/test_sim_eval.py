@@ -128,6 +128,19 @@ def test_table1_is_formatted_and_merged_into_the_bench_file(tmp_path):
     assert versus['mean'] == {'prior_only': pytest.approx(0.6), 'heuristic_only': 0.1}
 
 
+def test_prior_only_success_has_rates_and_intervals_per_split():
+    results = {'pick_cup': {'successes': {
+        'prior_only': {'train': [True, True, False, True], 'test': [False] * 4},
+        'heuristic_only': {'train': [False] * 4, 'test': [True] + [False] * 3},
+        'deft': {'train': [True] * 4, 'test': [True] * 4}}}}
+    entry = bench_table1.prior_only_entry(results, 4, 'm.pt')['prior_only_success']
+    cup = entry['value']['pick_cup']
+    assert set(cup) == {'prior_only', 'heuristic_only'}
+    assert cup['prior_only']['train'] == {'rate': 0.75, 'ci95': [0.3006, 0.9544], 'n': 4}
+    assert cup['prior_only']['test']['rate'] == 0.0 and cup['prior_only']['test']['ci95'][1] > 0.4
+    assert cup['heuristic_only']['test']['rate'] == 0.25
+
+
 def test_the_recipe_with_tiny_settings_writes_a_checkpoint_and_a_summary(tmp_path, tiny_clip,
                                                                          capsys):
     out = tmp_path / 'recipe'
