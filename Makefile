@@ -38,6 +38,7 @@ bench: setup
 	python -m deft_sim.bench_sim --out results/bench.json
 	python -m deft_perception.bench_perception --out results/bench.json --sam-repeats 2
 	python -m deft_eval.bench_prior --out results/bench.json --sam-repeats 2
+	python -m deft_eval.bench_bag --out results/bench.json
 	python -m deft_eval.bench_table1 --out results/bench.json --trials 10 --episodes 12 --warmup 4
 	python -m deft_bringup.bench_restart --out results/bench.json --cycles 20 --repeats 3
 

@@ -91,7 +91,8 @@ class EpisodeNode(Node):
         self.capture = EpisodeCapture(self.space.names, p.bag_joint_rate_hz)
         self.bags = None
         if p.record_bags:
-            self.bags = EpisodeBagWriter(namespace=self.get_namespace())
+            self.bags = EpisodeBagWriter(namespace=self.get_namespace(),
+                                         compress=p.bag_compression == 'zstd')
             self.create_subscription(Image, 'camera/depth/image_raw', self.depth.keep, qos)
             self.create_subscription(CameraInfo, 'camera/color/camera_info',
                                      self.camera_info.keep, qos)

@@ -71,6 +71,9 @@ PARAMS = (
     Param('record_bags', True, 'Write a rosbag2 (MCAP) per fine-tuning episode to '
           '<run>/bags/<k>: initial and final frames, camera info, hand joint states, the prior, '
           'the record.'),
+    Param('bag_compression', 'zstd', 'Episode bags: zstd = MCAP chunks compressed with zstd '
+          '(about 30x smaller for camera frames; every MCAP reader reads them), none = raw.',
+          choices=('zstd', 'none')),
     Param('bag_joint_rate_hz', 10.0, 'Rate hand joint states are kept for the bag, Hz.',
           range=(0.1, 1000.0)),
     Param('save_initial_images', True, "Store each fine-tuning episode's initial image I0 in "

@@ -9,7 +9,7 @@ import time
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
 from deft_replay.bag_format import (
     _TIME,
@@ -50,12 +50,19 @@ def _is_array(value: Any) -> bool:
 
 
 class EpisodeBagWriter:
-    """Writes episode bags; keep one for the node's life (the type store is built once)."""
+    """
+    Writes episode bags; keep one for the node's life (the type store is built once).
+
+    `compress` (default): MCAP chunks compressed with zstd, as `ros2 bag record
+    --storage-preset-profile zstd_fast` writes them; rosbag2, the mcap tools and rosbags read them
+    as they are (the bag's metadata names no compression: it is inside the storage file).
+    """
 
     def __init__(self, namespace: str = NAMESPACE,
-                 msg_dir: Optional[Union[str, os.PathLike]] = None):
+                 msg_dir: Optional[Union[str, os.PathLike]] = None, compress: bool = True):
         self.namespace = '/' + namespace.strip('/') if namespace.strip('/') else ''
         self.store = episode_typestore(msg_dir)
+        self.compress = bool(compress)
 
     def topic(self, role: str) -> str:
         """Return the full topic name of a role (see TOPICS)."""
@@ -170,6 +177,8 @@ class EpisodeBagWriter:
     def _write_bag(self, path: Path, messages: List[Tuple[str, int, Any]],
                    custom: Mapping[str, str]) -> None:
         writer = Writer(path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP)
+        if self.compress:  # zstd chunks of the MCAP file
+            writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         for key, value in custom.items():
             writer.set_custom_data(key, value)
         writer.open()

@@ -266,3 +266,41 @@ def test_msg_dir_lookup(tmp_path, monkeypatch):
     assert found.parts[-2:] == ('deft_interfaces', 'msg') and not str(found).startswith(
         str(tmp_path))
     assert (found / 'GraspPrior.msg').is_file()
+
+
+def camera_like_frame(h=240, w=320):
+    """Return a frame like a tabletop camera's: a lit table, a box, depth with a NaN border."""
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([120 + x * 60 // w, 110 + y * 40 // h, np.full((h, w), 90)], axis=2)
+    rgb[h // 3:h // 2, w // 3:w // 2] = (200, 40, 40)
+    depth = (0.9 - 0.0002 * y).astype(np.float32)
+    depth[h // 3:h // 2, w // 3:w // 2] = 0.8
+    depth[:, :8] = np.nan
+    return Frame(rgb.astype(np.uint8), K, depth, stamp_ns=T0)
+
+
+def test_bags_have_zstd_chunks_that_every_mcap_reader_reads(tmp_path):
+    frame = camera_like_frame()
+    sizes = {}
+    for compress in (True, False):
+        path = EpisodeBagWriter(compress=compress).write(
+            tmp_path / str(compress), initial=frame, final=frame, joint_states=JOINTS,
+            record=RECORD)
+        sizes[compress] = sum(f.stat().st_size for f in path.iterdir())
+        got = read_episode_bag(path)  # rosbags, as the player and replay tools read them
+        np.testing.assert_array_equal(got.initial_rgb, frame.rgb)
+        np.testing.assert_array_equal(got.final_depth, frame.depth)
+        assert got.reward == pytest.approx(0.75)
+    assert sizes[True] * 10 < sizes[False]
+    from mcap.reader import make_reader  # an independent implementation
+    (file,) = (tmp_path / 'True').glob('*.mcap')
+    with open(file, 'rb') as stream:
+        reader = make_reader(stream)
+        chunks = reader.get_summary().chunk_indexes
+        assert chunks and {c.compression for c in chunks} == {'zstd'}
+        topics = [channel.topic for _, channel, _ in reader.iter_messages()]
+    writer = EpisodeBagWriter()
+    assert topics.count(writer.topic('image')) == 2 and topics.count(writer.topic('depth')) == 2
+    assert writer.topic('record') in topics
+    meta = yaml.safe_load((tmp_path / 'True' / 'metadata.yaml').read_text())
+    assert meta['rosbag2_bagfile_information']['storage_identifier'] == 'mcap'
