@@ -1,9 +1,11 @@
 """
-Report a run: the paper's Figure 4 as a PNG and a text summary.
+Report a run: the paper's Figure 4 as a PNG, a text summary and the rewards as CSV.
 
-The plot shows the reward per episode, the mean of the E best so far and the warm-up boundary.
+The plot shows the reward per episode (numbered from 1, as the fine_tune feedback counts them;
+episode k is the run's episodes/<k - 1>.json), the mean of the E best so far and the end of the
+warm-up (after episode M, the last draw from the initial distribution), on a [0, 1] reward axis.
 
-    python -m deft_cem.report runs/<run_id>         # writes report.png and summary.txt there
+    python -m deft_cem.report runs/<run_id>   # writes report.png, summary.txt, rewards.csv there
 """
 
 import argparse
@@ -36,7 +38,8 @@ def summary_text(settings: RunSettings, entries: Sequence[EpisodeEntry], run_id:
         best = int(np.argmax(rewards))
         warm = rewards[:settings.warmup_episodes]
         after = rewards[settings.warmup_episodes:]
-        lines += [f'best reward: {rewards[best]:.3f} at episode {best}',
+        lines += [f'best reward: {rewards[best]:.3f} at episode {best + 1} '
+                  f'(episodes/{entries[best].episode:06d}.json)',
                   f'mean reward, warm-up: {np.mean(warm):.3f}'
                   + (f'; after warm-up: {np.mean(after):.3f}' if after else ''),
                   f'elite mean at the end: {elite_means(rewards, settings.elites)[-1]:.3f}',
@@ -47,6 +50,16 @@ def summary_text(settings: RunSettings, entries: Sequence[EpisodeEntry], run_id:
     return '\n'.join(lines) + '\n'
 
 
+def rewards_csv(settings: RunSettings, entries: Sequence[EpisodeEntry]) -> str:
+    """Return the rewards as CSV: episode (from 1), reward, elite mean so far, stage, source."""
+    rows = ['episode,reward,elite_mean,stage,reward_source']
+    means = elite_means([e.reward for e in entries], settings.elites)
+    for k, (e, m) in enumerate(zip(entries, means), start=1):
+        stage = 'warmup' if k <= settings.warmup_episodes else 'cem'
+        rows.append(f'{k},{e.reward:.6f},{m:.6f},{stage},{e.reward_source}')
+    return '\n'.join(rows) + '\n'
+
+
 def plot(settings: RunSettings, entries: Sequence[EpisodeEntry], path: Path, title: str) -> None:
     """Write the reward-per-episode PNG, atomically (an old file stays until the new is whole)."""
     import matplotlib
@@ -54,16 +67,17 @@ def plot(settings: RunSettings, entries: Sequence[EpisodeEntry], path: Path, tit
     import matplotlib.pyplot as plt
 
     rewards = [e.reward for e in entries]
-    k = np.arange(len(rewards))
+    k = np.arange(1, len(rewards) + 1)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     try:
         ax.plot(k, rewards, 'o', color='tab:blue', alpha=0.7, label='episode reward')
         if rewards:
             ax.plot(k, elite_means(rewards, settings.elites), '-', color='tab:orange', lw=2,
                     label=f'mean of the {settings.elites} best so far')
-        ax.axvline(settings.warmup_episodes - 0.5, color='gray', ls='--',
-                   label=f'end of warm-up (M = {settings.warmup_episodes})')
-        ax.set_xlim(-0.5, max(settings.episodes, len(rewards)) - 0.5)
+        ax.axvline(settings.warmup_episodes + 0.5, color='gray', ls='--',
+                   label=f'end of warm-up (episodes 1..{settings.warmup_episodes})')
+        ax.set_xlim(0.5, max(settings.episodes, len(rewards)) + 0.5)
+        ax.set_ylim(-0.02, 1.02)  # rewards are in [0, 1]
         ax.set_xlabel('episode')
         ax.set_ylabel(f'reward ({settings.reward_source})')
         ax.set_title(title)
@@ -77,7 +91,7 @@ def plot(settings: RunSettings, entries: Sequence[EpisodeEntry], path: Path, tit
 
 def write_report(run_dir: Path) -> Path:
     """
-    Write report.png and summary.txt into a run directory; return the PNG path.
+    Write report.png, summary.txt and rewards.csv into a run directory; return the PNG path.
 
     Each file is replaced atomically: a failure or a kill mid-write leaves the previous one.
     """
@@ -86,6 +100,7 @@ def write_report(run_dir: Path) -> Path:
     settings = store.settings()
     entries = store.episodes()
     atomic_write(run_dir / 'summary.txt', summary_text(settings, entries, store.run_id))
+    atomic_write(run_dir / 'rewards.csv', rewards_csv(settings, entries))
     png = run_dir / 'report.png'
     plot(settings, entries, png, f'{settings.task} ({store.run_id})')
     return png

@@ -28,7 +28,11 @@ def test_report_files(tmp_path):
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 10_000
     text = (store.dir / 'summary.txt').read_text()
     assert 'episodes: 5 of 8 (warm-up 3, elites 2)' in text
-    assert 'best reward: 0.800 at episode 4' in text
+    assert 'best reward: 0.800 at episode 5 (episodes/000004.json)' in text  # counted from 1
+    rows = (store.dir / 'rewards.csv').read_text().splitlines()
+    assert rows[0] == 'episode,reward,elite_mean,stage,reward_source' and len(rows) == 6
+    assert rows[1] == '1,0.100000,0.100000,warmup,sim'
+    assert rows[3].endswith(',warmup,sim') and rows[4] == '4,0.600000,0.400000,cem,sim'
     assert 'mean reward, warm-up: 0.100; after warm-up: 0.700' in text
     assert 'contact_x=+0.0400' in text
 

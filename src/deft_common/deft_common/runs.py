@@ -83,6 +83,20 @@ def new_run_id() -> str:
     return time.strftime('%Y%m%d-%H%M%S') + f'-{os.getpid() % 10000:04d}'
 
 
+def process_umask() -> int:
+    """Return the process's umask (read from /proc on Linux; set and restored elsewhere)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # not thread-safe: only where /proc is missing
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, data: Union[str, Callable[[IO[bytes]], None]]) -> Path:
     """
     Write to path so that it either fully exists under its name or not at all; return path.
@@ -94,6 +108,7 @@ def atomic_write(path: Path, data: Union[str, Callable[[IO[bytes]], None]]) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name, suffix='.tmp')
     try:
+        os.fchmod(fd, 0o666 & ~process_umask())  # as open() would: mkstemp makes it 0600
         with os.fdopen(fd, 'wb') as f:
             if isinstance(data, str):
                 f.write(data.encode())

@@ -112,3 +112,19 @@ def test_episode_records_carry_the_optimizer_state_and_older_ones_load_without(t
     (store.episodes_dir / '000001.json').write_text(json.dumps(old))  # written before states
     loaded = store.episodes()
     assert loaded[0].optimizer_state == state and loaded[1].optimizer_state is None
+
+
+@pytest.mark.parametrize('mask', [0o022, 0o077, 0o002])
+def test_atomic_writes_follow_the_umask_like_open(tmp_path, mask):
+    from deft_common.runs import process_umask
+    old = os.umask(mask)
+    try:
+        assert process_umask() == mask
+        atomic_write(tmp_path / 'a.json', '{}')
+        atomic_write(tmp_path / 'b.png', lambda f: f.write(b'png'))
+        with open(tmp_path / 'c.txt', 'w') as f:  # what open() gives under this umask
+            f.write('c')
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {'a.json': 0o666 & ~mask, 'b.png': 0o666 & ~mask, 'c.txt': 0o666 & ~mask}
