@@ -218,4 +218,4 @@ class AffordanceNode(Node):
 def main(args=None):
     """Run the affordance node."""
     # Every callback is a coroutine that awaits, never blocks: one thread serves them all.
-    raise SystemExit(run_node(AffordanceNode, args, threads=1))
+    raise SystemExit(run_node(AffordanceNode, args, threads=1, params=PARAMS))

@@ -338,4 +338,4 @@ def main(args=None):
     """Run the arm node."""
     # Motions block their thread for their duration (the backend follows the trajectory in
     # real time): other threads keep answering cancel requests, arm/home and feedback.
-    raise SystemExit(run_node(ArmNode, args))
+    raise SystemExit(run_node(ArmNode, args, params=PARAMS))

@@ -32,7 +32,7 @@ from deft_cem.episode_goals import (
     validate_fine_tune_goal,
     validate_run_episode_goal,
 )
-from deft_cem.episode_params import PARAMS  # noqa: F401 (the node's parameters, re-exported)
+from deft_cem.episode_params import PARAMS  # the node's parameters (re-exported)
 from deft_cem.episode_recording import EpisodeCapture, bag_metadata, store_episode_media
 from deft_cem.episode_runner import EpisodeRunner, RunStopped, unexpected
 from deft_cem.episode_steps import (
@@ -369,4 +369,4 @@ class EpisodeNode(Node):
 def main(args=None):
     """Run the episode node."""
     # Every callback is a coroutine that awaits, never blocks: one thread serves them all.
-    raise SystemExit(run_node(EpisodeNode, args, threads=1))
+    raise SystemExit(run_node(EpisodeNode, args, threads=1, params=PARAMS))

@@ -1,10 +1,11 @@
 """The `main()` every DEFT node shares: one node, a multi-threaded executor, a clean shutdown."""
 
+from pathlib import Path
 import signal
 import sys
 import threading
 import traceback
-from typing import Callable, Optional, Set, Tuple
+from typing import Callable, Optional, Sequence, Set, Tuple
 
 import rclpy
 from rclpy.executors import (
@@ -15,7 +16,7 @@ from rclpy.executors import (
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from deft_common.ros_params import ParameterError
+from deft_common.ros_params import Param, ParameterError, usage
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DRAIN_TIMEOUT = 5.0  # s the callbacks under way get to finish at shutdown
@@ -59,9 +60,13 @@ def _drain(executor) -> None:
         pool.shutdown(wait=True)
 
 
-def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: int = 4) -> int:
+def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: int = 4,
+             params: Sequence[Param] = ()) -> int:
     """
     Build the node, spin it until SIGINT/SIGTERM, destroy it; return a process exit code.
+
+    `-h` or `--help` before any --ros-args prints the node's parameters (`params`, its PARAMS
+    table) and returns 0 without starting ROS.
 
     The node handles SIGINT and SIGTERM itself instead of rclpy: the context stays valid until
     the callbacks under way have finished (so a feedback or a publish in one of them does not
@@ -73,6 +78,12 @@ def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: 
     threads = 1 spins a SingleThreadedExecutor: right for nodes whose callbacks never wait on
     others, since rclpy's MultiThreadedExecutor busy-loops while its pool is saturated.
     """
+    argv = list(sys.argv if args is None else args)
+    user = argv[1:argv.index('--ros-args')] if '--ros-args' in argv else argv[1:]
+    if '-h' in user or '--help' in user:
+        doc = (getattr(factory, '__doc__', None) or '').strip().split('\n\n')[0]
+        print(usage(Path(argv[0]).name if argv else 'node', doc, params), end='')
+        return 0
     stop = threading.Event()
     for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.set())

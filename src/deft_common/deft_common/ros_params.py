@@ -1,6 +1,7 @@
 """Declare a node's parameters from one table: type, default, description, range, choices."""
 
 from dataclasses import dataclass, field
+import textwrap
 from types import SimpleNamespace
 from typing import Iterable, Sequence, Union
 
@@ -59,3 +60,16 @@ def declare(node: Node, params: Iterable[Param]) -> SimpleNamespace:
                 f'parameter {p.name!r} is {value!r}; expected one of {", ".join(p.choices)}')
         values[p.name] = value
     return SimpleNamespace(**values)
+
+
+def usage(prog: str, summary: str, params: Sequence[Param]) -> str:
+    """Return a node's --help text: how to set parameters, then each with default and range."""
+    lines = [f'usage: {prog} [--ros-args -p NAME:=VALUE ... | --params-file FILE]', '',
+             summary.strip(), '', 'parameters (default; range or choices):']
+    for p in params:
+        extra = f', {p.range[0]} .. {p.range[1]}' if p.range else \
+            (', one of ' + ' | '.join(p.choices) if p.choices else '')
+        lines.append(f'  {p.name} ({p.default!r}{extra})')
+        lines.append(textwrap.fill(p.description, 96, initial_indent=' ' * 6,
+                                   subsequent_indent=' ' * 6))
+    return '\n'.join(lines) + '\n'

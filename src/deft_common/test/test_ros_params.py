@@ -47,3 +47,27 @@ def test_bad_values_name_the_parameter(context, override, match):
     with pytest.raises(ParameterError, match=match):
         declare(node, TABLE)
     node.destroy_node()
+
+
+def test_help_lists_the_parameters_without_starting_ros(capsys):
+    from deft_common.node_main import run_node
+    from deft_common.ros_params import Param
+
+    class Player:
+        """Plays bags.
+
+        More text.
+        """
+
+    def never_built():
+        raise AssertionError('--help must not build the node')
+    never_built.__doc__ = Player.__doc__
+    params = (Param('rate', 1.0, 'Playback speed: ' + 'very ' * 30 + 'fast.', range=(0.01, 100.0)),
+              Param('mode', 'a', 'What to do.', choices=('a', 'b')))
+    for argv in (['deft_play_bag', '--help'], ['deft_play_bag', '-h', '--ros-args', '-p', 'x:=1']):
+        assert run_node(never_built, argv, params=params) == 0
+        out = capsys.readouterr().out
+        assert out.startswith('usage: deft_play_bag [--ros-args -p NAME:=VALUE')
+        assert 'Plays bags.' in out and 'More text' not in out
+        assert '  rate (1.0, 0.01 .. 100.0)' in out and "  mode ('a', one of a | b)" in out
+        assert max(len(line) for line in out.splitlines()) <= 99

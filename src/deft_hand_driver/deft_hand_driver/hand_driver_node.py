@@ -447,4 +447,4 @@ class HandDriverNode(Node):
 
 def main(args=None):
     """Run the hand driver node."""
-    raise SystemExit(run_node(HandDriverNode, args))
+    raise SystemExit(run_node(HandDriverNode, args, params=PARAMS))

@@ -248,4 +248,4 @@ class _Failure(Exception):
 
 def main(args=None):
     """Run the perception node."""
-    raise SystemExit(run_node(PerceptionNode, args))
+    raise SystemExit(run_node(PerceptionNode, args, params=PARAMS))

@@ -223,7 +223,7 @@ class BagPlayerNode(Node):
 def main(args=None):
     """Run the bag player."""
     # Callbacks never wait: one thread plays, and answers parameter services between messages.
-    raise SystemExit(run_node(BagPlayerNode, args, threads=1))
+    raise SystemExit(run_node(BagPlayerNode, args, threads=1, params=PARAMS))
 
 
 if __name__ == '__main__':

@@ -229,4 +229,5 @@ class SimNode(Node):
 
 def main(args=None):
     """Run the simulated world node."""
-    raise SystemExit(run_node(SimNode, args, threads=1))  # no callback waits on another
+    # one thread: no callback waits on another
+    raise SystemExit(run_node(SimNode, args, threads=1, params=PARAMS))
