@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def draw(samples, points: np.ndarray, path: Path, show: int, cell: int = 160) -> Path:
-    """Write a grid of crops with labelled (green o) and predicted (red x) contacts."""
+    """Write a grid of crops with labelled (green o) and predicted (red x) contacts, a legend."""
     from PIL import Image, ImageDraw
 
     from deft_affordance.dataset import load_crop
@@ -51,8 +51,22 @@ def draw(samples, points: np.ndarray, path: Path, show: int, cell: int = 160) ->
     n = max(1, min(show, len(samples)))
     cols = min(n, 4)
     rows = (n + cols - 1) // cols
-    sheet = Image.new('RGB', (cols * cell, rows * (cell + 14)), 'white')
+    legend = 20  # px: the key at the bottom
+    sheet = Image.new('RGB', (max(cols * cell, 320), rows * (cell + 14) + legend), 'white')
     pen = ImageDraw.Draw(sheet)
+
+    def circle(x, y):
+        pen.ellipse([x - 5, y - 5, x + 5, y + 5], outline=(0, 200, 0), width=2)
+
+    def cross(x, y):
+        pen.line([x - 5, y - 5, x + 5, y + 5], fill=(230, 0, 0), width=2)
+        pen.line([x - 5, y + 5, x + 5, y - 5], fill=(230, 0, 0), width=2)
+
+    y_key = rows * (cell + 14) + legend // 2
+    circle(10, y_key)
+    pen.text((20, y_key - 6), 'labelled contact', fill='black')
+    cross(140, y_key)
+    pen.text((150, y_key - 6), 'predicted contact', fill='black')
     for k in range(n):
         s = samples[k]
         img = Image.fromarray(load_crop(s.crop)).resize((cell, cell))
@@ -65,12 +79,9 @@ def draw(samples, points: np.ndarray, path: Path, show: int, cell: int = 160) ->
             return x0 + (uv[0] + 0.5) * cell / w, y0 + 14 + (uv[1] + 0.5) * cell / h
 
         for uv in s.contact_points:
-            x, y = at(uv)
-            pen.ellipse([x - 5, y - 5, x + 5, y + 5], outline=(0, 200, 0), width=2)
+            circle(*at(uv))
         for uv in points[k]:
-            x, y = at(uv)
-            pen.line([x - 5, y - 5, x + 5, y + 5], fill=(230, 0, 0), width=2)
-            pen.line([x - 5, y + 5, x + 5, y - 5], fill=(230, 0, 0), width=2)
+            cross(*at(uv))
     return atomic_write(Path(path), lambda f: sheet.save(f, format='PNG'))
 
 

@@ -282,6 +282,9 @@ def test_train_and_eval_cli_end_to_end(tmp_path, clip_json, capsys):
     assert set(result) >= {'contact_px', 'wrist_deg', 'hand_pose_deg'}
     with Image.open(tmp_path / 'run' / 'model.eval.png') as img:
         assert img.size[0] > 100
+        key = np.asarray(img.convert('RGB'))[-20:]  # the legend strip: a green o, a red x
+        assert ((key[..., 1] > 150) & (key[..., 0] < 80)).any()
+        assert ((key[..., 0] > 200) & (key[..., 1] < 60)).any()
 
 
 @pytest.mark.parametrize('args, message', [
