@@ -1,6 +1,7 @@
 """A small client of the episode node: send run_episode, collect feedback, wait with deadlines."""
 
 from dataclasses import dataclass, field
+import sys
 import threading
 import time
 from typing import Callable, List, Optional
@@ -26,6 +27,7 @@ class EpisodeOutcome:
     status: int = GoalStatus.STATUS_UNKNOWN
     result: Optional[RunEpisode.Result] = None
     phases: List[str] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C while waiting: the goal was cancelled (result if it came)
 
     @property
     def status_name(self) -> str:
@@ -36,7 +38,9 @@ class EpisodeOutcome:
 class EpisodeClient:
     """Owns a node spinning in a background thread; safe to call from plain (test) code."""
 
-    def __init__(self, namespace: str = '/deft', name: str = 'episode_client'):
+    def __init__(self, namespace: str = '/deft', name: str = 'episode_client',
+                 cancel_timeout: float = 60.0):
+        self.cancel_timeout = cancel_timeout  # s to wait for a goal's result after a Ctrl-C
         self.node = Node(name, namespace=namespace)
         self.action = ActionClient(self.node, RunEpisode, 'run_episode')
         # kept for the node's life: destroying an action client while the executor waits on it
@@ -92,9 +96,29 @@ class EpisodeClient:
             return outcome
         handle_box['handle'] = handle
         outcome.accepted = True
-        wrapped = self._wait(handle.get_result_async(), timeout, f'{name} result')
+        result = handle.get_result_async()
+        try:
+            wrapped = self._wait(result, timeout, f'{name} result')
+        except KeyboardInterrupt:  # Ctrl-C: cancel the goal and wait for its (canceled) result
+            outcome.interrupted = True
+            wrapped = self._cancel(handle, result, name)
+            if wrapped is None:
+                return outcome
         outcome.status, outcome.result = wrapped.status, wrapped.result
         return outcome
+
+    def _cancel(self, handle, result, name: str):
+        """Cancel a goal and return its result; None on a second Ctrl-C or no answer in time."""
+        print(f'\ninterrupted: cancelling {name} (the episode under way is stopped and the run '
+              f'saved; Ctrl-C again to leave at once, up to {self.cancel_timeout:.0f} s)',
+              file=sys.stderr, flush=True)
+        handle.cancel_goal_async()
+        try:
+            return self._wait(result, self.cancel_timeout, f'{name} result after the cancel')
+        except (KeyboardInterrupt, TimeoutError) as exc:
+            why = 'a second Ctrl-C' if isinstance(exc, KeyboardInterrupt) else str(exc)
+            print(f'left without the result ({why})', file=sys.stderr, flush=True)
+            return None
 
     def _send(self, action, name: str, goal, feedback, timeout: float,
               resend_after: float = 5.0):

@@ -17,6 +17,7 @@ import time
 from typing import Optional, Sequence
 
 import rclpy
+from rclpy.signals import SignalHandlerOptions
 
 from deft_bringup.client import EpisodeClient
 from deft_bringup.runner import GraphProcesses, describe_or_report
@@ -40,6 +41,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument('--prior', default='affordance', choices=('affordance', 'heuristic'),
                         help='fine_tune: the prior (heuristic = the "real-world only" baseline)')
     parser.add_argument('--run_id', default='', help='fine_tune: run id (default demo-<time>)')
+    parser.add_argument('--resume', metavar='RUN_ID', default='',
+                        help='continue the fine_tune run RUN_ID from its last finished episode '
+                             '(its stored N, M, E, prior and seed; give its --task)')
     parser.add_argument('--affordance_checkpoint', default='',
                         help='affordance model checkpoint (deft_affordance_recipe); default: '
                              'the geometric fake prior')
@@ -49,6 +53,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help='seconds for the graph to come up')
     parser.add_argument('--log_dir', default='', help='node logs (default .ros/demo/<time>)')
     opts = parser.parse_args(argv)
+    if opts.resume and (opts.single or opts.run_id):
+        parser.error('--resume RUN_ID continues a fine_tune run: without --single and --run_id')
     if not opts.single and not 0 < opts.warmup <= opts.episodes:
         parser.error('need 0 < --warmup <= --episodes')
     if not 0 < opts.elites <= opts.warmup and not opts.single:
@@ -74,7 +80,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     print(f'DEFT demo: starting {len(nodes)} nodes ({", ".join(n.name for n in nodes)}) '
           f'in {nodes[0].namespace}; logs in {log_dir}', flush=True)
-    rclpy.init()
+    # Ctrl-C is a KeyboardInterrupt in this thread only: rclpy's own handler would shut the
+    # context down, and the cancelled goal's result could not come back
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     code = 1
     client = None
     try:
@@ -94,6 +102,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 code = fine_tune(opts, client, graph)
     except (TimeoutError, FileNotFoundError) as exc:  # FileNotFoundError: a node not installed
         print(f'deft_demo: {exc}', file=sys.stderr)
+    except KeyboardInterrupt:  # before a goal was sent (a goal's own wait cancels it)
+        print('interrupted', file=sys.stderr)
+        code = 130
     finally:
         if client:
             client.close()
@@ -127,6 +138,8 @@ def single_episode(opts, client: EpisodeClient, graph: GraphProcesses) -> int:
         print(f'goal rejected (see the episode node log: {graph.log_path("episode")})',
               file=sys.stderr)
         return 1
+    if outcome.result is None:
+        return 130  # interrupted, and no result came
     r = outcome.result
     print(f'result: {outcome.status_name}\n  success: {str(r.success).lower()}\n'
           f'  reward: {r.reward:.3f}\n  message: {r.message}\n'
@@ -140,13 +153,18 @@ def single_episode(opts, client: EpisodeClient, graph: GraphProcesses) -> int:
 
 def fine_tune(opts, client: EpisodeClient, graph: GraphProcesses) -> int:
     """Run Algorithm 1 through fine_tune with a line per episode; 0 when the run finished."""
-    run_id = opts.run_id or time.strftime('demo-%Y%m%d-%H%M%S')
-    print(f'fine_tune "{opts.task}": N={opts.episodes}, M={opts.warmup}, E={opts.elites}, '
-          f'prior {opts.prior}, reward sim, run {run_id}', flush=True)
-    goal = FineTune.Goal(task=opts.task, object_prompt=opts.object_prompt,
-                         episodes=opts.episodes, warmup_episodes=opts.warmup,
-                         elites=opts.elites, reward_source='sim', optimizer='cem',
-                         prior=opts.prior, run_id=run_id, seed=opts.seed)
+    if opts.resume:  # the stored settings: only the task (the twin's scene) is sent
+        run_id = opts.resume
+        print(f'fine_tune "{opts.task}": resuming run {run_id}', flush=True)
+        goal = FineTune.Goal(task=opts.task, run_id=run_id, resume=True, seed=-1)
+    else:
+        run_id = opts.run_id or time.strftime('demo-%Y%m%d-%H%M%S')
+        print(f'fine_tune "{opts.task}": N={opts.episodes}, M={opts.warmup}, E={opts.elites}, '
+              f'prior {opts.prior}, reward sim, run {run_id}', flush=True)
+        goal = FineTune.Goal(task=opts.task, object_prompt=opts.object_prompt,
+                             episodes=opts.episodes, warmup_episodes=opts.warmup,
+                             elites=opts.elites, reward_source='sim', optimizer='cem',
+                             prior=opts.prior, run_id=run_id, seed=opts.seed)
     t0 = time.monotonic()
     phases: list = []  # the phases of the episode under way
 
@@ -170,6 +188,10 @@ def fine_tune(opts, client: EpisodeClient, graph: GraphProcesses) -> int:
         print(f'goal rejected (see the episode node log: {graph.log_path("episode")})',
               file=sys.stderr)
         return 1
+    resume = f'resume it with: deft_demo --task "{opts.task}" --resume {run_id}'
+    if outcome.result is None:  # interrupted, no result: the finished episodes are stored
+        print(f'run {run_id} interrupted; {resume}', flush=True)
+        return 130
     r = outcome.result
     rewards = list(r.rewards)
     print(f'result: {outcome.status_name}\n  success: {str(bool(r.success)).lower()}\n'
@@ -182,6 +204,9 @@ def fine_tune(opts, client: EpisodeClient, graph: GraphProcesses) -> int:
               f'{last:.3f}', flush=True)
     print(f'  run directory: {r.run_dir}\n  report: {Path(r.run_dir) / "report.png"}',
           flush=True)
+    if outcome.interrupted:
+        print(f'interrupted after {len(rewards)} episodes; {resume}', flush=True)
+        return 130
     return 0 if r.success else 1
 
 

@@ -1,6 +1,7 @@
 """Smoke test: `deft_demo` brings the whole graph up as processes, runs an episode, leaves none."""
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -39,26 +40,50 @@ def test_demo_episode_succeeds_and_cleans_up(tmp_path):
 
 
 def test_demo_fine_tunes_with_a_line_per_episode_and_a_report(tmp_path):
-    """The default demo is Algorithm 1 (here shortened: N = 3, M = 2) with its report."""
+    """
+    The default demo is Algorithm 1 (here shortened: N = 3, M = 2) with its report.
+
+    A Ctrl-C after the first episode cancels the run (exit 130, the report written, how to
+    resume printed); `--resume` then finishes it.
+    """
     tag, env = tagged_env(ROS_HOME=str(tmp_path / 'ros'))
-    proc = subprocess.run([sys.executable, '-m', 'deft_bringup.demo', '--episodes', '3',
-                           '--warmup', '2', '--elites', '1', '--run_id', 'smoke', '--log_dir',
-                           str(tmp_path / 'logs')],
-                          capture_output=True, text=True, timeout=400, env=env)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
+    cmd = [sys.executable, '-m', 'deft_bringup.demo', '--log_dir', str(tmp_path / 'logs')]
+    proc = subprocess.Popen(cmd + ['--episodes', '3', '--warmup', '2', '--elites', '1',
+                                   '--run_id', 'smoke'],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    first = []
+    try:
+        for line in proc.stdout:
+            first.append(line)
+            if 'episode   1/3: reward ' in line:
+                proc.send_signal(signal.SIGINT)  # what Ctrl-C in its terminal sends
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out1 = ''.join(first)
+    assert proc.returncode == 130, out1
+    assert 'interrupted: cancelling fine_tune' in out1 and '\nresult: canceled\n' in out1
+    assert 'interrupted after 1 episodes; resume it with: deft_demo --task "pick up the cup" ' \
+           '--resume smoke' in out1
+    run = tmp_path / 'ros' / 'deft' / 'runs' / 'smoke'
+    assert (run / 'report.png').stat().st_size > 10_000 and (run / 'rewards.csv').is_file()
+    assert tagged_processes(tag) == [], 'node processes left behind'
+    proc = subprocess.run(cmd + ['--resume', 'smoke'], capture_output=True, text=True,
+                          timeout=400, env=env)
+    out2 = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out2
+    out = out1 + out2
     lines = {k: next((line for line in out.splitlines() if f'episode   {k}/3: reward ' in line),
                      None) for k in (1, 2, 3)}
     for line in lines.values():  # one line per episode, with the phases it went through
         assert line is not None, out
         assert line.endswith('phases ' + ' > '.join(PHASES)), line
-    assert 'CEM refit' in out and 'warm-up' in out
-    result = out[out.index('\nresult: '):]
-    assert result.startswith('\nresult: succeeded\n  success: true\n  episodes: 3\n'), out
-    assert 'success: true' in out
+    assert 'CEM refit' in out2 and 'resuming run smoke' in out2
+    result = out2[out2.index('\nresult: '):]
+    assert result.startswith('\nresult: succeeded\n  success: true\n  episodes: 3\n'), out2
     assert tagged_processes(tag) == [], 'node processes left behind'
-    run = tmp_path / 'ros' / 'deft' / 'runs' / 'smoke'
-    assert f'report: {run / "report.png"}' in out
+    assert f'report: {run / "report.png"}' in out2
     assert (run / 'report.png').stat().st_size > 10_000
     assert len(list((run / 'episodes').glob('*.json'))) == 3
 
