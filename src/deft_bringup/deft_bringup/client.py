@@ -81,20 +81,35 @@ class EpisodeClient:
     def _run(self, action, name, goal, timeout, on_feedback, cancel_on_phase) -> EpisodeOutcome:
         outcome = EpisodeOutcome(accepted=False)
         handle_box = {}
+        early = []  # feedback that came before the goal response: kept until it is known
+        lock = threading.Lock()
 
-        def feedback(msg):
+        def take(msg):
             fb = msg.feedback
             if not outcome.phases or outcome.phases[-1] != fb.phase:
                 outcome.phases.append(fb.phase)
-                if cancel_on_phase and fb.phase == cancel_on_phase and 'handle' in handle_box:
+                if cancel_on_phase and fb.phase == cancel_on_phase:
                     handle_box['handle'].cancel_goal_async()
             if on_feedback:
                 on_feedback(fb)
 
+        def feedback(msg):
+            # only the goal this call runs: a resent copy (see _send) has its own goal id
+            with lock:
+                handle = handle_box.get('handle')
+                if handle is None:
+                    early.append(msg)
+                elif bytes(msg.goal_id.uuid) == bytes(handle.goal_id.uuid):
+                    take(msg)
+
         handle = self._send(action, name, goal, feedback, timeout)
         if not handle.accepted:
             return outcome
-        handle_box['handle'] = handle
+        with lock:
+            handle_box['handle'] = handle
+            for msg in early:
+                if bytes(msg.goal_id.uuid) == bytes(handle.goal_id.uuid):
+                    take(msg)
         outcome.accepted = True
         result = handle.get_result_async()
         try:
