@@ -268,7 +268,7 @@ def test_a_pour_cheat_fails_on_most_placements(worlds, cheat):
             closure = 0.0
         reward, success = run_scripted(w, position, q, closure, tau, tau_rotations=turns)
         wins += success
-        assert reward < 0.6 + 0.01 * (cheat == 'lift_only')
+        assert reward < 0.6
         if cheat != 'open_hand':
             assert not w.material_in_bowl().any()
     assert wins <= 1
