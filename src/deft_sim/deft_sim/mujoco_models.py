@@ -25,13 +25,11 @@ from deft_sim.mujoco_hand import (
 )
 from deft_sim.mujoco_objects import (
     LADLE,
-    BowlGeometry,
     CupGeometry,
     DishGeometry,
     DrawerGeometry,
     GrapeGeometry,
     SpoonGeometry,
-    bowl_xml,
     cup_xml,
     dish_xml,
     drawer_xml,
@@ -46,8 +44,8 @@ __all__ = [
     # mujoco_hand
     'FINGER_JOINTS', 'FINGERS', 'HAND_GROUPS', 'THUMB_JOINTS', 'HandGeometry', 'hand_xml',
     # mujoco_objects
-    'LADLE', 'BowlGeometry', 'CupGeometry', 'DishGeometry', 'DrawerGeometry', 'GrapeGeometry',
-    'SpoonGeometry', 'bowl_xml', 'cup_xml', 'dish_xml', 'drawer_xml', 'grapes_xml', 'spoon_xml',
+    'LADLE', 'CupGeometry', 'DishGeometry', 'DrawerGeometry', 'GrapeGeometry',
+    'SpoonGeometry', 'cup_xml', 'dish_xml', 'drawer_xml', 'grapes_xml', 'spoon_xml',
 ]
 
 TABLE_EXTENT = ((0.0, 1.0), (-0.6, 0.6))  # table top x, y extent in base_link (as the fake world)
@@ -72,19 +70,21 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
                hand: HandGeometry = DEFAULT_HAND, cup: CupGeometry = DEFAULT_CUP,
                home_position: Sequence[float] = (0.2, 0.0, 0.45),
                home_quat: Sequence[float] = (1.0, 0.0, 0.0, 0.0),
-               bowl: Optional[BowlGeometry] = None, obj: str = 'cup',
+               obj: str = 'cup',
                spoon: SpoonGeometry = DEFAULT_SPOON,
                drawer: DrawerGeometry = DEFAULT_DRAWER,
                containers: Sequence[Tuple[str, DishGeometry]] = (),
-               grapes: Optional[GrapeGeometry] = None) -> str:
+               grapes: Optional[GrapeGeometry] = None,
+               material: Optional[GrapeGeometry] = None) -> str:
     """
     Return the MJCF XML of the table, the task object, the mocap-driven hand and the camera.
 
     `obj` is one of OBJECTS: the cup (free body 'cup'), the spoon on its rest (free body
     'spoon', static 'spoon_rest'), or the cabinet (static 'cabinet') whose body 'drawer' slides
-    on joint 'drawer_slide'. With `bowl`, a static bowl (mocap body 'bowl', placed by the world
-    at reset) joins the scene; `containers` are (body name, DishGeometry) of static hollow
-    containers (placed by the world at reset); `grapes` adds free spheres 'grape_<i>'.
+    on joint 'drawer_slide'. `containers` are (body name, DishGeometry) of static hollow
+    containers (placed by the world at reset: the dish, the pot, the pour task's bowl);
+    `grapes` adds free spheres 'grape_<i>', `material` free spheres 'material_<i>' (what the
+    pour task pours: the world places them in the hollow cup at reset).
 
     `joint_names`, `lower`, `upper` are the hand config's (every joint of FINGERS x
     FINGER_JOINTS and THUMB_JOINTS must be there, else ValueError). Quaternions are ROS order.
@@ -107,9 +107,9 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
     exclude = '<contact><exclude body1="cabinet" body2="drawer"/></contact>' \
         if obj == 'drawer' else ''
     width, height = render_size
-    extras = '' if bowl is None else bowl_xml(bowl)
-    extras += ''.join(dish_xml(name, dish) for name, dish in containers)
+    extras = ''.join(dish_xml(name, dish) for name, dish in containers)
     extras += '' if grapes is None else grapes_xml(grapes)
+    extras += '' if material is None else grapes_xml(material, 'material')
     home = fmt(home_position) + f'" quat="{fmt(mj_quat(home_quat))}'
     ph = hand.palm_half
     return f"""<mujoco model="deft_tabletop">

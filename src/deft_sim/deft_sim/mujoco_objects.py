@@ -1,11 +1,12 @@
 """
 MJCF of the tasks' objects, built in code from their geometry.
 
-The cup, the pour task's bowl, the spoon on its rest (and the ladle), the dish and the pot, the
-grapes, and the cabinet with its drawer. Each object has a frozen geometry dataclass (metres,
-kilograms; checked on creation) and a builder that returns its MJCF bodies; the scene
-(mujoco_models.build_mjcf) places them in the world body. Static objects are mocap bodies the
-world places at reset.
+The cup (hollow in pour_cup, holding loose material), the spoon on its rest (and the ladle),
+the dish, the pot and the pour task's bowl (DishGeometry), the grapes and the poured material
+(GrapeGeometry: free spheres), and the cabinet with its drawer. Each object has a frozen
+geometry dataclass (metres, kilograms; checked on creation) and a builder that returns its
+MJCF bodies; the scene (mujoco_models.build_mjcf) places them in the world body. Static objects
+are mocap bodies the world places at reset.
 """
 
 from dataclasses import dataclass
@@ -18,22 +19,33 @@ from deft_sim.mjcf import fmt
 
 @dataclass(frozen=True)
 class CupGeometry:
-    """A cup: a closed cylinder (collision) with a dark opening drawn on top; mass in kg."""
+    """
+    A cup of `radius` and `height`; mass in kg.
+
+    `wall` 0: a closed cylinder (collision) with a dark opening drawn on top (pick_cup). `wall`
+    > 0: hollow, a floor `floor` thick and a ring of `segments` wall boxes `wall` thick, open at
+    the top, so it holds loose material (pour_cup).
+    """
 
     radius: float = 0.035
     height: float = 0.10
     mass: float = 0.12
     friction: float = 1.0
     rgba: Tuple[float, float, float, float] = (0.8, 0.14, 0.12, 1.0)
+    wall: float = 0.0  # m: wall thickness (0: a solid cylinder)
+    floor: float = 0.006  # m: floor thickness of a hollow cup
+    segments: int = 16
 
+    def __post_init__(self):
+        if self.wall < 0 or self.wall >= self.radius or not 0 < self.floor < self.height:
+            raise ValueError('a cup needs 0 <= wall < radius and 0 < floor < height (m)')
+        if self.segments < 8:
+            raise ValueError('a hollow cup needs >= 8 wall segments')
 
-@dataclass(frozen=True)
-class BowlGeometry:
-    """The target of the pour task: a low, static bowl (a solid cylinder with a dark inside)."""
-
-    radius: float = 0.06
-    height: float = 0.03
-    rgba: Tuple[float, float, float, float] = (0.85, 0.85, 0.8, 1.0)
+    @property
+    def inner_radius(self) -> float:
+        """Return the radius of the inside (the outer radius of a solid cup)."""
+        return self.radius - self.wall
 
 
 @dataclass(frozen=True)
@@ -104,10 +116,11 @@ LADLE = SpoonGeometry(handle_half=(0.09, 0.009, 0.005), bowl_half=(0.032, 0.025,
 @dataclass(frozen=True)
 class DishGeometry:
     """
-    A static round container (scoop_grape's dish, stir_spoon's pot): a ring of wall segments.
+    A static round container (the dish, the pot, the bowl): a ring of wall segments.
 
-    The inside has a floor of `floor` thickness (0: the table is its floor). Frame: the centre
-    of its footprint on the table, +z up.
+    scoop_grape's dish, stir_spoon's pot, pour_cup's bowl. The inside has a floor of `floor`
+    thickness (0: the table is its floor). Frame: the centre of its footprint on the table, +z
+    up.
     """
 
     radius: float = 0.065  # m: inner radius of the wall
@@ -128,18 +141,19 @@ class DishGeometry:
 
 @dataclass(frozen=True)
 class GrapeGeometry:
-    """The grapes of scoop_grape: free spheres with friction and a little rolling resistance."""
+    """Free spheres with friction and a little rolling resistance: grapes, poured material."""
 
     count: int = 6
     radius: float = 0.009
     mass: float = 0.006
     friction: float = 0.3
     rolling: float = 0.0001  # m: rolling friction, so a grape settles instead of rolling on
+    condim: int = 6  # contact dimensions: 6 with rolling friction, 3 (cheaper) sliding only
     rgba: Tuple[float, float, float, float] = (0.45, 0.75, 0.2, 1.0)
 
     def __post_init__(self):
-        if self.count < 1 or self.radius <= 0 or self.mass <= 0:
-            raise ValueError('grapes need count >= 1, radius > 0 and mass > 0')
+        if self.count < 1 or self.radius <= 0 or self.mass <= 0 or self.condim not in (3, 4, 6):
+            raise ValueError('grapes need count >= 1, radius > 0, mass > 0, condim 3, 4 or 6')
 
 
 @dataclass(frozen=True)
@@ -167,16 +181,6 @@ class DrawerGeometry:
     handle_z: float = 0.17  # bar height above the table (m)
     rgba: Tuple[float, float, float, float] = (0.45, 0.62, 0.42, 1.0)  # the drawer front
     handle_rgba: Tuple[float, float, float, float] = (0.9, 0.75, 0.1, 1.0)
-
-
-def bowl_xml(bowl: BowlGeometry) -> str:
-    """Return the pour task's bowl (mocap body 'bowl', placed by the world at reset)."""
-    return (f'<body name="bowl" mocap="true" pos="0.5 0.3 {bowl.height / 2}">'
-            f'<geom name="bowl" type="cylinder" size="{bowl.radius} {bowl.height / 2}" '
-            f'rgba="{fmt(bowl.rgba)}" contype="1" conaffinity="3"/>'
-            f'<geom name="bowl_inside" type="cylinder" size="{0.85 * bowl.radius} 0.0005" '
-            f'pos="0 0 {bowl.height / 2}" rgba="0.35 0.3 0.25 1" contype="0" conaffinity="0"/>'
-            '</body>')
 
 
 def spoon_xml(spoon: SpoonGeometry, rest: bool = True) -> str:
@@ -242,14 +246,14 @@ def dish_xml(name: str, dish: DishGeometry) -> str:
     return f'<body name="{name}" mocap="true" pos="0.5 0.3 0">{walls}{inside}</body>'
 
 
-def grapes_xml(grapes: GrapeGeometry) -> str:
-    """Return the grapes: free spheres 'grape_0', 'grape_1', ... (joints 'grape_<i>_free')."""
+def grapes_xml(grapes: GrapeGeometry, name: str = 'grape') -> str:
+    """Return free spheres '<name>_0', '<name>_1', ... (joints '<name>_<i>_free')."""
     g = grapes
     return ''.join(
-        f'<body name="grape_{i}" pos="{0.9 - 0.03 * i:.6g} 0.5 {g.radius}">'
-        f'<freejoint name="grape_{i}_free"/>'
-        f'<geom name="grape_{i}" type="sphere" size="{g.radius}" mass="{g.mass}" '
-        f'rgba="{fmt(g.rgba)}" friction="{g.friction} 0.005 {g.rolling}" condim="6" '
+        f'<body name="{name}_{i}" pos="{0.9 - 0.03 * i:.6g} 0.5 {g.radius}">'
+        f'<freejoint name="{name}_{i}_free"/>'
+        f'<geom name="{name}_{i}" type="sphere" size="{g.radius}" mass="{g.mass}" '
+        f'rgba="{fmt(g.rgba)}" friction="{g.friction} 0.005 {g.rolling}" condim="{g.condim}" '
         f'contype="1" conaffinity="3"/></body>'
         for i in range(g.count))
 
@@ -301,14 +305,28 @@ def drawer_xml(dr: DrawerGeometry) -> str:
 
 
 def cup_xml(cup: CupGeometry) -> str:
-    """Return the cup: a free body 'cup' (closed cylinder) with a dark opening drawn on top."""
+    """Return the cup: a free body 'cup', solid with a drawn opening, or hollow (cup.wall > 0)."""
     r, hh = cup.radius, cup.height / 2
     cup_inertia = (cup.mass * (3 * r * r + cup.height ** 2) / 12,) * 2 + (cup.mass * r * r / 2,)
-    return f"""<body name="cup" pos="0.5 0 {hh}">
-      <freejoint name="cup_free"/>
-      <inertial pos="0 0 0" mass="{cup.mass}" diaginertia="{fmt(cup_inertia)}"/>
-      <geom name="cup" type="cylinder" size="{r} {hh}" rgba="{fmt(cup.rgba)}"
-            friction="{cup.friction} 0.01 0.0001" condim="4" contype="1" conaffinity="3"/>
-      <geom name="cup_opening" type="cylinder" size="{0.85 * r} 0.0005" pos="0 0 {hh}"
-            rgba="0.25 0.05 0.04 1" contype="0" conaffinity="0"/>
-    </body>"""
+    props = (f'rgba="{fmt(cup.rgba)}" friction="{cup.friction} 0.01 0.0001" condim="4" '
+             'contype="1" conaffinity="3"')
+    if cup.wall > 0:
+        t, n, f = cup.wall, cup.segments, cup.floor
+        # the walls stand on the floor (only the floor touches the table: fewer contacts) and
+        # overlap a little: no gaps
+        half_len = r * np.tan(np.pi / n) + 0.0005
+        geoms = (f'<geom name="cup_floor" type="cylinder" size="{r} {f / 2}" '
+                 f'pos="0 0 {f / 2 - hh:.6g}" {props}/>'
+                 + ''.join(f'<geom name="cup_wall_{k}" type="box" '
+                           f'size="{t / 2} {half_len:.6g} {hh - f / 2:.6g}" '
+                           f'pos="{(r - t / 2) * np.cos(a):.6g} {(r - t / 2) * np.sin(a):.6g} '
+                           f'{f / 2:.6g}" '
+                           f'euler="0 0 {a:.6g}" {props}/>'
+                           for k, a in enumerate(2 * np.pi * np.arange(n) / n)))
+    else:
+        geoms = (f'<geom name="cup" type="cylinder" size="{r} {hh}" {props}/>'
+                 f'<geom name="cup_opening" type="cylinder" size="{0.85 * r} 0.0005" '
+                 f'pos="0 0 {hh}" rgba="0.25 0.05 0.04 1" contype="0" conaffinity="0"/>')
+    return (f'<body name="cup" pos="0.5 0 {hh}"><freejoint name="cup_free"/>'
+            f'<inertial pos="0 0 0" mass="{cup.mass}" diaginertia="{fmt(cup_inertia)}"/>'
+            f'{geoms}</body>')

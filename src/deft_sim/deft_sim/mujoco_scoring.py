@@ -8,13 +8,20 @@ thumb) and not by the table. Reward in [0, 1]: touched by the hand: 0.3 + 0.7 * 
 that: a cup knocked over and dragged up on its side earns little); not touched: up to 0.3 as the
 palm came closer to the cup's grasp region (its axis from centre to top) during the episode.
 
-Task "pour from the cup" (task='pour_cup'): a static bowl stands beside the cup, at a fixed
-offset from it in base axes (bowl_offset, 17 cm to the robot's right) plus a seeded jitter of
-+-bowl_jitter per axis, so the single demonstration (lift, carry over the bowl, roll the wrist)
-serves every placement. Success = the cup held (as above), lifted by lift_target, tilted by at
-least pour_tilt, its mouth within the bowl's radius of the bowl's centre (horizontally). Reward
-when touched: 0.3 + 0.7 * lift fraction * (tilt fraction + over-bowl fraction) / 2; not
-touched: the same approach shaping as the pick task.
+Task "pour from the cup" (task='pour_cup'): the cup is hollow (settings.pour_cup: a floor and a
+ring of wall boxes) and holds loose material, material.count small free spheres laid on its
+floor at reset (one layer, a seeded +-1 mm jitter). A static bowl (a DishGeometry with a floor)
+stands beside it at a fixed offset in base axes (bowl_offset, 17 cm to the robot's right) plus
+a seeded jitter of +-bowl_jitter per axis, so the single demonstration (grasp the cup by its
+side, lift, carry the mouth over the bowl, tilt it towards the bowl) serves every placement.
+A sphere is in the bowl when its centre lies within the bowl's inner radius (horizontally),
+above its floor and below its rim. Success = at the end of the episode at least pour_success
+(half) of the material is in the bowl and the cup is held (two hand parts, not the table).
+Reward when touched: 0.3 + 0.2 * lift fraction (the highest lift while held / lift_target,
+capped: the pour ends lower, over the bowl) + 0.5 * the fraction of the material in the bowl;
+not touched: the approach shaping of the pick task.
+Tilting in place spills the material on the table, lifting without a tilt keeps it in the cup,
+and a palm laid over the mouth (the pick task's top grasp) keeps it in the cup too.
 
 Task "pick up the spoon" (task='pick_spoon'): a thin spoon (flat handle + shallow bowl) lies on
 a knife rest (two posts, SpoonGeometry.rest_height above the table) at the seeded placement and
@@ -59,7 +66,7 @@ import mujoco
 import numpy as np
 
 from deft_common import rotations
-from deft_sim.mujoco_objects import SpoonGeometry
+from deft_sim.mujoco_objects import CupGeometry, SpoonGeometry
 from deft_sim.mujoco_settings import MujocoSettings
 
 
@@ -93,20 +100,22 @@ class TaskScoring:
     """
     The task side of MujocoWorld: contacts, lift, tilt, the stirred region, success and reward.
 
-    A mixin: it reads the world's settings `s`, `data`, `spoon` (the task's spoon geometry),
+    A mixin: it reads the world's settings `s`, `data`, `cup` and `spoon` (the task's geometries),
     `closest` (the palm's closest approach to the grasp region this episode) and what the world
     found in its model (`_obj_geoms`, `_supports`, `_group_of_geom`, `_obj_qadr`, `_rest_z`),
     and its pose queries (object_pose, tip_position, container_position, bowl_position,
-    mouth_position, grape_positions, grapes_in_spoon). `track` calls the task's
+    material_in_bowl, grape_positions, grapes_in_spoon). `track` calls the task's
     `_track_<task>` after each update (stir_spoon: `stirred`), `reset_tracking` clears what they
     follow, and `task_reward` is the task's `_score_<task>`.
     """
 
     s: MujocoSettings
+    cup: CupGeometry
     data: mujoco.MjData
     spoon: SpoonGeometry
     closest: float
     stirred: float
+    peak_lift: float
 
     def _track_stir_spoon(self) -> None:
         """Extend the region the tip swept inside the pot while held (stirred: its perimeter)."""
@@ -119,6 +128,11 @@ class TaskScoring:
             self._swept = convex_hull(np.vstack([self._swept, rel]))
             self.stirred = hull_perimeter(self._swept)
 
+    def _track_pour_cup(self) -> None:
+        """Follow the cup's highest lift while held (the pour ends lower, over the bowl)."""
+        if self.held:
+            self.peak_lift = max(self.peak_lift, self.lift)
+
     def grasp_region(self) -> Tuple[np.ndarray, np.ndarray]:
         """
         Return the ends of the object's grasp region, a segment (base frame).
@@ -128,7 +142,7 @@ class TaskScoring:
         """
         centre, q = self.object_pose()
         if self.s.obj == 'cup':
-            a, b = [0.0, 0.0, 0.0], [0.0, 0.0, self.s.cup.height / 2.0]
+            a, b = [0.0, 0.0, 0.0], [0.0, 0.0, self.cup.height / 2.0]
         elif self.s.obj == 'spoon':
             a, b = [self.spoon.handle_span[0], 0.0, 0.0], [self.spoon.handle_span[1], 0.0, 0.0]
         else:
@@ -203,6 +217,7 @@ class TaskScoring:
         """Forget what the task followed (MujocoWorld.reset calls it)."""
         self.stirred = 0.0  # stir_spoon: perimeter (m) of the region the tip swept
         self._swept, self._was_held = np.zeros((0, 2)), False
+        self.peak_lift = 0.0  # pour_cup: the cup's highest lift while held (m)
 
     def task_reward(self) -> Tuple[float, bool]:
         """Return (reward in [0, 1], success) of the task (see the module docstring)."""
@@ -256,11 +271,7 @@ class TaskScoring:
         parts, table = self.object_contacts()
         if not parts:
             return self._approach_shaping(), False
-        frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
-        held = len(parts) >= 2 and not table and self.lift >= self.s.lift_target - 1e-6
-        tilt = float(np.clip(self.tilt / self.s.pour_tilt, 0.0, 1.0))
-        off = float(np.linalg.norm((self.mouth_position() - self.bowl_position())[:2]))
-        over = float(np.clip(1.0 - max(0.0, off - self.s.bowl.radius)
-                             / self.s.shaping_distance, 0.0, 1.0))
-        success = held and tilt >= 1.0 and off <= self.s.bowl.radius
-        return 0.3 + 0.7 * frac * (tilt + over) / 2.0, success
+        lift = float(np.clip(self.peak_lift / self.s.lift_target, 0.0, 1.0))
+        poured = float(np.mean(self.material_in_bowl()))
+        held = len(parts) >= 2 and not table
+        return 0.3 + 0.2 * lift + 0.5 * poured, held and poured >= self.s.pour_success - 1e-9

@@ -8,7 +8,6 @@ import numpy as np
 from deft_sim.mujoco_hand import HandGeometry
 from deft_sim.mujoco_objects import (
     LADLE,
-    BowlGeometry,
     CupGeometry,
     DishGeometry,
     DrawerGeometry,
@@ -30,7 +29,6 @@ class MujocoSettings:
     max_tilt: float = np.radians(30.0)  # rad: a lifted cup tilted further is not a success
     shaping_distance: float = 0.15
     task: str = 'pick_cup'  # one of TASKS
-    pour_tilt: float = np.radians(100.0)  # rad: the cup's mouth points below the horizontal
     bowl_offset: Tuple[float, float] = (0.0, -0.17)  # m: bowl centre minus cup centre (x, y)
     bowl_jitter: float = 0.01  # m: seeded jitter of the bowl's centre, +- per axis
     max_wrist_lead: float = 0.03  # m: bounds the weld's pull (the arm's force limit)
@@ -39,7 +37,16 @@ class MujocoSettings:
     home_pose: Tuple[float, ...] = (0.2, 0.0, 0.45, 1.0, 0.0, 0.0, 0.0)
     hand: HandGeometry = HandGeometry()
     cup: CupGeometry = CupGeometry()
-    bowl: BowlGeometry = BowlGeometry()
+    # pour_cup: the hollow cup, the material in it (free spheres) and the bowl it goes into
+    # (sliding contacts only and 12 wall segments: the spheres cost physics time; the bowl's
+    # walls stop them rolling on)
+    pour_cup: CupGeometry = CupGeometry(wall=0.005, segments=12)
+    material: GrapeGeometry = GrapeGeometry(count=10, radius=0.005, mass=0.002, friction=0.5,
+                                            condim=3, rgba=(0.95, 0.8, 0.3, 1.0))
+    bowl: DishGeometry = DishGeometry(radius=0.06, height=0.04, floor=0.004,
+                                      rgba=(0.85, 0.85, 0.8, 1.0),
+                                      inside_rgba=(0.35, 0.3, 0.25, 1.0))
+    pour_success: float = 0.5  # fraction of the material in the bowl at the end: success
     spoon: SpoonGeometry = SpoonGeometry()
     drawer: DrawerGeometry = DrawerGeometry()
     drawer_success: float = 0.6  # opened fraction of a successful open_drawer
@@ -65,6 +72,11 @@ class MujocoSettings:
         return OBJECT_OF_TASK[self.task]
 
     @property
+    def cup_geometry(self) -> CupGeometry:
+        """Return the geometry of the task's cup (the hollow pour_cup for the pour)."""
+        return self.pour_cup if self.task == 'pour_cup' else self.cup
+
+    @property
     def spoon_geometry(self) -> SpoonGeometry:
         """Return the geometry of the task's spoon (the ladle for scoop and stir)."""
         return self.ladle if self.task in LADLE_TASKS else self.spoon
@@ -72,12 +84,12 @@ class MujocoSettings:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f'unknown task {self.task!r}; expected one of {", ".join(TASKS)}')
-        if not np.pi / 4 <= self.pour_tilt <= np.pi:
-            raise ValueError('pour_tilt must be in [pi/4, pi] rad')
         if len(self.bowl_offset) != 2 or not 0 <= self.bowl_jitter < np.hypot(
-                *self.bowl_offset) - self.cup.radius - self.bowl.radius:
+                *self.bowl_offset) - self.pour_cup.radius - self.bowl.radius - self.bowl.wall:
             raise ValueError('bowl_offset needs (x, y) m with the bowl clear of the cup, '
                              'bowl_jitter >= 0')
+        if self.pour_cup.wall <= 0 or not 0 < self.pour_success <= 1:
+            raise ValueError('pour_cup needs a hollow cup (wall > 0), pour_success in (0, 1]')
         if len(self.pot_offset) != 2 or self.pot_jitter < 0:
             raise ValueError('pot_offset needs (x, y) m, pot_jitter must be >= 0')
         if not 0 <= self.grapes_in_bowl <= min(4, self.grapes.count):

@@ -41,7 +41,8 @@ from deft_sim.mujoco_scoring import TaskScoring, convex_hull, hull_perimeter
 from deft_sim.mujoco_settings import LADLE_TASKS, OBJECT_OF_TASK, TASKS, MujocoSettings
 
 __all__ = ['LADLE_TASKS', 'OBJECT_OF_TASK', 'TASKS', 'MujocoSettings', 'MujocoWorld',
-           'camera_from_fovy', 'convex_hull', 'fovy_of', 'grape_slots', 'hull_perimeter']
+           'camera_from_fovy', 'convex_hull', 'fovy_of', 'grape_slots', 'hull_perimeter',
+           'material_slots']
 
 
 def grape_slots(radius: float, r: float, front: float, count: int) -> np.ndarray:
@@ -63,6 +64,24 @@ def grape_slots(radius: float, r: float, front: float, count: int) -> np.ndarray
     return np.array(slots[:count])
 
 
+def material_slots(inner_radius: float, r: float, count: int) -> np.ndarray:
+    """
+    Return `count` sphere centres (x, y; cup frame, m) on a cup's floor: one layer.
+
+    A hexagonal grid (1.5 mm gaps) inside the cup's wall (inner radius `inner_radius`, 1 mm
+    clear), those nearest the centre first; ValueError if the floor holds fewer.
+    """
+    pitch = 2.0 * r + 0.0015
+    n = int(inner_radius / pitch) + 1
+    grid = [((i + 0.5 * j) * pitch, j * pitch * np.sqrt(3.0) / 2.0)
+            for i in range(-2 * n, 2 * n + 1) for j in range(-n, n + 1)]
+    slots = sorted((p for p in grid if np.hypot(*p) <= inner_radius - r - 0.001),
+                   key=lambda p: (round(float(np.hypot(*p)), 6), p))
+    if len(slots) < count:
+        raise ValueError(f'the cup floor holds {len(slots)} spheres, not {count}')
+    return np.array(slots[:count])
+
+
 class MujocoWorld(TaskScoring):
     """The physically simulated tabletop: table, task object, mocap-driven 16-DOF hand, camera."""
 
@@ -75,15 +94,17 @@ class MujocoWorld(TaskScoring):
         self.fovy = fovy_of(camera)
         home = Transform.from_list(self.s.home_pose)
         self.spoon = self.s.spoon_geometry
-        containers = {'scoop_grape': [('dish', self.s.dish)],
-                      'stir_spoon': [('pot', self.s.pot)]}.get(self.s.task, [])
+        containers = {'scoop_grape': [('dish', self.s.dish)], 'stir_spoon': [('pot', self.s.pot)],
+                      'pour_cup': [('bowl', self.s.bowl)]}.get(self.s.task, [])
+        pour = self.s.task == 'pour_cup'
+        self.cup = self.s.cup_geometry
         self.xml = mm.build_mjcf(hand.joint_names, hand.lower, hand.upper,
                                  camera_to_base.translation, camera_to_base.rotation, self.fovy,
-                                 (camera.width, camera.height), self.s.hand, self.s.cup,
-                                 home.translation, home.rotation,
-                                 self.s.bowl if self.s.task == 'pour_cup' else None,
-                                 self.s.obj, self.spoon, self.s.drawer, containers,
-                                 self.s.grapes if self.s.task == 'scoop_grape' else None)
+                                 (camera.width, camera.height), self.s.hand, self.cup,
+                                 home.translation, home.rotation, self.s.obj, self.spoon,
+                                 self.s.drawer, containers,
+                                 self.s.grapes if self.s.task == 'scoop_grape' else None,
+                                 self.s.material if pour else None)
         self.model = mujoco.MjModel.from_xml_string(self.xml)
         self.data = mujoco.MjData(self.model)
         m = self.model
@@ -93,11 +114,15 @@ class MujocoWorld(TaskScoring):
         self._obj = m.body(self.s.obj).id
         self._mocap = m.body_mocapid[m.body('wrist_target').id]
         self._weld = m.eq('wrist').id
-        self._bowl = m.body_mocapid[m.body('bowl').id] if self.s.task == 'pour_cup' else None
-        self._container = m.body_mocapid[m.body(containers[0][0]).id] if containers else None
+        self._bowl = m.body_mocapid[m.body('bowl').id] if pour else None
+        self._container = m.body_mocapid[m.body(containers[0][0]).id] \
+            if self.s.task in LADLE_TASKS else None
         self._grape_qadr = np.array([m.jnt_qposadr[m.joint(f'grape_{i}_free').id]
                                      for i in range(self.s.grapes.count)]) \
             if self.s.task == 'scoop_grape' else np.zeros(0, dtype=int)
+        self._material_qadr = np.array([m.jnt_qposadr[m.joint(f'material_{i}_free').id]
+                                        for i in range(self.s.material.count)]) \
+            if pour else np.zeros(0, dtype=int)
         self._obj_geoms = {g for g in range(m.ngeom) if m.geom_bodyid[g] == self._obj
                            and m.geom_contype[g] | m.geom_conaffinity[g]}
         self._fixture = {'spoon': 'spoon_rest', 'drawer': 'cabinet'}.get(self.s.obj)
@@ -120,7 +145,7 @@ class MujocoWorld(TaskScoring):
             group = next((g for g in mm.HAND_GROUPS if name.startswith(g)), None)
             if group is not None:
                 self._group_of_geom[gid] = group
-        self._rest_z = self.s.cup.height / 2.0  # set by reset for every object
+        self._rest_z = self.cup.height / 2.0  # set by reset for every object
         self._target_pos = home.translation.copy()
         self._target_quat = mm.mj_quat(home.rotation)
         self._renderer = None
@@ -137,8 +162,8 @@ class MujocoWorld(TaskScoring):
         if self._bowl is not None:  # a fixed offset from the cup, jitter drawn after the cup
             jitter = rng.uniform(-self.s.bowl_jitter, self.s.bowl_jitter, 2)
             d.mocap_pos[self._bowl] = (x + self.s.bowl_offset[0] + jitter[0],
-                                       y + self.s.bowl_offset[1] + jitter[1],
-                                       self.s.bowl.height / 2.0)
+                                       y + self.s.bowl_offset[1] + jitter[1], 0.0)
+            d.mocap_quat[self._bowl] = (1.0, 0.0, 0.0, 0.0)
         if self.s.obj == 'drawer':
             yaw *= self.s.max_cabinet_yaw / np.pi
         elif self.s.task in LADLE_TASKS:
@@ -151,12 +176,19 @@ class MujocoWorld(TaskScoring):
             d.qpos[self._obj_qadr] = 0.0
             self._rest_z = 0.0
         else:
-            self._rest_z = self.s.cup.height / 2.0 if self.s.obj == 'cup' else \
+            self._rest_z = self.cup.height / 2.0 if self.s.obj == 'cup' else \
                 self.spoon.rest_height + self.spoon.handle_half[2]
             d.qpos[self._obj_qadr:self._obj_qadr + 3] = (x, y, self._rest_z)
             d.qpos[self._obj_qadr + 3:self._obj_qadr + 7] = q_yaw
         if self.s.task in LADLE_TASKS:
             self._place_containers(np.array([x, y, self._rest_z]), yaw, rng)
+        if self._bowl is not None:  # the material on the cup's floor, a seeded +-1 mm jitter
+            slots = material_slots(self.cup.inner_radius, self.s.material.radius,
+                                   self.s.material.count)
+            slots += rng.uniform(-0.001, 0.001, slots.shape)
+            z = self.cup.floor + self.s.material.radius + 0.0005
+            for adr, (u, v) in zip(self._material_qadr, slots):
+                d.qpos[adr:adr + 7] = (x + u, y + v, z, 1.0, 0.0, 0.0, 0.0)
         home = Transform.from_list(self.s.home_pose)
         self._target_pos = home.translation.copy()
         self._target_quat = mm.mj_quat(home.rotation)
@@ -256,6 +288,19 @@ class MujocoWorld(TaskScoring):
         """Return the grapes' centres (N, 3; m, base frame; empty unless scoop_grape)."""
         return np.array([self.data.qpos[a:a + 3] for a in self._grape_qadr]).reshape(-1, 3)
 
+    def material_positions(self) -> np.ndarray:
+        """Return the poured material's centres (N, 3; m, base; empty unless pour_cup)."""
+        return np.array([self.data.qpos[a:a + 3] for a in self._material_qadr]).reshape(-1, 3)
+
+    def material_in_bowl(self) -> np.ndarray:
+        """Return whether each sphere of material lies in the bowl (inside, floor to rim)."""
+        if self._bowl is None:
+            return np.zeros(0, dtype=bool)
+        p, b, r = self.material_positions(), self.bowl_position(), self.s.material.radius
+        inside = np.hypot(*(p[:, :2] - b[:2]).T) <= self.s.bowl.radius
+        bowl = self.s.bowl
+        return inside & (p[:, 2] >= bowl.floor + r - 0.002) & (p[:, 2] <= bowl.height)
+
     def tip_position(self) -> np.ndarray:
         """Return the spoon's tip point (the centre of its bowl's inner floor), base frame."""
         centre, q = self.object_pose()
@@ -274,7 +319,7 @@ class MujocoWorld(TaskScoring):
     def mouth_position(self) -> np.ndarray:
         """Return the centre of the cup's mouth (its top face), base frame."""
         centre, q = self.object_pose()
-        return centre + rotations.rotate(q, [0.0, 0.0, self.s.cup.height / 2.0])
+        return centre + rotations.rotate(q, [0.0, 0.0, self.cup.height / 2.0])
 
     def palm_pose(self) -> Tuple[np.ndarray, np.ndarray]:
         """Return the simulated wrist (palm frame) position and quaternion (x, y, z, w)."""

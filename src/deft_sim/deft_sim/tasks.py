@@ -46,6 +46,9 @@ SPOON_WRIST = tuple(rotations.compose(rotations.from_rotvec((0.0, 0.0, np.pi / 2
                                       rotations.from_rotvec((np.pi, 0.0, 0.0))).tolist())
 # the drawer's wrist: a quarter turn about y, the approach axis (+z) along the object's +x
 SIDE_WRIST = tuple(rotations.from_rotvec((0.0, np.pi / 2, 0.0)).tolist())
+# the pour's side grasp: approach (+z) along base +x, fingers (+x) along base +y, the index
+# finger (+y) up: a third of a turn about (1, 1, 1)
+SIDE_CUP_WRIST = (0.5, 0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -96,9 +99,19 @@ class TaskSpec:
         return rotations.from_rotvec([0.0, 0.0, float(np.arctan2(x_axis[1], x_axis[0]))])
 
     def contact_points(self, object_position, object_orientation) -> np.ndarray:
-        """Return the human contact points (K, 3) in the base frame."""
+        """
+        Return the human contact points (K, 3) in the base frame.
+
+        A symmetric object's yaw is taken out of its orientation first: its contacts are in
+        base axes turned by the object's tilt only (the pour's side contact faces the robot).
+        """
+        q = object_orientation
+        if self.symmetric:
+            x_axis = rotations.rotate(q, [1.0, 0.0, 0.0])
+            yaw = rotations.from_rotvec([0.0, 0.0, float(np.arctan2(x_axis[1], x_axis[0]))])
+            q = rotations.multiply(rotations.conjugate(yaw), q)
         return np.array([np.asarray(object_position, dtype=float)
-                         + rotations.rotate(object_orientation, c) for c in self.contacts])
+                         + rotations.rotate(q, c) for c in self.contacts])
 
     def grasp(self, object_position, object_orientation) -> Tuple[np.ndarray, np.ndarray]:
         """Return the nominal wrist pose (position, quaternion x y z w) for an object pose."""
@@ -124,6 +137,12 @@ STIR_RADIUS = 0.02  # m: radius of the stir circle (its perimeter: MujocoSetting
 CUP_TOP = 0.05  # m: half the height of mujoco_models.CupGeometry
 SPOON_TOP = 0.005  # m: half the thickness of SpoonGeometry's handle
 HANDLE = (-0.035, 0.0, 0.17)  # DrawerGeometry: the bar's centre (standoff, 0, handle_z)
+CUP_RADIUS = 0.035  # m: CupGeometry.radius
+POUR_Z = 0.005  # m: the pour grasp's contact above the cup's centre
+POUR_LIFT = 0.10  # m: the pour's lift
+POUR_CARRY = 0.08  # m: carry towards the bowl (17 cm off) less the tilted mouth's reach and throw
+POUR_LOW = 0.07  # m: the wrist's height over its grasp while it tilts (the mouth clears the rim)
+POUR_TILT = float(np.radians(130.0))  # rad: the pour's tilt about base x (mouth towards -y)
 
 TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec(
@@ -135,14 +154,20 @@ TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
         hand_pose='closed', tau=(0.0, 0.0, 0.15), symmetric=True),
     TaskSpec(
         name='pour_cup', text='pour from the cup into the bowl', obj='cup',
-        success='held, lifted 10 cm, tilted past 100 deg with the mouth over the bowl; reward '
-                '0.3 + 0.7 * lift fraction * (tilt fraction + over-bowl fraction) / 2',
-        contacts=((0.0, 0.0, CUP_TOP),), wrist=PALM_DOWN, palm_offset=(0.0, 0.0, -0.012),
-        # lift 15 cm, carry over the bowl (MujocoSettings.bowl_offset), roll the wrist 120 deg
-        # about the fingers (base x) so the mouth tips towards the bowl's side
-        hand_pose='closed', symmetric=True,
-        tau=_flat((0.0, 0.0, 0.15), (0.0, -0.17, 0.15), (0.0, -0.17, 0.15)),
-        tau_rotations=_flat((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (-np.radians(120.0), 0.0, 0.0))),
+        success='held (two hand parts, not the table) with at least half of the material '
+                '(small spheres in the hollow cup) in the bowl at the end; reward 0.3 + 0.2 * '
+                'peak lift fraction + 0.5 * fraction of the material in the bowl when touched, '
+                'else up to 0.3 by approach',
+        # as people pour: the cup grasped by its side facing the robot, the mouth free (wrist
+        # approach along base +x, fingers wrapping the wall towards +y, thumb on -y); tau: lift
+        # POUR_LIFT, carry the cup so its mouth comes over the bowl (MujocoSettings.bowl_offset,
+        # less the mouth's reach when tilted), tilt it POUR_TILT about base x (the forearm's
+        # roll) while lowering it to POUR_LOW so the mouth turns towards the bowl, hold
+        contacts=((-CUP_RADIUS, 0.0, POUR_Z),), wrist=SIDE_CUP_WRIST,
+        palm_offset=(0.0, 0.0, -0.005), hand_pose='closed', symmetric=True,
+        tau=_flat((0.0, 0.0, POUR_LIFT), (0.0, -POUR_CARRY, POUR_LIFT),
+                  (0.0, -POUR_CARRY, POUR_LOW)),
+        tau_rotations=_flat((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (POUR_TILT, 0.0, 0.0))),
     TaskSpec(
         name='pick_spoon', text='pick up the spoon', obj='spoon',
         success='lifted 10 cm off its rest, held by two hand parts, touching neither rest nor '

@@ -20,6 +20,7 @@ from deft_sim.mujoco_world import (  # noqa: E402
     MujocoWorld,
     camera_from_fovy,
     fovy_of,
+    material_slots,
 )
 
 HAND_YAML = Path(__file__).resolve().parents[2] / 'deft_hand_driver' / 'config' / 'leap_16dof.yaml'
@@ -281,7 +282,7 @@ POUR_ANGLE = np.radians(115.0)
 
 
 def pour(w, angle=POUR_ANGLE, over_bowl=True):
-    """Pick the cup, carry it over the bowl (or not), tip it towards the bowl's side."""
+    """Pick the cup palm down, carry it over the bowl (or not), tip it towards the bowl."""
     pick(w)
     held_at = w.palm_pose()[0]
     bowl = w.bowl_position()
@@ -312,7 +313,12 @@ def test_the_bowl_is_placed_by_the_seed_beside_the_cup(pour_world):
             again = (w.reset(seed, split), w.bowl_position())[1]
             np.testing.assert_array_equal(bowl, again)
             offsets.append(bowl[:2] - cup[:2] - w.s.bowl_offset)
-            assert bowl[2] == pytest.approx(w.s.bowl.height / 2)
+            assert bowl[2] == 0.0  # the bowl's footprint on the table
+            # the material lies on the cup's floor, none of it in the bowl
+            rel = w.material_positions() - cup
+            assert np.all(np.hypot(*rel[:, :2].T) <= w.cup.inner_radius - w.s.material.radius)
+            assert np.allclose(rel[:, 2], w.cup.floor + w.s.material.radius + 0.0005 - 0.05)
+            assert not w.material_in_bowl().any()
     assert np.all(np.abs(offsets) <= w.s.bowl_jitter) and np.std(offsets) > 0.002
     with pytest.raises(ValueError, match='bowl_offset'):
         MujocoSettings(bowl_offset=(0.0, 0.05))  # the bowl would overlap the cup
@@ -324,11 +330,14 @@ def test_the_bowl_is_placed_by_the_seed_beside_the_cup(pour_world):
 
 
 @PLACEMENTS
-def test_a_scripted_pour_over_the_bowl_succeeds(pour_world, seed, split):
+def test_a_palm_down_pour_over_the_bowl_covers_the_mouth_and_fails(pour_world, seed, split):
+    # the hand lifts and tips the cup over the bowl, but its palm on the mouth keeps the
+    # material in the cup
     pour_world.reset(seed, split)
     reward, success = pour(pour_world)
-    assert success and reward > 0.95
-    assert pour_world.tilt >= pour_world.s.pour_tilt and pour_world.held
+    assert not success and reward < 0.6
+    assert pour_world.tilt >= np.radians(100.0) and pour_world.held
+    assert not pour_world.material_in_bowl().any()
 
 
 @pytest.mark.parametrize('kwargs', [dict(angle=0.0), dict(over_bowl=False)],
@@ -337,3 +346,24 @@ def test_a_pour_without_tilt_or_beside_the_bowl_fails(pour_world, kwargs):
     pour_world.reset(3)
     reward, success = pour(pour_world, **kwargs)
     assert not success and reward < 0.8
+
+
+def test_the_pour_counts_the_material_inside_the_bowl_below_its_rim(pour_world):
+    w = pour_world
+    w.reset(2, 'test')
+    bowl, r = w.bowl_position(), w.s.material.radius
+    assert not w.task_reward()[1]  # (nothing holds the cup)
+    inside = [0.0, 0.0, w.s.bowl.floor + r]
+    cases = {'on_its_floor': (inside, True), 'above_its_rim': ([0.0, 0.0, 0.05], False),
+             'beside_it': ([w.s.bowl.radius + 0.01, 0.0, r], False),
+             'under_it': ([0.0, 0.0, -0.01], False)}
+    adr = w._material_qadr[0]
+    for name, (offset, expected) in cases.items():
+        w.data.qpos[adr:adr + 3] = bowl + offset
+        assert w.material_in_bowl()[0] == expected, name
+        assert w.material_in_bowl()[1:].sum() == 0
+    with pytest.raises(ValueError, match='floor holds'):
+        material_slots(0.02, 0.005, 12)
+    slots = material_slots(0.03, 0.005, 10)
+    gaps = np.linalg.norm(slots[:, None] - slots[None], axis=2) + np.eye(10)
+    assert gaps.min() >= 0.01 and np.all(np.hypot(*slots.T) <= 0.03 - 0.005)

@@ -99,7 +99,7 @@ def test_tau_rotations_need_one_finite_rotation_vector_per_waypoint(worlds):
 # --- scenes and placements -----------------------------------------------------------------
 def scene(w):
     """Return everything reset places: object pose, bowl, container, grapes (flat array)."""
-    parts = list(w.object_pose()) + [w.grape_positions().ravel()]
+    parts = list(w.object_pose()) + [w.grape_positions().ravel(), w.material_positions().ravel()]
     parts += [p for p in (w.bowl_position(), w.container_position()) if p is not None]
     return np.concatenate(parts)
 
@@ -181,8 +181,10 @@ WRONG = {  # (task, id): turn of the wrist (rotvec, wrist frame) or offset of th
     ('open_drawer', 'contact_11cm_low'): dict(offset=('object', 0.0, 0.0, -0.11)),
     ('open_drawer', 'hand_half_closed'): dict(closure=0.5),
     ('pour_cup', 'palm_up'): dict(turn=(np.pi, 0.0, 0.0)),
-    ('pour_cup', 'contact_6cm_off_across_the_fingers'): dict(offset=('base', 0.0, 0.06, 0.0)),
-    ('pour_cup', 'no_wrist_turn_in_tau'): dict(tau_rotations=False),
+    # pour: the palm 6 cm towards the fingertips (only they reach the cup) fails on all 12
+    # measured placements; 6 cm the other way (the cup deep in the fingers), fingers pointing
+    # down, or 6 cm higher succeed on 12, 9 and 2 of them: grasps that still hold and pour
+    ('pour_cup', 'contact_6cm_towards_the_fingertips'): dict(offset=('base', 0.0, 0.06, 0.0)),
     # scoop and stir: the ladle's loose curled-finger grip tolerates some wrong grasps (turned
     # fingers-up, or 7 cm towards the neck, succeed on some placements): these fail on all 6
     # measured placements (3 train, 3 test)
@@ -206,7 +208,7 @@ def test_a_wrong_rotation_contact_or_hand_fails(worlds, task, case, seed, split)
         kwargs['offset'] = rotations.rotate(w.object_pose()[1], offset) \
             if frame == 'object' else np.asarray(offset)
     reward, success = episode(w, TASK_SPECS[task], seed, split, **kwargs)
-    assert not success and reward < (0.95 if task == 'pour_cup' else 0.6)
+    assert not success and reward < 0.6
 
 
 @pytest.mark.parametrize('turn', [(np.pi, 0.0, 0.0), (0.0, np.pi / 2, 0.0)],
@@ -241,6 +243,37 @@ def test_an_unknown_object_model_is_rejected(hand):
 
 
 # --- pour, scoop and stir: what their criteria count ---------------------------------------
+POUR_CHEATS = ['tilt_in_place', 'palm_down_over_the_mouth', 'lift_only', 'open_hand']
+
+
+@pytest.mark.parametrize('cheat', POUR_CHEATS)
+def test_a_pour_cheat_fails_on_most_placements(worlds, cheat):
+    # measured: each fails on all 16 placements of seeds 0-7 of both splits (the demo: 16/16)
+    w, spec = worlds('pour_cup'), TASK_SPECS['pour_cup']
+    placements = [(0, 'train'), (1, 'train'), (2, 'train'), (0, 'test'), (1, 'test'),
+                  (2, 'test')]
+    wins = 0
+    for seed, split in placements:
+        w.reset(seed, split)
+        position, q = spec.grasp(*w.object_pose())
+        tau, turns, closure = spec.waypoints.copy(), spec.rotations, 1.0
+        if cheat == 'tilt_in_place':  # the demonstration without its carry
+            tau[:, :2] = 0.0
+        elif cheat == 'palm_down_over_the_mouth':  # pick_cup's top grasp, the pour's tau
+            pick = TASK_SPECS['pick_cup']
+            position, q = pick.grasp(*w.object_pose())
+        elif cheat == 'lift_only':
+            tau, turns = [[0.0, 0.0, 0.15]], None
+        else:
+            closure = 0.0
+        reward, success = run_scripted(w, position, q, closure, tau, tau_rotations=turns)
+        wins += success
+        assert reward < 0.6
+        if cheat != 'open_hand':
+            assert not w.material_in_bowl().any()
+    assert wins <= 1
+
+
 def test_a_scoop_lifted_tip_down_spills_the_grapes(worlds):
     w, spec = worlds('scoop_grape'), TASK_SPECS['scoop_grape']
     for seed, split in PLACEMENTS:
@@ -294,9 +327,10 @@ def test_the_camera_sees_the_scene(hand, task):
         for seed, split in PLACEMENTS:
             w.reset(seed, split)
             rgb, depth = w.render()
-            if task == 'pour_cup':
-                targets = [(w.object_pose()[0] + [0, 0, 0.05], w.s.cup.rgba),
-                           (w.bowl_position() + [0, 0, 0.015], w.s.bowl.rgba)]
+            if task == 'pour_cup':  # the material in the cup, the bowl's floor
+                top = w.material_positions()[0] + [0, 0, w.s.material.radius]
+                targets = [(top, w.s.material.rgba),
+                           (w.bowl_position() + [0, 0, w.s.bowl.floor], w.s.bowl.inside_rgba)]
             elif task == 'scoop_grape':
                 in_dish = w.grape_positions()[~w.grapes_in_spoon()]  # (the neck hides some)
                 targets = [(g + [0, 0, w.s.grapes.radius], w.s.grapes.rgba) for g in in_dish]
