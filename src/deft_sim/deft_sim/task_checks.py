@@ -15,7 +15,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from deft_common import rotations
-from deft_sim.tasks import TaskSpec, run_scripted
+from deft_sim.tasks import TASK_SPECS, TaskSpec, run_scripted
 
 Tau = Tuple[np.ndarray, np.ndarray]  # waypoints (N, 3) and their rotation vectors (N, 3)
 
@@ -30,13 +30,15 @@ class Cheat:
     turn: Optional[Tuple[float, float, float]] = None  # rotation vector, wrist axes (rad)
     closure: Optional[float] = None  # hand closure 0 (open) .. 1 instead of the demo's
     tau: Optional[Callable[[TaskSpec], Tau]] = None  # another post-grasp trajectory
+    grasp_of: Optional[str] = None  # another task's nominal grasp (its TASK_SPECS name)
 
 
 def run_check(world, spec: TaskSpec, seed: int, split: str,
               cheat: Optional[Cheat] = None, closure: float = 1.0) -> Tuple[float, bool]:
     """Reset to a placement and run the demonstration (cheat None) or a cheat; (reward, ok)."""
     world.reset(seed, split)
-    position, q = spec.grasp(*world.object_pose())
+    grasp = TASK_SPECS[cheat.grasp_of] if cheat is not None and cheat.grasp_of else spec
+    position, q = grasp.grasp(*world.object_pose())
     waypoints, turns = spec.waypoints, spec.rotations
     if cheat is not None:
         if cheat.offset is not None:
@@ -60,6 +62,13 @@ def _straight_up(height: float) -> Callable[[TaskSpec], Tau]:
 def _without_turns(spec: TaskSpec) -> Tau:
     """Return the demonstrated waypoints with the wrist kept at its grasp orientation."""
     return spec.waypoints, np.zeros_like(spec.waypoints)
+
+
+def _in_place(spec: TaskSpec) -> Tau:
+    """Return the demonstrated tau without its horizontal moves (lift and turns only)."""
+    waypoints = spec.waypoints.copy()
+    waypoints[:, :2] = 0.0
+    return waypoints, spec.rotations
 
 
 def _stir_rows(change: Callable[[np.ndarray], None]) -> Callable[[TaskSpec], Tau]:
@@ -89,9 +98,14 @@ CHEATS: Dict[str, Tuple[Cheat, ...]] = {
     ),
     'pour_cup': (
         Cheat('palm_up', 'the wrist turned palm up', turn=(np.pi, 0.0, 0.0)),
-        Cheat('contact_6cm_across', 'the grasp 6 cm off across the fingers',
+        Cheat('contact_6cm_towards_the_fingertips', 'only the fingertips reach the cup',
               offset=('base', 0.0, 0.06, 0.0)),
+        Cheat('tilt_in_place', 'lift and tilt without carrying over the bowl', tau=_in_place),
+        Cheat('palm_down_over_the_mouth', "pick_cup's top grasp (it covers the mouth), the "
+              "pour's tau", grasp_of='pick_cup'),
+        Cheat('lift_only', 'lift the cup 15 cm', tau=_straight_up(0.15)),
         Cheat('no_tilt', 'lift and carry over the bowl without tilting', tau=_without_turns),
+        Cheat('open_hand', 'reach the cup and move with the hand open', closure=0.0),
     ),
     'pick_spoon': (
         Cheat('fingers_along_the_handle', 'the wrist turned a quarter about its axis',
