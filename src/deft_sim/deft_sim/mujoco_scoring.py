@@ -147,21 +147,22 @@ class TaskScoring:
         Follow the hold of a picked object after each update.
 
         Lift-off: the first update with the object held (two hand parts, no support) and
-        lift >= lift_off; its horizontal position then is where `carried` is measured from.
-        After lift-off, any update with the object not held or below lift_off again sets
-        `dropped`; until then `carried` is the largest horizontal distance (m) from the lift-off
-        point and `held_tilt` the largest tilt (rad). `held_for` is how long (simulated s,
-        data.time) the object has been held at lift >= lift_target without a break (0 when it
-        is not).
+        lift >= lift_off (or lift_target, if lower); its horizontal position then is where
+        `carried` is measured from. After lift-off, any update with the object not held or
+        below that height again sets `dropped`; until then `carried` is the largest horizontal
+        distance (m) from the lift-off point and `held_tilt` the largest tilt (rad). `held_for`
+        is how long (simulated s, data.time) the object has been held at lift >= lift_target
+        without a break (0 when it is not).
         """
         parts, support = self.object_contacts()
         held = len(parts) >= 2 and not support
         lift, now = self.lift, float(self.data.time)
+        lift_off = min(self.s.lift_off, self.s.lift_target)
         where = self.object_pose()[0][:2]
-        if self._lift_off is None and held and lift >= self.s.lift_off:
+        if self._lift_off is None and held and lift >= lift_off:
             self._lift_off = where.copy()
         if self._lift_off is not None:
-            if not held or lift < self.s.lift_off:
+            if not held or lift < lift_off:
                 self.dropped = True
             elif not self.dropped:
                 self.carried = max(self.carried, float(np.linalg.norm(where - self._lift_off)))
