@@ -1,12 +1,28 @@
 """
 The tasks' success and reward in the MuJoCo world (the TaskScoring part of MujocoWorld).
 
-Task "pick up the cup": success = the cup lifted by lift_target above its resting height,
-upright within max_tilt, touched by at least two parts of the hand (palm, index, middle, ring,
-thumb) and not by the table. Reward in [0, 1]: touched by the hand: 0.3 + 0.7 * lift fraction
-(lift / lift_target, capped) * uprightness (1 up to max_tilt, falling linearly to 0 at twice
-that: a cup knocked over and dragged up on its side earns little); not touched: up to 0.3 as the
-palm came closer to the cup's grasp region (its axis from centre to top) during the episode.
+Tasks "pick up the cup" and "pick up the spoon" (task='pick_spoon'; a thin spoon, flat handle +
+shallow bowl, lies on a knife rest: two posts SpoonGeometry.rest_height above the table, at the
+seeded placement and yaw): picking means holding the object off its support through the whole
+post-grasp motion of the human demonstration (TaskSpec tau: lift 15 cm, carry 15 cm sideways,
+hold 1 s), not just raising it. Held: touched by at least two parts of the hand (palm, index,
+middle, ring, thumb) and by no support (table, floor, the spoon's rest). After every update
+(_track_pick) the world follows: lift-off, the first update held with lift >= lift_off (2 cm);
+`dropped`, set by any later update not held or below lift_off; `carried`, the largest
+horizontal distance (m) of the object from its lift-off point while held; `held_for`, how long
+(simulated s) it has been held at lift >= lift_target without a break; for the cup `held_tilt`,
+its largest tilt while held. Success = held at the end, lift >= lift_target (10 cm), never
+dropped, carried >= carry_distance (10 cm of the demo's 15: the hand lags and the object may
+slip a little in the fingers), held_for >= hold_time (1 s); for the cup also upright within
+max_tilt (15 deg: a full cup spills past ~16 deg) now and throughout the carry. Carrying is part
+of the task because a grip only has to hold while the arm moves with it: a lift alone is passed
+by grips (moved off the contact, turned) that lose the object, or let it swing, once it is
+carried, and a person picking up a cup or spoon lifts it to take it somewhere. Reward when
+touched: 0.3 + 0.7 * lift fraction (lift / lift_target, capped) * uprightness (cup: 1 up to
+max_tilt, falling linearly to 0 at twice that, of the worst tilt while carried; the spoon: 1) *
+(0.5 once dropped, else 1) * (0.6 + 0.25 * carried fraction + 0.15 * held_for fraction); not
+touched: up to 0.3 as the palm came closer to the grasp region (the cup's axis from centre to
+top, the spoon's handle) during the episode.
 
 Task "pour from the cup" (task='pour_cup'): the cup is hollow (settings.pour_cup: a floor and a
 ring of wall boxes) and holds loose material, material.count small free spheres laid on its
@@ -22,12 +38,6 @@ capped: the pour ends lower, over the bowl) + 0.5 * the fraction of the material
 not touched: the approach shaping of the pick task.
 Tilting in place spills the material on the table, lifting without a tilt keeps it in the cup,
 and a palm laid over the mouth (the pick task's top grasp) keeps it in the cup too.
-
-Task "pick up the spoon" (task='pick_spoon'): a thin spoon (flat handle + shallow bowl) lies on
-a knife rest (two posts, SpoonGeometry.rest_height above the table) at the seeded placement and
-yaw. Success = the spoon lifted by lift_target above its rest, touched by at least two hand parts
-and by neither the rest nor the table. Reward: touched: 0.3 + 0.7 * lift fraction; not touched:
-up to 0.3 as the palm came closer to the handle.
 
 Task "open the drawer" (task='open_drawer'): a cabinet whose drawer runs on a damped slide joint
 with dry friction; a bar handle stands off its front. The drawer front's centre is at the seeded
@@ -60,7 +70,7 @@ Success = stirred >= stir_success * stir_length. Reward: 0.3 once the spoon has 
 (else up to 0.3 by approach) + 0.7 * stirred / stir_length (capped).
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import mujoco
 import numpy as np
@@ -105,8 +115,9 @@ class TaskScoring:
     found in its model (`_obj_geoms`, `_supports`, `_group_of_geom`, `_obj_qadr`, `_rest_z`),
     and its pose queries (object_pose, tip_position, container_position, bowl_position,
     material_in_bowl, grape_positions, grapes_in_spoon). `track` calls the task's
-    `_track_<task>` after each update (stir_spoon: `stirred`), `reset_tracking` clears what they
-    follow, and `task_reward` is the task's `_score_<task>`.
+    `_track_<task>` after each update (stir_spoon: `stirred`; pour_cup: `peak_lift`;
+    pick_cup, pick_spoon: `dropped`, `carried`, `held_for`, `held_tilt`), `reset_tracking`
+    clears what they follow, and `task_reward` is the task's `_score_<task>`.
     """
 
     s: MujocoSettings
@@ -116,6 +127,10 @@ class TaskScoring:
     closest: float
     stirred: float
     peak_lift: float
+    dropped: bool
+    carried: float
+    held_for: float
+    held_tilt: float
 
     def _track_stir_spoon(self) -> None:
         """Extend the region the tip swept inside the pot while held (stirred: its perimeter)."""
@@ -132,6 +147,46 @@ class TaskScoring:
         """Follow the cup's highest lift while held (the pour ends lower, over the bowl)."""
         if self.held:
             self.peak_lift = max(self.peak_lift, self.lift)
+
+    def _track_pick_cup(self) -> None:
+        """Follow the hold of the cup (see _track_pick)."""
+        self._track_pick()
+
+    def _track_pick_spoon(self) -> None:
+        """Follow the hold of the spoon (see _track_pick)."""
+        self._track_pick()
+
+    def _track_pick(self) -> None:
+        """
+        Follow the hold of a picked object after each update.
+
+        Lift-off: the first update with the object held (two hand parts, no support) and
+        lift >= lift_off (or lift_target, if lower); its horizontal position then is where
+        `carried` is measured from. After lift-off, any update with the object not held or
+        below that height again sets `dropped`; until then `carried` is the largest horizontal
+        distance (m) from the lift-off point and `held_tilt` the largest tilt (rad). `held_for`
+        is how long (simulated s, data.time) the object has been held at lift >= lift_target
+        without a break (0 when it is not).
+        """
+        parts, support = self.object_contacts()
+        held = len(parts) >= 2 and not support
+        lift, now = self.lift, float(self.data.time)
+        lift_off = min(self.s.lift_off, self.s.lift_target)
+        where = self.object_pose()[0][:2]
+        if self._lift_off is None and held and lift >= lift_off:
+            self._lift_off = where.copy()
+        if self._lift_off is not None:
+            if not held or lift < lift_off:
+                self.dropped = True
+            elif not self.dropped:
+                self.carried = max(self.carried, float(np.linalg.norm(where - self._lift_off)))
+                self.held_tilt = max(self.held_tilt, self.tilt)
+        if held and lift >= self.s.lift_target - 1e-6:
+            if self._held_since is None:
+                self._held_since = now
+            self.held_for = now - self._held_since
+        else:
+            self._held_since, self.held_for = None, 0.0
 
     def grasp_region(self) -> Tuple[np.ndarray, np.ndarray]:
         """
@@ -196,9 +251,10 @@ class TaskScoring:
         axis = rotations.rotate(self.object_pose()[1], [0.0, 0.0, 1.0])
         return float(np.arccos(np.clip(axis[2], -1.0, 1.0)))
 
-    def uprightness(self) -> float:
+    def uprightness(self, tilt: Optional[float] = None) -> float:
         """Return 1 within max_tilt of upright, falling linearly to 0 at twice max_tilt."""
-        excess = (self.tilt - self.s.max_tilt) / self.s.max_tilt
+        tilt = self.tilt if tilt is None else tilt
+        excess = (tilt - self.s.max_tilt) / self.s.max_tilt
         return float(np.clip(1.0 - excess, 0.0, 1.0))
 
     @property
@@ -218,6 +274,9 @@ class TaskScoring:
         self.stirred = 0.0  # stir_spoon: perimeter (m) of the region the tip swept
         self._swept, self._was_held = np.zeros((0, 2)), False
         self.peak_lift = 0.0  # pour_cup: the cup's highest lift while held (m)
+        # pick_cup, pick_spoon (_track_pick): the hold after lift-off
+        self._lift_off, self._held_since = None, None
+        self.dropped, self.carried, self.held_for, self.held_tilt = False, 0.0, 0.0, 0.0
 
     def task_reward(self) -> Tuple[float, bool]:
         """Return (reward in [0, 1], success) of the task (see the module docstring)."""
@@ -239,12 +298,29 @@ class TaskScoring:
         return grasp + 0.7 * frac, frac >= self.s.stir_success - 1e-9
 
     def _score_pick_spoon(self) -> Tuple[float, bool]:
+        return self._score_pick(1.0)
+
+    def _score_pick(self, upright: float) -> Tuple[float, bool]:
+        """
+        Score a pick (see the module docstring); `upright` scales the lift's shaping (cup).
+
+        The cup's success also needs it upright while carried: _score_pick_cup checks that.
+        """
         parts, table = self.object_contacts()
         if not parts:
             return self._approach_shaping(), False
-        frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
-        held = len(parts) >= 2 and not table
-        return 0.3 + 0.7 * frac, held and self.lift >= self.s.lift_target - 1e-6
+        s = self.s
+        lifted = float(np.clip(self.lift / s.lift_target, 0.0, 1.0)) * upright
+        carried = float(np.clip(self.carried / s.carry_distance, 0.0, 1.0)) \
+            if s.carry_distance > 0 else 1.0
+        hold = float(np.clip(self.held_for / s.hold_time, 0.0, 1.0)) if s.hold_time > 0 else 1.0
+        kept = 0.5 if self.dropped else 1.0
+        reward = 0.3 + 0.7 * lifted * kept * (0.6 + 0.25 * carried + 0.15 * hold)
+        success = (len(parts) >= 2 and not table and not self.dropped
+                   and self.lift >= s.lift_target - 1e-6
+                   and self.carried >= s.carry_distance - 1e-9
+                   and self.held_for >= s.hold_time - 1e-9)
+        return reward, success
 
     def _score_scoop_grape(self) -> Tuple[float, bool]:
         parts, table = self.object_contacts()
@@ -259,13 +335,9 @@ class TaskScoring:
         return 0.3 + 0.1 * frac + 0.6 * scooped, held and scooped >= 1.0 - 1e-9
 
     def _score_pick_cup(self) -> Tuple[float, bool]:
-        parts, table = self.object_contacts()
-        if not parts:
-            return self._approach_shaping(), False
-        frac = float(np.clip(self.lift / self.s.lift_target, 0.0, 1.0))
-        held = len(parts) >= 2 and not table and self.lift >= self.s.lift_target - 1e-6
-        success = held and self.tilt <= self.s.max_tilt
-        return 0.3 + 0.7 * frac * self.uprightness(), success
+        tilt = max(self.tilt, self.held_tilt)  # the worst while carried, or now
+        reward, success = self._score_pick(self.uprightness(tilt))
+        return reward, success and tilt <= self.s.max_tilt
 
     def _score_pour_cup(self) -> Tuple[float, bool]:
         parts, table = self.object_contacts()

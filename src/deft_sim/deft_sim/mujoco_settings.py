@@ -26,7 +26,13 @@ class MujocoSettings:
     """Task, placement and robot-model settings of the MuJoCo world."""
 
     lift_target: float = 0.10
-    max_tilt: float = np.radians(30.0)  # rad: a lifted cup tilted further is not a success
+    # m: pick tasks: a held object this high (or lift_target, if lower) has left its support
+    lift_off: float = 0.02
+    carry_distance: float = 0.10  # m: pick tasks: horizontal travel while held (demo: 15 cm)
+    hold_time: float = 1.0  # s: pick tasks: held at lift_target continuously at the end
+    # rad: pick_cup: the cup's tilt while held after lift-off; a full cup (1 cm below the rim,
+    # 3.5 cm radius) spills past atan(1 / 3.5) = 16 deg
+    max_tilt: float = np.radians(15.0)
     shaping_distance: float = 0.15
     task: str = 'pick_cup'  # one of TASKS
     bowl_offset: Tuple[float, float] = (0.0, -0.17)  # m: bowl centre minus cup centre (x, y)
@@ -100,6 +106,8 @@ class MujocoSettings:
             raise ValueError('ladle needs neck_drop > 0, max_spoon_yaw in [0, pi/4)')
         if not 0 < self.max_tilt < np.pi / 2:
             raise ValueError('max_tilt must be in (0, pi/2) rad')
+        if not self.lift_off > 0 or self.carry_distance < 0 or self.hold_time < 0:
+            raise ValueError('lift_off must be > 0, carry_distance and hold_time >= 0')
         if self.lift_target <= 0 or self.shaping_distance <= 0 or self.max_wrist_lead <= 0:
             raise ValueError('lift_target, shaping_distance and max_wrist_lead must be > 0')
         if not 0 < self.drawer_success <= 1 or not 0 <= self.max_cabinet_yaw < np.pi / 4:

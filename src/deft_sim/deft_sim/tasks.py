@@ -136,6 +136,9 @@ STIR_Z = 0.015  # m: the stir's wrist height above the grasp (the bowl ~1.5 cm o
 STIR_RADIUS = 0.02  # m: radius of the stir circle (its perimeter: MujocoSettings.stir_length)
 CUP_TOP = 0.05  # m: half the height of mujoco_models.CupGeometry
 SPOON_TOP = 0.005  # m: half the thickness of SpoonGeometry's handle
+# pick_cup, pick_spoon: lift 15 cm, carry 15 cm to the robot's right (-y), hold: the repeated
+# waypoint pauses 2 x 0.3 s, run_scripted's final hold adds 0.5 s (1.1 s in all)
+PICK_TAU = _flat((0.0, 0.0, 0.15), (0.0, -0.15, 0.15), (0.0, -0.15, 0.15), (0.0, -0.15, 0.15))
 HANDLE = (-0.035, 0.0, 0.17)  # DrawerGeometry: the bar's centre (standoff, 0, handle_z)
 CUP_RADIUS = 0.035  # m: CupGeometry.radius
 POUR_Z = 0.005  # m: the pour grasp's contact above the cup's centre
@@ -147,11 +150,13 @@ POUR_TILT = float(np.radians(130.0))  # rad: the pour's tilt about base x (mouth
 TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec(
         name='pick_cup', text='pick up the cup', obj='cup',
-        success='lifted 10 cm, upright within 30 deg, held by two hand parts, off the table; '
-                'reward 0.3 + 0.7 * lift fraction * uprightness when touched, else up to 0.3 '
-                'by approach',
+        success='held by two hand parts off the table from lift-off (2 cm) to the end, never '
+                'dropped: lifted 10 cm, carried 10 cm sideways, held 1 s at 10 cm, upright '
+                'within 15 deg throughout; reward 0.3 + 0.7 * lift fraction * uprightness * '
+                '(0.5 if dropped) * (0.6 + 0.25 * carried + 0.15 * held fraction) when '
+                'touched, else up to 0.3 by approach',
         contacts=((0.0, 0.0, CUP_TOP),), wrist=PALM_DOWN, palm_offset=(0.0, 0.0, -0.012),
-        hand_pose='closed', tau=(0.0, 0.0, 0.15), symmetric=True),
+        hand_pose='closed', tau=PICK_TAU, symmetric=True),
     TaskSpec(
         name='pour_cup', text='pour from the cup into the bowl', obj='cup',
         success='held (two hand parts, not the table) with at least half of the material '
@@ -170,11 +175,12 @@ TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
         tau_rotations=_flat((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (POUR_TILT, 0.0, 0.0))),
     TaskSpec(
         name='pick_spoon', text='pick up the spoon', obj='spoon',
-        success='lifted 10 cm off its rest, held by two hand parts, touching neither rest nor '
-                'table; reward 0.3 + 0.7 * lift fraction when touched, else up to 0.3 by '
-                'approach',
+        success='held by two hand parts off rest and table from lift-off (2 cm) to the end, '
+                'never dropped: lifted 10 cm, carried 10 cm sideways, held 1 s at 10 cm; '
+                'reward 0.3 + 0.7 * lift fraction * (0.5 if dropped) * (0.6 + 0.25 * carried '
+                '+ 0.15 * held fraction) when touched, else up to 0.3 by approach',
         contacts=((0.02, 0.0, SPOON_TOP),), wrist=SPOON_WRIST,
-        palm_offset=(0.0, 0.0, -0.01), hand_pose='closed', tau=(0.0, 0.0, 0.15)),
+        palm_offset=(0.0, 0.0, -0.01), hand_pose='closed', tau=PICK_TAU),
     TaskSpec(
         name='open_drawer', text='open the drawer', obj='drawer',
         success='drawer pulled out >= 60 % of its travel; reward = opened fraction',
@@ -209,13 +215,15 @@ TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
 
 
 def run_scripted(world, position, orientation, hand, tau, dt: float = 0.02,
-                 approach: float = 0.10, tau_rotations=None) -> Tuple[float, bool]:
+                 approach: float = 0.10, tau_rotations=None,
+                 settle: float = 0.3) -> Tuple[float, bool]:
     """
     Run one grasp episode open-loop in a MujocoWorld, as the arm would, and return its reward.
 
-    The wrist goes to the pre-grasp pose (`approach` m back along its +z axis), approaches the
-    grasp pose (position, orientation) with the hand open, closes the hand to `hand` (a closure
-    0..1 or 16 joint angles) over 0.4 s, follows the wrist offsets `tau` ((N, 3), base axes)
+    The wrist goes to the pre-grasp pose (`approach` m back along its +z axis), settles there
+    `settle` s (the weld lags a long move from home), approaches the grasp pose (position,
+    orientation) with the hand open, closes the hand to `hand` (a closure 0..1 or 16 joint
+    angles) over 0.4 s, follows the wrist offsets `tau` ((N, 3), base axes)
     and holds 0.5 s. `tau_rotations` ((N, 3) rotation vectors, base axes; None = no turns)
     turns the wrist at each waypoint to from_rotvec(r) * orientation, slerped along each
     segment (segments take 1 s per 0.15 m or per 1.5 rad, at least 0.3 s). A side approach
@@ -246,6 +254,7 @@ def run_scripted(world, position, orientation, hand, tau, dt: float = 0.02,
             world.update(back, rotations.slerp(q0, q, k / 15), 0.0, dt=dt)
         start = back
     move(start, pre, q, 0.0, 0.6)
+    move(pre, pre, q, 0.0, settle)  # the arm settles at the pre-grasp pose before it approaches
     move(pre, position, q, 0.0, 0.6)
     opened, closed = world.hand_targets(0.0), world.hand_targets(hand)
     for k in range(1, 21):

@@ -51,8 +51,8 @@ def move(w, start, goal, q, hand, duration):
         w.update(start + (goal - start) * k / n, q, hand, dt=DT)
 
 
-def pick(w, offset=(0.0, 0.0, 0.0), q=PALM_DOWN, closure=1.0, clearance=0.012):
-    """Approach from above the cup (+ offset), close, lift 15 cm, hold: the scripted grasp."""
+def pick(w, offset=(0.0, 0.0, 0.0), q=PALM_DOWN, closure=1.0, clearance=0.012, carry=0.15):
+    """Approach from above the cup (+ offset), close, lift 15 cm, carry to -y, hold 1.1 s."""
     centre, _ = w.object_pose()
     grasp = centre + [0.0, 0.0, w.s.cup.height / 2 + clearance] + np.asarray(offset)
     above = grasp + [0.0, 0.0, 0.10]
@@ -61,8 +61,10 @@ def pick(w, offset=(0.0, 0.0, 0.0), q=PALM_DOWN, closure=1.0, clearance=0.012):
     for k in range(1, 21):  # close over 0.4 s
         w.update(grasp, q, closure * k / 20, dt=DT)
     move(w, grasp, grasp, q, closure, 0.3)
-    move(w, grasp, grasp + [0.0, 0.0, 0.15], q, closure, 1.0)
-    move(w, grasp + [0.0, 0.0, 0.15], grasp + [0.0, 0.0, 0.15], q, closure, 0.5)
+    lifted, carried = grasp + [0.0, 0.0, 0.15], grasp + [0.0, -carry, 0.15]
+    move(w, grasp, lifted, q, closure, 1.0)
+    move(w, lifted, carried, q, closure, 1.0)
+    move(w, carried, carried, q, closure, 1.1)
     return w.task_reward()
 
 
@@ -283,7 +285,7 @@ POUR_ANGLE = np.radians(115.0)
 
 def pour(w, angle=POUR_ANGLE, over_bowl=True):
     """Pick the cup palm down, carry it over the bowl (or not), tip it towards the bowl."""
-    pick(w)
+    pick(w, carry=0.0)
     held_at = w.palm_pose()[0]
     bowl = w.bowl_position()
     goal = np.array([bowl[0], bowl[1], held_at[2]]) if over_bowl else held_at

@@ -163,11 +163,14 @@ def test_the_nominal_grasp_and_tau_succeed(worlds, task, seed, split):
     assert len(parts) >= 2 and not support
     if spec.tau_rotations:  # the wrist ends turned as tau_rotations says (within the weld's give)
         assert rotations.angle_between(w.palm_pose()[1], goal) < np.radians(10.0)
-    if task in ('pick_spoon', 'scoop_grape'):  # nothing attaches it: opened, the hand drops it
-        p, q = w.palm_pose()
+    if task in ('pick_cup', 'pick_spoon'):  # held from lift-off to the end, carried, held 1 s
+        assert not w.dropped and w.carried >= 0.1 and w.held_for >= 1.0
+    if task in ('pick_cup', 'pick_spoon', 'scoop_grape'):  # nothing attaches it: opened, the
+        p, q = w.palm_pose()  # hand drops it
         for _ in range(50):
             w.update(p, q, 0.0, dt=0.02)
         assert w.lift < 0.05 and not w.task_reward()[1]
+        assert task == 'scoop_grape' or (w.dropped and w.held_for == 0.0)
 
 
 WRONG = {  # (task, id): turn of the wrist (rotvec, wrist frame) or offset of the grasp (m)
@@ -209,6 +212,88 @@ def test_a_wrong_rotation_contact_or_hand_fails(worlds, task, case, seed, split)
             if frame == 'object' else np.asarray(offset)
     reward, success = episode(w, TASK_SPECS[task], seed, split, **kwargs)
     assert not success and reward < 0.6
+
+
+# --- pick_cup, pick_spoon: cheats a lazy policy would find ---------------------------------
+PICK_SEEDS = [(seed, split) for split in ('train', 'test') for seed in range(8)]
+PICK_CHEATS = {  # (task, cheat): how many of the 16 PICK_SEEDS may succeed (measured: 0 unless
+    # said); moves and turns are in the wrist frame (x along the fingers, z the approach axis)
+    ('pick_cup', 'push'): 0, ('pick_cup', 'roll'): 0, ('pick_cup', 'lift_only'): 0,
+    ('pick_cup', 'open_hand'): 0, ('pick_cup', 'half_closed'): 0,
+    ('pick_cup', 'moved_5cm_along_the_fingers'): 0, ('pick_cup', 'moved_5cm_back'): 0,
+    ('pick_cup', 'moved_5cm_across_the_fingers'): 0, ('pick_cup', 'turned_fingers_up'): 0,
+    ('pick_spoon', 'push'): 0, ('pick_spoon', 'lift_only'): 0,
+    ('pick_spoon', 'open_hand'): 0, ('pick_spoon', 'half_closed'): 0,
+    ('pick_spoon', 'moved_5cm_along_the_fingers'): 0,
+    ('pick_spoon', 'moved_5cm_across_the_fingers'): 1,  # (towards the bowl; the end: 1/16)
+    ('pick_spoon', 'turned_palm_sideways'): 3,  # measured 2 of 16
+    ('pick_spoon', 'turned_fingers_up'): 0, ('pick_spoon', 'turned_about_the_approach'): 0,
+    # not here: the spoon moved_5cm_back (15 of 16 succeed): the nominal spoon grasp cradles
+    # the handle on the curled index, middle and ring fingers (no thumb), and 5 cm back along
+    # the fingers they still curl under it; failing that needs a thumb-opposed pinch grasp
+}
+
+
+def run_pick_cheat(w, spec, cheat, seed, split):
+    """Run a cheat on a pick task from a reset placement; return (success, moved, tilt)."""
+    w.reset(seed, split)
+    centre, q_obj = w.object_pose()
+    position, q = spec.grasp(centre, q_obj)
+    tau, closure, wrist = spec.waypoints, 1.0, np.zeros(3)
+    if cheat == 'push':  # the palm-down hand beside the object, slid along the table through it
+        position = np.array([centre[0], centre[1] + 0.09, max(centre[2], 0.03)])
+        tau = np.repeat([[0.0, -0.25, 0.0]], 4, axis=0)
+    elif cheat == 'roll':  # hit the cup's top from the side, knock it over, roll it on
+        position = centre + [0.0, 0.09, 0.05]
+        tau = np.array([[0, -0.12, 0], [0, -0.12, -0.05], [0, -0.3, -0.05], [0, -0.3, 0.1]])
+    elif cheat == 'lift_only':
+        tau = np.repeat([[0.0, 0.0, 0.15]], 4, axis=0)
+    elif cheat in ('open_hand', 'half_closed'):
+        closure = 0.0 if cheat == 'open_hand' else 0.5
+    elif cheat.startswith('moved_5cm'):
+        wrist = {'along': [0.05, 0, 0], 'back': [-0.05, 0, 0], 'across': [0, 0.05, 0]}[
+            cheat.split('_')[2]]
+        position = position + rotations.rotate(q, wrist)
+    else:
+        turn = {'turned_palm_sideways': [np.pi / 2, 0, 0], 'turned_fingers_up': [0, np.pi / 2, 0],
+                'turned_about_the_approach': [0, 0, np.pi / 2]}[cheat]
+        q = rotations.multiply(q, rotations.from_rotvec(turn))
+    reward, success = run_scripted(w, position, q, closure, tau)
+    assert 0.0 <= reward <= 1.0
+    return success, float(np.linalg.norm(w.object_pose()[0][:2] - centre[:2])), w.tilt
+
+
+@pytest.mark.parametrize('task, cheat', list(PICK_CHEATS),
+                         ids=[f'{t}-{c}' for t, c in PICK_CHEATS])
+def test_a_pick_cheat_fails_on_most_placements(worlds, task, cheat):
+    w, spec = worlds(task), TASK_SPECS[task]
+    runs = [run_pick_cheat(w, spec, cheat, seed, split) for seed, split in PICK_SEEDS]
+    assert sum(ok for ok, _, _ in runs) <= PICK_CHEATS[task, cheat]
+    if cheat == 'push':  # the cheat did what it says: slid the object along, off its support
+        assert np.median([moved for _, moved, _ in runs]) > 0.05
+    if cheat == 'roll':  # knocked the cup over
+        assert np.median([tilt for _, _, tilt in runs]) > np.radians(60.0)
+
+
+def test_a_cup_held_palm_sideways_is_a_side_grasp_that_carries_it(worlds):
+    # Turned 90 deg about the fingers, the palm shoves the cup ~3.5 cm and the fingers wrap its
+    # upper half: a side power grasp people use, and it holds through the carry (16 of 16
+    # measured). About the approach axis, the symmetric cup is grasped the same way.
+    w, spec = worlds('pick_cup'), TASK_SPECS['pick_cup']
+    assert run_pick_cheat(w, spec, 'turned_palm_sideways', 3, 'train')[0]
+
+
+def test_a_cup_dropped_during_the_carry_fails_even_if_caught_again(worlds):
+    w, spec = worlds('pick_cup'), TASK_SPECS['pick_cup']
+    w.reset(3, 'train')
+    position, q = spec.grasp(*w.object_pose())
+    run_scripted(w, position, q, 1.0, spec.waypoints[:1])  # lifted 15 cm and held
+    assert w.held_for > 0.5 and not w.dropped
+    for _ in range(5):  # loosen the grip for 0.1 s: the cup slips out of the hand
+        w.update(*w.palm_pose(), 0.0, dt=0.02)
+    assert w.dropped and w.held_for == 0.0 and not w.task_reward()[1]
+    w.reset(3, 'train')
+    assert not w.dropped and w.carried == 0.0 and w.held_for == 0.0
 
 
 @pytest.mark.parametrize('turn', [(np.pi, 0.0, 0.0), (0.0, np.pi / 2, 0.0)],
