@@ -40,8 +40,9 @@ touched: 0.3 + 0.1 * spoon lift fraction + 0.6 * (bottom height of the highest g
 bowl / scoop_lift, capped); not touched: up to 0.3 by approach (to the handle). A grape gets
 into the bowl only by a scoop: the tip pushed far enough along the dish floor that the grapes,
 pushed ahead until the dish's far wall stops them, ride up over its 3 mm edge, then the tip
-turned up before the lift (lifted level, they roll out of the open tip). A plain lift, a push
-lifted level or tip down, and an open hand fail (test_tasks).
+turned up about the tray before the lift (a push lifted straight up loses them off its bare
+tip). A plain lift, a tilt without the push, a push lifted level or tip down, and an open hand
+fail (test_tasks).
 
 Task "stir with the spoon" (task='stir_spoon'): the same spoon on its rest and a static pot (a
 ring wall with a floor) at a fixed offset from the spoon's resting bowl in base axes

@@ -183,10 +183,10 @@ WRONG = {  # (task, id): turn of the wrist (rotvec, wrist frame) or offset of th
     ('pour_cup', 'palm_up'): dict(turn=(np.pi, 0.0, 0.0)),
     ('pour_cup', 'contact_6cm_off_across_the_fingers'): dict(offset=('base', 0.0, 0.06, 0.0)),
     ('pour_cup', 'no_wrist_turn_in_tau'): dict(tau_rotations=False),
-    # scoop: these (and fingers-up, 7 cm towards the neck) fail on all 20 measured placements
-    # (10 train, 10 test). stir: the ladle's loose curled-finger grip tolerates some wrong
-    # grasps (turned fingers-up, or 7 cm towards the neck, succeed on some placements): these
-    # fail on all 6 measured placements (3 train, 3 test)
+    # the ladle's loose curled-finger grip tolerates some wrong grasps. scoop: these (and 7 cm
+    # towards the neck) fail on all 20 measured placements (10 train, 10 test); turned
+    # fingers-up it still scoops on 15/20. stir: turned fingers-up or 7 cm towards the neck
+    # succeed on some placements; these fail on all 6 measured placements (3 train, 3 test)
     ('scoop_grape', 'palm_up'): dict(turn=(np.pi, 0.0, 0.0)),
     ('scoop_grape', 'contact_7cm_towards_the_end'): dict(offset=('object', -0.07, 0.0, 0.0)),
     ('scoop_grape', 'hand_half_closed'): dict(closure=0.5),
@@ -246,9 +246,10 @@ SCOOP_PLACEMENTS = [(seed, split) for split in ('train', 'test') for seed in ran
 SCOOP_CHEATS = {  # a lazy policy's scoop: tau, tau_rotations from the demo's (N, 3); closure
     'lift_only': lambda tau, rot: ([[0.0, 0.0, 0.10]], [[0.0, 0.0, 0.0]], 1.0),
     'push_only': lambda tau, rot: (tau[:1], rot[:1], 1.0),
-    'push_and_lift_level': lambda tau, rot: (tau, np.zeros_like(rot), 1.0),
+    'push_and_lift_level': lambda tau, rot: ([tau[0], tau[0] + [0.0, 0.0, 0.10]],
+                                             np.zeros((2, 3)), 1.0),
     'push_and_lift_tip_down': lambda tau, rot: (tau, -rot, 1.0),
-    'tilt_and_lift_in_place': lambda tau, rot: (tau * [0.0, 1.0, 1.0], rot, 1.0),
+    'tilt_and_lift_in_place': lambda tau, rot: (tau - tau[0], rot, 1.0),  # no push
     'open_hand': lambda tau, rot: (tau, rot, 0.0),
 }
 
@@ -261,7 +262,7 @@ def scoop(w, seed, split, tau, rot, closure):
 
 
 def test_the_scoop_starts_with_no_grape_in_the_spoon_and_the_demo_gathers_some(worlds):
-    # measured over 10 train + 10 test placements: the demo 19/20, every cheat below <= 2/20
+    # measured over 10 train + 10 test placements: the demo 20/20, every cheat below 0/20
     w, spec = worlds('scoop_grape'), TASK_SPECS['scoop_grape']
     assert w.s.grapes_in_bowl == 0
     wins = 0
@@ -282,6 +283,16 @@ def test_a_scoop_without_push_tip_up_and_a_closed_hand_fails(worlds, case):
     assert wins <= 2
     if case in ('lift_only', 'push_and_lift_tip_down'):  # the spoon came up, no grape in it
         assert w.lift > 0.05 and not w.grapes_in_spoon().any()
+
+
+def test_the_scoop_without_its_tip_up_turn_mostly_fails(worlds):
+    # the demo's wrist path without its turn (push, swing back 3.3 cm, lift level) keeps a
+    # grape on some placements (measured 8/20: dragged back, they roll deeper into the tray);
+    # a push and a straight lift keeps none (above)
+    w, spec = worlds('scoop_grape'), TASK_SPECS['scoop_grape']
+    wins = sum(scoop(w, seed, split, spec.waypoints, np.zeros_like(spec.rotations), 1.0)
+               for seed, split in SCOOP_PLACEMENTS)
+    assert wins <= 3
 
 
 @pytest.mark.parametrize('case', ['no_circle', 'beside_the_pot', 'above_the_rim'])
