@@ -147,7 +147,9 @@ class GrapeGeometry:
     radius: float = 0.009
     mass: float = 0.006
     friction: float = 0.3
-    rolling: float = 0.0001  # m: rolling friction, so a grape settles instead of rolling on
+    # m: rolling friction, so a grape settles on the flat table; small enough that grapes on
+    # a tray lifted level roll out of its open tip (a scoop has to turn the tip up)
+    rolling: float = 0.00002
     condim: int = 6  # contact dimensions: 6 with rolling friction, 3 (cheaper) sliding only
     rgba: Tuple[float, float, float, float] = (0.45, 0.75, 0.2, 1.0)
 

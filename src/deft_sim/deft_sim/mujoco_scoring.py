@@ -48,16 +48,18 @@ opened fraction >= drawer_success. Pushing cannot open it: the hand has to hook 
 Task "scoop the grape" (task='scoop_grape'): a ladle-like spoon (settings.ladle: its handle on
 one rest post, a neck dropping to a tray bowl that rests on the table, walled at the sides and
 the neck, open at the tip) lies with its bowl at the back of a static dish (a ring wall, the
-table its floor). Grapes (free spheres with friction) lie in the dish: grapes_in_bowl of them
-in the spoon's bowl against the neck, the rest in front of its open tip (seeded +-1 mm
-jitter). The spoon points away from the robot, its yaw +-max_spoon_yaw. Success = the spoon
-held (two hand parts, touching neither rest, dish nor table) and a grape resting in its bowl
-(within the bowl's floor and walls, spoon frame) with its bottom >= scoop_lift above the table.
-Reward when touched: 0.3 + 0.1 * spoon lift fraction + 0.6 * (bottom height of the highest
-grape in the bowl / scoop_lift, capped); not touched: up to 0.3 by approach (to the handle).
-This is a forgiving scoop: the grapes that count start in the bowl, and the task is to lift
-the spoon out of the dish firmly and level enough that they stay in (the hand's curled-finger
-grip did not gather grapes from the open tip reliably).
+table its floor). Grapes (free spheres with friction and little rolling resistance) lie in the
+dish ahead of the tray's open tip (grapes_in_bowl = 0 by default; seeded +-1 mm jitter). The
+spoon points away from the robot, its yaw +-max_spoon_yaw. Success = the spoon held (two hand
+parts, touching neither rest, dish nor table) and a grape resting in its bowl (within the
+bowl's floor and walls, spoon frame) with its bottom >= scoop_lift above the table. Reward when
+touched: 0.3 + 0.1 * spoon lift fraction + 0.6 * (bottom height of the highest grape in the
+bowl / scoop_lift, capped); not touched: up to 0.3 by approach (to the handle). A grape gets
+into the bowl only by a scoop: the tip pushed far enough along the dish floor that the grapes,
+pushed ahead until the dish's far wall stops them, ride up over its 3 mm edge, then the tip
+turned up about the tray before the lift (a push lifted straight up loses them off its bare
+tip). A plain lift, a tilt without the push, a push lifted level or tip down, and an open hand
+fail (test_tasks).
 
 Task "stir with the spoon" (task='stir_spoon'): the same spoon on its rest and a static pot (a
 ring wall with a floor) at a fixed offset from the spoon's resting bowl in base axes

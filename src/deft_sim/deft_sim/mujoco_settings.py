@@ -62,7 +62,7 @@ class MujocoSettings:
     dish: DishGeometry = DishGeometry()  # scoop_grape: the grapes' dish
     dish_shift: float = 0.02  # m: dish centre ahead of the tray's centre, along the spoon
     grapes: GrapeGeometry = GrapeGeometry()
-    grapes_in_bowl: int = 2  # scoop_grape: grapes resting in the spoon's tray at reset
+    grapes_in_bowl: int = 0  # scoop_grape: grapes in the spoon's tray at reset (0: a scoop)
     scoop_lift: float = 0.05  # m: a scooped grape's bottom above the table (success)
     pot: DishGeometry = DishGeometry(radius=0.08, height=0.045, floor=0.004,
                                            rgba=(0.55, 0.6, 0.65, 1.0),

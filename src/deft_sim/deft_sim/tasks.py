@@ -132,6 +132,8 @@ def _circle(centre: Vec3, radius: float, n: int) -> Tuple[Vec3, ...]:
                  for a in np.linspace(0.0, 2 * np.pi, n + 1))
 
 
+SCOOP_PUSH = 0.05  # m: the scoop's push of the wrist along the spoon (base +x)
+SCOOP_TILT = 0.4  # rad: the scoop's tip-up turn (about base -y: the tip rises)
 STIR_Z = 0.015  # m: the stir's wrist height above the grasp (the bowl ~1.5 cm over the pot floor)
 STIR_RADIUS = 0.02  # m: radius of the stir circle (its perimeter: MujocoSettings.stir_length)
 CUP_TOP = 0.05  # m: half the height of mujoco_models.CupGeometry
@@ -194,11 +196,16 @@ TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
                 'grape lift fraction when touched, else up to 0.3 by approach',
         # the ladle's handle, 3 cm from its centre towards the neck (the spoon's balance point
         # lies between the fingers); the palm 3 cm above it so the curled fingers close under
-        # it. tau: push the bowl 2 cm on through the dish, then lift 10 cm turning its tip up
+        # it. tau: push the tray's open tip 5 cm along the dish floor (the grip gives ~1 cm:
+        # the tip runs under the grapes as the dish's far wall stops them); turn the tip up
+        # 0.4 rad about the tray (the wrist, 8 cm behind and 10 cm above the tray's centre,
+        # swings back 3.3 cm and down; turned about the wrist, the tray would shove forward
+        # into the far wall and squeeze the grapes out); then lift to 10 cm
         contacts=((0.03, 0.0, SPOON_TOP),), wrist=SPOON_WRIST,
         palm_offset=(0.0, 0.0, -0.03), hand_pose='closed',
-        tau=_flat((0.02, 0.0, 0.0), (0.02, 0.0, 0.10)),
-        tau_rotations=_flat((0.0, 0.0, 0.0), (0.0, -0.3, 0.0))),
+        tau=_flat((SCOOP_PUSH, 0.0, 0.0), (SCOOP_PUSH - 0.033, 0.0, -0.02),
+                  (SCOOP_PUSH - 0.033, 0.0, 0.10)),
+        tau_rotations=_flat((0.0, 0.0, 0.0), (0.0, -SCOOP_TILT, 0.0), (0.0, -SCOOP_TILT, 0.0))),
     TaskSpec(
         name='stir_spoon', text='stir with the spoon', obj='spoon',
         success='the spoon held by two hand parts, off rest and table, its tip inside the pot '
