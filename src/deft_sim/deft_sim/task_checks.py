@@ -6,7 +6,9 @@ the nominal human grasp with its demonstrated tau, or that episode changed the w
 changes it: the grasp moved (along the object's own axes or base axes) or turned (about the
 wrist's own axes), the hand closed less, or another post-grasp trajectory. Every cheat must fail
 on most placements of both splits while the demonstration succeeds; test_tasks.py asserts it
-and `bench_sim` reports the rates (`twin_task_checks`).
+and `bench_sim` reports the rates (`twin_task_checks`). Some changed grasps are listed because
+they still succeed, and the benchmark shows it (KNOWN_TO_PASS): they hold the object the way a
+person might (the cup by its side), or the hand's loose grip of a thin handle tolerates them.
 """
 
 from dataclasses import dataclass
@@ -26,11 +28,12 @@ class Cheat:
 
     name: str
     what: str  # what the lazy policy does, in a few words
-    offset: Optional[Tuple[str, float, float, float]] = None  # ('object' | 'base', dx, dy, dz) m
+    offset: Optional[Tuple[str, float, float, float]] = None  # ('object'|'base'|'wrist', dx..) m
     turn: Optional[Tuple[float, float, float]] = None  # rotation vector, wrist axes (rad)
     closure: Optional[float] = None  # hand closure 0 (open) .. 1 instead of the demo's
     tau: Optional[Callable[[TaskSpec], Tau]] = None  # another post-grasp trajectory
     grasp_of: Optional[str] = None  # another task's nominal grasp (its TASK_SPECS name)
+    at: Optional[Callable[[np.ndarray], np.ndarray]] = None  # wrist position from the object's
 
 
 def run_check(world, spec: TaskSpec, seed: int, split: str,
@@ -41,10 +44,13 @@ def run_check(world, spec: TaskSpec, seed: int, split: str,
     position, q = grasp.grasp(*world.object_pose())
     waypoints, turns = spec.waypoints, spec.rotations
     if cheat is not None:
+        if cheat.at is not None:
+            position = np.asarray(cheat.at(world.object_pose()[0]), dtype=float)
         if cheat.offset is not None:
             frame, *offset = cheat.offset
-            position = position + (rotations.rotate(world.object_pose()[1], offset)
-                                   if frame == 'object' else np.asarray(offset, dtype=float))
+            axes = {'object': world.object_pose()[1], 'wrist': q}.get(frame)
+            position = position + (np.asarray(offset, dtype=float) if axes is None
+                                   else rotations.rotate(axes, offset))
         if cheat.turn is not None:
             q = rotations.multiply(q, rotations.from_rotvec(cheat.turn))
         if cheat.closure is not None:
@@ -62,6 +68,11 @@ def _straight_up(height: float) -> Callable[[TaskSpec], Tau]:
 def _without_turns(spec: TaskSpec) -> Tau:
     """Return the demonstrated waypoints with the wrist kept at its grasp orientation."""
     return spec.waypoints, np.zeros_like(spec.waypoints)
+
+
+def _waypoints(*rows) -> Callable[[TaskSpec], Tau]:
+    """Return a tau of these waypoints (m, base axes) without turns."""
+    return lambda spec: (np.asarray(rows, dtype=float), np.zeros((len(rows), 3)))
 
 
 def _in_place(spec: TaskSpec) -> Tau:
@@ -92,14 +103,45 @@ def _above_rim(w: np.ndarray) -> None:
     w[2:-1, 2] += 0.05
 
 
+def _pick_cheats(obj: str) -> Tuple[Cheat, ...]:
+    """Return the cheats of a pick task (moves in the wrist frame: x along the fingers)."""
+    return (
+        Cheat('push', f'slide the {obj} along the table with the closed hand beside it',
+              at=lambda c: np.array([c[0], c[1] + 0.09, max(c[2], 0.03)]),
+              tau=_waypoints(*[[0.0, -0.25, 0.0]] * 4)),
+        Cheat('lift_only', 'lift 15 cm and hold there (no carry)',
+              tau=_waypoints(*[[0.0, 0.0, 0.15]] * 4)),
+        Cheat('open_hand', f'reach the {obj} and move with the hand open', closure=0.0),
+        Cheat('half_closed', 'the hand half closed', closure=0.5),
+        Cheat('moved_5cm_along_the_fingers', 'the grasp 5 cm towards the fingertips',
+              offset=('wrist', 0.05, 0.0, 0.0)),
+        Cheat('moved_5cm_across_the_fingers', 'the grasp 5 cm across the fingers',
+              offset=('wrist', 0.0, 0.05, 0.0)),
+        Cheat('turned_fingers_up', 'the wrist turned a quarter, fingers up',
+              turn=(0.0, np.pi / 2, 0.0)),
+    )
+
+
+def _scoop_tau(change: Callable[[np.ndarray, np.ndarray], Tau]) -> Callable[[TaskSpec], Tau]:
+    """Return the scoop's tau changed by `change(waypoints, rotations)`."""
+    return lambda spec: change(spec.waypoints, spec.rotations)
+
+
 CHEATS: Dict[str, Tuple[Cheat, ...]] = {
-    'pick_cup': (
-        Cheat('open_hand', 'reach the cup and lift with the hand open', closure=0.0),
+    'pick_cup': _pick_cheats('cup') + (
+        Cheat('turned_palm_sideways', 'the wrist turned a quarter, palm sideways (a side grip)',
+              turn=(np.pi / 2, 0.0, 0.0)),
+        Cheat('roll', 'knock the cup over from the side and roll it on',
+              at=lambda c: c + np.array([0.0, 0.09, 0.05]),
+              tau=_waypoints([0, -0.12, 0], [0, -0.12, -0.05], [0, -0.3, -0.05],
+                             [0, -0.3, 0.1])),
     ),
     'pour_cup': (
         Cheat('palm_up', 'the wrist turned palm up', turn=(np.pi, 0.0, 0.0)),
         Cheat('contact_6cm_towards_the_fingertips', 'only the fingertips reach the cup',
               offset=('base', 0.0, 0.06, 0.0)),
+        Cheat('contact_6cm_towards_the_palm', 'the cup deep in the fingers',
+              offset=('base', 0.0, -0.06, 0.0)),
         Cheat('tilt_in_place', 'lift and tilt without carrying over the bowl', tau=_in_place),
         Cheat('palm_down_over_the_mouth', "pick_cup's top grasp (it covers the mouth), the "
               "pour's tau", grasp_of='pick_cup'),
@@ -107,14 +149,17 @@ CHEATS: Dict[str, Tuple[Cheat, ...]] = {
         Cheat('no_tilt', 'lift and carry over the bowl without tilting', tau=_without_turns),
         Cheat('open_hand', 'reach the cup and move with the hand open', closure=0.0),
     ),
-    'pick_spoon': (
+    'pick_spoon': _pick_cheats('spoon') + (
         Cheat('fingers_along_the_handle', 'the wrist turned a quarter about its axis',
               turn=(0.0, 0.0, np.pi / 2)),
+        Cheat('turned_palm_sideways', 'the wrist turned a quarter, palm sideways',
+              turn=(np.pi / 2, 0.0, 0.0)),
+        Cheat('moved_5cm_back', 'the grasp 5 cm back along the fingers',
+              offset=('wrist', -0.05, 0.0, 0.0)),
         Cheat('contact_7cm_towards_the_end', 'the grasp 7 cm towards the handle end',
               offset=('object', -0.07, 0.0, 0.0)),
         Cheat('contact_7cm_towards_the_bowl', 'the grasp 7 cm towards the bowl',
               offset=('object', 0.07, 0.0, 0.0)),
-        Cheat('open_hand', 'reach the spoon and lift with the hand open', closure=0.0),
     ),
     'open_drawer': (
         Cheat('fingers_along_the_bar', 'the wrist turned a quarter about its axis',
@@ -128,6 +173,20 @@ CHEATS: Dict[str, Tuple[Cheat, ...]] = {
         Cheat('hand_half_closed', 'pull with the hand half closed', closure=0.5),
     ),
     'scoop_grape': (
+        Cheat('lift_only', 'lift the spoon 10 cm', tau=_straight_up(0.10)),
+        Cheat('push_only', 'push the tray through the grapes, no lift',
+              tau=_scoop_tau(lambda w, r: (w[:1], r[:1]))),
+        Cheat('push_and_lift_level', 'push, then lift without turning the tip up',
+              tau=_scoop_tau(lambda w, r: (np.array([w[0], w[0] + [0.0, 0.0, 0.10]]),
+                                           np.zeros((2, 3))))),
+        Cheat('tip_down', 'the demonstrated path with the tip turned down',
+              tau=_scoop_tau(lambda w, r: (w, -r))),
+        Cheat('no_push', 'turn the tip up and lift where the spoon lies',
+              tau=_scoop_tau(lambda w, r: (w - w[0], r))),
+        Cheat('open_hand', 'the demonstration with the hand open', closure=0.0),
+        Cheat('no_turn', 'the demonstrated path with the tip kept level', tau=_without_turns),
+        Cheat('turned_fingers_up', 'the wrist turned a quarter, fingers up',
+              turn=(0.0, np.pi / 2, 0.0)),
         Cheat('palm_up', 'the wrist turned palm up', turn=(np.pi, 0.0, 0.0)),
         Cheat('contact_7cm_towards_the_end', 'the grasp 7 cm towards the handle end',
               offset=('object', -0.07, 0.0, 0.0)),
@@ -144,6 +203,12 @@ CHEATS: Dict[str, Tuple[Cheat, ...]] = {
         Cheat('lift_only', 'lift the spoon 10 cm', tau=_straight_up(0.10)),
     ),
 }
+
+
+# (task, cheat): changed grasps measured to succeed on most placements, reported all the same
+KNOWN_TO_PASS = {('pick_cup', 'turned_palm_sideways'), ('pick_spoon', 'moved_5cm_back'),
+                 ('scoop_grape', 'turned_fingers_up'),
+                 ('pour_cup', 'contact_6cm_towards_the_palm')}
 
 
 def cheat(task: str, name: str) -> Cheat:
