@@ -177,8 +177,7 @@ class DeftPanel(QWidget):
         """Redraw the status line, the std and the curve from self.progress."""
         p = self.progress
         self.status.setText(p.line())
-        if p.std:
-            self.std.setText('std of D: ' + ' '.join(f'{s:.3g}' for s in p.std))
+        self.std.setText('std of D: ' + ' '.join(f'{s:.3g}' for s in p.std) if p.std else '')
         self.curve.set_rewards(p.rewards, p.episodes, p.elites if p.kind == 'fine_tune' else 0)
 
     def set_scoring(self, on: bool) -> None:

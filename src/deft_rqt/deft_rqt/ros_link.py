@@ -59,22 +59,54 @@ class RosLink(QObject):
         """Return True when both action servers of the episode node are discovered."""
         return all(c.server_is_ready() for c in self.clients.values())
 
-    def send(self, kind: str, goal) -> None:
-        """Send a run_episode or fine_tune goal; its feedback and result come by signal."""
-        client = self.clients[kind]
-        future = client.send_goal_async(
-            goal, feedback_callback=lambda msg: self.feedback.emit(kind, msg.feedback))
-        future.add_done_callback(lambda f: self._on_goal_response(kind, f))
+    def send(self, kind: str, goal, resend_after: float = 5.0, copies: int = 3) -> None:
+        """
+        Send a run_episode or fine_tune goal; its feedback and result come by signal.
 
-    def _on_goal_response(self, kind: str, future) -> None:
-        handle = future.result()
-        if not handle.accepted:
-            self.finished.emit(kind, 'rejected', None)
-            return
-        with self.lock:
-            self.handle = handle
-        self.accepted.emit(kind)
-        handle.get_result_async().add_done_callback(lambda f: self._on_result(kind, handle, f))
+        Right after the episode node (or this panel) starts, discovery can be one-sided and a goal
+        request or its response is lost; while no answer came, the goal is sent again every
+        `resend_after` s, up to `copies` in all. The first accepted copy is followed; a later
+        accepted one is cancelled at once, so one goal runs; a rejection counts only when every
+        copy sent was answered and none accepted.
+        """
+        client = self.clients[kind]
+        state = {'sent': 0, 'answered': 0, 'taken': None}
+
+        def on_feedback(msg):
+            with self.lock:
+                taken = state['taken']
+            if taken is None or bytes(msg.goal_id.uuid) == bytes(taken.goal_id.uuid):
+                self.feedback.emit(kind, msg.feedback)
+
+        def on_response(future):
+            handle = future.result()
+            with self.lock:
+                state['answered'] += 1
+                first = handle.accepted and state['taken'] is None
+                if first:
+                    state['taken'] = self.handle = handle
+                all_refused = state['taken'] is None and state['answered'] == state['sent']
+            if first:
+                self.accepted.emit(kind)
+                handle.get_result_async().add_done_callback(
+                    lambda f: self._on_result(kind, handle, f))
+            elif handle.accepted:  # a resent copy also got through: only one goal may run
+                handle.cancel_goal_async()
+            elif all_refused:
+                self.finished.emit(kind, 'rejected', None)
+
+        def attempt():
+            with self.lock:
+                if state['answered'] or state['sent'] >= copies:
+                    return
+                state['sent'] += 1
+            client.send_goal_async(goal, feedback_callback=on_feedback).add_done_callback(
+                on_response)
+            timer = threading.Timer(resend_after, attempt)
+            timer.daemon = True
+            timer.start()
+
+        attempt()
 
     def _on_result(self, kind: str, handle, future) -> None:
         with self.lock:

@@ -10,7 +10,9 @@ import math
 import pytest
 from qtpy.QtCore import Qt
 
+from deft_bringup.testing import wait_until
 from deft_rqt.forms import set_value
+from deft_rqt.screenshots import shoot
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +34,8 @@ def test_fine_tune_from_the_form_fills_the_curve(panel, qtbot):
     panel.link.feedback.connect(lambda kind, fb: seen.append(fb.phase))
     qtbot.mouseClick(panel.send_button, Qt.LeftButton)
     assert not panel.send_button.isEnabled() and panel.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: len(panel.progress.rewards) >= 2, timeout=240_000)
+    shoot(panel, 'fine_tune')  # make screenshots: a run under way
     qtbot.waitUntil(lambda: panel.progress.status != '', timeout=240_000)
     progress = panel.progress
     assert progress.status == 'succeeded', progress.message
@@ -57,6 +61,7 @@ def test_operator_scores_run_episode_with_the_slider(panel, qtbot):
     assert "of run 'slider'" in panel.request.text()
     panel.slider.setValue(70)
     assert panel.score.text() == '0.70'
+    shoot(panel, 'operator_score')  # make screenshots: an episode waiting for its score
     qtbot.mouseClick(panel.submit_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: panel.progress.status != '', timeout=120_000)
     assert panel.progress.status == 'succeeded', panel.progress.message
@@ -88,3 +93,27 @@ def test_cancel_stops_a_fine_tune(panel, qtbot):
     form.pick_run(index)
     goal = form.goal()
     assert goal.resume and goal.run_id == 'cancelled' and goal.episodes == 3
+
+
+def test_the_scene_is_reset_button_confirms_reset_done(panel, graph, qtbot):
+    """With scene_reset operator the episode waits for the button; runs after the others."""
+    node = next(n for n in graph.nodes if n.name == 'episode')
+    node.overrides.update(scene_reset='operator', reset_timeout=60.0)
+    graph.kill('episode')
+    graph.restart('episode')
+    wait_until(lambda: 'scene reset operator' in graph.tail('episode', 10**6).rsplit(
+        '\n$ ', 1)[-1], 60, 'the restarted episode node')
+    form = panel.run_form
+    select_tab(panel, form)
+    set_value(form.reward_source, 'sim')
+    form.run_id.setText('reset')
+    qtbot.waitUntil(panel.link.server_ready, timeout=30_000)
+    qtbot.mouseClick(panel.send_button, Qt.LeftButton)  # resent while discovery settles
+    qtbot.waitUntil(panel.reset_button.isEnabled, timeout=120_000)
+    assert "of run 'reset'" in panel.reset_label.text()
+    assert panel.progress.phase == 'reset' and panel.progress.status == ''
+    qtbot.mouseClick(panel.reset_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.progress.status != '', timeout=60_000)
+    assert panel.progress.status == 'succeeded', panel.progress.message
+    assert 'reset_done: accepted' in panel.log.toPlainText()
+    qtbot.waitUntil(lambda: not panel.reset_button.isEnabled(), timeout=10_000)
