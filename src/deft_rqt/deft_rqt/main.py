@@ -43,7 +43,9 @@ class PanelNode:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Show the panel until its window is closed."""
-    parser = argparse.ArgumentParser(prog='deft_panel', description=__doc__.split('\n\n')[1])
+    parser = argparse.ArgumentParser(
+        prog='deft_panel', description=__doc__.split('\n\n')[0].strip().replace('`', ''),
+        epilog='Other arguments go to ROS (--ros-args ...).')
     parser.add_argument('--namespace', default='/deft', help='namespace of the DEFT graph')
     argv = sys.argv[1:] if argv is None else list(argv)
     opts, rest = parser.parse_known_args(argv)
