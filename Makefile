@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export MUJOCO_GL ?= egl
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test unit lint bench clean
+.PHONY: setup demo test unit lint bench screenshots clean
 
 setup:
 	@DEFT_VENV=$(VENV) tools/setup.sh
@@ -41,6 +41,12 @@ bench: setup
 	python -m deft_eval.bench_bag --out results/bench.json
 	python -m deft_eval.bench_table1 --out results/bench.json --trials 10 --episodes 12 --warmup 4
 	python -m deft_bringup.bench_restart --out results/bench.json --cycles 20 --repeats 3
+
+## The operator panel's pictures in docs/img/panel_*.png, taken by its tests against the real sim
+## graph (headless): a fine_tune under way and an episode waiting for the operator's score.
+screenshots: setup
+	DEFT_SCREENSHOTS=$(CURDIR)/docs/img QT_QPA_PLATFORM=offscreen \
+	  python -m pytest -q src/deft_rqt/test/test_panel.py $(PYTEST_ARGS)
 
 lint: setup
 	ruff check src tools

@@ -11,7 +11,7 @@ stamps=$venv/.deft-stamps
 python=${PYTHON:-python3}
 declare -A sums
 py_packages=(deft_common deft_perception deft_affordance deft_policy deft_replay deft_cem deft_hand_driver
-  deft_arm deft_sim deft_eval deft_bringup)
+  deft_arm deft_sim deft_eval deft_bringup deft_rqt)
 
 log() { printf '[setup] %s\n' "$*"; }
 # Hash of the given files' contents and names: the stamp a step compares against.

@@ -20,7 +20,7 @@ LAYERS = [
     ('deft_perception', 'deft_hand_driver', 'deft_arm', 'deft_sim', 'deft_affordance',
      'deft_policy', 'deft_replay'),
     ('deft_cem',),
-    ('deft_eval', 'deft_bringup'),
+    ('deft_eval', 'deft_bringup', 'deft_rqt'),
 ]
 # Imports within the middle layer (each points one way: the pairs form no cycle).
 SAME_LAYER = {

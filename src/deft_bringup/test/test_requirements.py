@@ -17,15 +17,15 @@ SRC = ROOT / 'src'
 DISTRIBUTION = {
     'PIL': 'pillow', 'cmaes': 'cmaes', 'dynamixel_sdk': 'dynamixel-sdk',
     'matplotlib': 'matplotlib', 'mujoco': 'mujoco', 'numpy': 'numpy',
-    'open_clip': 'open_clip_torch', 'rosbags': 'rosbags',
+    'open_clip': 'open_clip_torch', 'qtpy': 'QtPy', 'rosbags': 'rosbags',
     'safetensors': 'safetensors', 'scipy': 'scipy', 'segment_anything': 'segment_anything',
     'serial': 'pyserial', 'torch': 'torch', 'torchvision': 'torchvision', 'tqdm': 'tqdm',
     'yaml': 'PyYAML',
 }
 # what the ROS 2 distribution (apt, rosdep from package.xml) provides on the robot
 FROM_ROS = {'action_msgs', 'ament_index_python', 'geometry_msgs', 'launch', 'launch_ros',
-            'moveit', 'moveit_configs_utils', 'rcl_interfaces', 'rclpy', 'sensor_msgs',
-            'std_msgs', 'std_srvs', 'builtin_interfaces', 'trajectory_msgs'}
+            'moveit', 'moveit_configs_utils', 'rcl_interfaces', 'rclpy', 'rqt_gui_py',
+            'sensor_msgs', 'std_msgs', 'std_srvs', 'builtin_interfaces', 'trajectory_msgs'}
 # installed by a pinned distribution as its own dependency (torchvision needs Pillow)
 TRANSITIVE = {'pillow': 'torchvision'}
 
