@@ -68,9 +68,9 @@ def test_nodes_stopped_mid_goal_exit_0_without_traceback(make_graph, probe, orde
                                         feedback_callback=lambda m: stages.append(
                                             m.feedback.stage))
         wait_until(lambda: len(stages) >= 3, 60, 'the arm to move')  # mid-motion
-        # the goal response and the feedback travel apart: the first may come after the second
-        wait_until(future.done, 30, 'the goal response')
-        assert future.result().accepted
+        # feedback comes only for an accepted goal; its goal response may come later or not at
+        # all (a server that has not yet matched this client's response reader drops it)
+        assert not future.done() or future.result().accepted
         for turn, names in enumerate(ORDERS[order]):
             if turn:
                 time.sleep(1.0)  # the nodes left running notice that the others are gone
