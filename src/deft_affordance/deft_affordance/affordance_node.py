@@ -5,11 +5,13 @@ import time
 import numpy as np
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import CameraInfo, Image
 
 from deft_affordance.geometric_prior import geometric_prior
 from deft_affordance.heuristic_prior import heuristic_prior
 from deft_affordance.lifting import ModelGrasp, model_grasp
+from deft_affordance.prior_view import draw_prior_view
 from deft_common import image_codec
 from deft_common.image_codec import LatestFrame
 from deft_common.node_main import ConfigurationError, internal_error, run_node
@@ -49,7 +51,10 @@ PARAMS = (
     Param('heuristic_pose_name', 'half', 'heuristic baseline: named hand pose (half-closed).'),
     Param('segment_service', 'perception/segment', 'Segmentation service to call.'),
     Param('segment_timeout', 5.0, 'Seconds for segmentation to answer.', range=(0.1, 600.0)),
+    Param('publish_view', True, 'Publish each prediction drawn on the camera image (the object '
+          'tinted, the contacts ringed, the approach arrow) on affordance/prior_view, latched.'),
 )
+VIEW_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class AffordanceNode(Node):
@@ -66,11 +71,16 @@ class AffordanceNode(Node):
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
         self.model = self.retargeter = None
-        self.camera_info = LatestFrame()
+        self.camera_info, self.color = LatestFrame(), LatestFrame()
         if self.p.backend == 'model':
             self.load_model()
+        if self.p.backend == 'model' or self.p.publish_view:
             self.create_subscription(CameraInfo, 'camera/color/camera_info',
                                      self.camera_info.keep, 2)
+        self.view = None
+        if self.p.publish_view:
+            self.create_subscription(Image, 'camera/color/image_raw', self.color.keep, 2)
+            self.view = self.create_publisher(Image, 'affordance/prior_view', VIEW_QOS)
         self.group = ReentrantCallbackGroup()
         self.segment = self.create_client(Segment, self.p.segment_service,
                                           callback_group=self.group)
@@ -137,6 +147,26 @@ class AffordanceNode(Node):
         return model_grasp(pred, crop.shape[1], window, np.asarray(seg.points).reshape(-1, 3),
                            info.k, self.camera_to_base, self.retargeter, self.hand.joint_names,
                            self.p.max_lift_distance_px)
+
+    def publish_view(self, seg, prior) -> None:
+        """Publish the prior drawn on the newest colour frame (skipped, once logged, if none)."""
+        info, frame = self.camera_info.msg(), self.color.msg()
+        if info is None or frame is None:
+            self.get_logger().warning('no colour frame or camera_info yet: no prior view',
+                                      once=True)
+            return
+        try:
+            rgb = image_codec.to_rgb(frame)
+            drawn = draw_prior_view(
+                rgb, image_codec.to_array(seg.mask), prior.contact_pixels,
+                [prior.contact_point.x, prior.contact_point.y, prior.contact_point.z],
+                [prior.wrist_orientation.x, prior.wrist_orientation.y,
+                 prior.wrist_orientation.z, prior.wrist_orientation.w],
+                self.camera_to_base, info.k)
+        except ValueError as exc:  # e.g. the mask of another image size than the frame
+            self.get_logger().warning(f'no prior view: {exc}', throttle_duration_sec=30.0)
+            return
+        self.view.publish(image_codec.to_msg(drawn, 'rgb8', frame.header))
 
     async def on_predict(self, request, response):
         """Segment, lift to the base frame, predict; errors as codes and messages."""
@@ -209,6 +239,8 @@ class AffordanceNode(Node):
         prior.hand_joint_positions = grasp.hand_joint_positions.tolist()
         prior.source = 'heuristic' if method == 'heuristic' else self.p.backend
         response.success, response.latency = True, time.monotonic() - t0
+        if self.view is not None:
+            self.publish_view(seg, prior)
         self.get_logger().info(f'{prior.source} prior for "{request.task}": contact '
                                f'{np.round(grasp.contact_point, 3).tolist()} in '
                                f'{response.latency * 1000:.0f} ms')

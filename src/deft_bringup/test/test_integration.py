@@ -12,11 +12,13 @@ import threading
 import time
 
 from action_msgs.msg import GoalStatus
+import numpy as np
 import pytest
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
 from deft_bringup.testing import wait_until
+from deft_common import image_codec
 from deft_common.runs import RunSettings, RunStore
 from deft_hand_driver.hand_config import load_hand_config
 from deft_interfaces.action import FineTune, RunEpisode
@@ -75,6 +77,30 @@ def test_heuristic_baseline_prior_is_seeded_and_differs_from_the_affordance_prio
                      PredictGrasp.Request(task='pick up the cup', method='magic'))
     assert not bad.success and bad.error_code == PredictGrasp.Response.BAD_REQUEST
     assert "'magic'" in bad.error_msg
+
+
+def test_each_prior_is_drawn_on_the_camera_image(graph, probe):
+    views, frames = [], []
+    token = probe.subscribe(Image, 'affordance/prior_view', views.append)
+    camera = probe.subscribe(Image, 'camera/color/image_raw', frames.append)
+    try:
+        r = probe.call(PredictGrasp, 'affordance/predict',
+                       PredictGrasp.Request(task='pick up the cup'), timeout=20,
+                       resend_after=5.0)
+        assert r.success, r.error_msg
+        wait_until(lambda: views and frames, 20, 'affordance/prior_view')
+    finally:
+        probe.unsubscribe(token)
+        probe.unsubscribe(camera)
+    view = views[-1]
+    assert view.encoding == 'rgb8' and (view.width, view.height) == (640, 480)
+    rgb = image_codec.to_rgb(view)
+    u, v = (int(round(x)) for x in r.prior.contact_pixels[:2])
+    ring = rgb[max(0, v - 12):v + 13, max(0, u - 12):u + 13].reshape(-1, 3).astype(int)
+    assert ((ring[:, 0] > 200) & (ring[:, 1] < 80) & (ring[:, 2] < 80)).any(), 'no contact ring'
+    # the object tinted: the static scene's pixels changed where it lies (about 70 x 70 px)
+    changed = np.abs(rgb.astype(int) - image_codec.to_rgb(frames[-1])).max(axis=2) > 20
+    assert 1000 < changed.sum() < 0.2 * changed.size
 
 
 def test_prior_episode_end_to_end(graph, episodes, probe):

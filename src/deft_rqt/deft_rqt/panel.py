@@ -8,7 +8,9 @@ through a RosLink, whose signals arrive on the GUI thread.
 import math
 from typing import Optional
 
+import numpy as np
 from qtpy.QtCore import Qt, QTimer
+from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
@@ -21,6 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from deft_common import image_codec
 from deft_rqt.curve import RewardCurve
 from deft_rqt.forms import FineTuneForm, RunEpisodeForm
 from deft_rqt.model import DEFAULT_ELITES, RunProgress
@@ -58,6 +61,11 @@ class DeftPanel(QWidget):
         buttons.addWidget(self.cancel_button)
         left.addLayout(buttons)
         left.addWidget(self.server)
+        # the last prior on the camera image (affordance/prior_view): object, contacts, approach
+        self.view = QLabel('no prior yet (affordance/prior_view)')
+        self.view.setAlignment(Qt.AlignCenter)
+        self.view.setMinimumSize(320, 240)
+        left.addWidget(self.view)
 
         self.status = QLabel(self.progress.line())
         self.status.setWordWrap(True)
@@ -87,9 +95,24 @@ class DeftPanel(QWidget):
         link.reset_request.connect(self.on_reset_request)
         link.runs.connect(self.tune_form.set_runs)
         link.answer.connect(self.on_answer)
+        link.prior_view.connect(self.on_prior_view)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.check_server)
         self.timer.start(1000)
+
+    def on_prior_view(self, msg) -> None:
+        """Show the last prior drawn on the camera image, scaled to the label."""
+        try:
+            rgb = np.ascontiguousarray(image_codec.to_rgb(msg))
+        except ValueError as exc:
+            self.say(f'prior view not shown: {exc}')
+            return
+        h, w, _ = rgb.shape
+        image = QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()  # owns its pixels
+        self.view.setPixmap(QPixmap.fromImage(image).scaled(
+            self.view.width(), self.view.height(), Qt.KeepAspectRatio, Qt.SmoothTransformation))
+        stamp = msg.header.stamp
+        self.view.setToolTip(f'{w} x {h}, stamp {stamp.sec}.{stamp.nanosec:09d}')
 
     def operator_box(self) -> QGroupBox:
         """Build the operator's part: the score slider, submit, discard, and the reset button."""

@@ -13,6 +13,7 @@ from action_msgs.msg import GoalStatus
 from qtpy.QtCore import QObject, Signal
 from rclpy.action import ActionClient
 from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from deft_interfaces.action import FineTune, RunEpisode
@@ -35,6 +36,7 @@ class RosLink(QObject):
     reset_request = Signal(object)    # EpisodeRecord; reward_source '' = nothing waits
     runs = Signal(object)             # RunList
     answer = Signal(str, bool, str)   # service name, accepted, message
+    prior_view = Signal(object)       # sensor_msgs/Image: the last prior drawn on the camera
 
     def __init__(self, node, parent: Optional[QObject] = None):
         super().__init__(parent)
@@ -51,7 +53,9 @@ class RosLink(QObject):
             node.create_subscription(EpisodeRecord, 'reset_request',
                                      lambda msg: self.reset_request.emit(msg), latched),
             node.create_subscription(RunList, 'resumable_runs',
-                                     lambda msg: self.runs.emit(msg), latched)]
+                                     lambda msg: self.runs.emit(msg), latched),
+            node.create_subscription(Image, 'affordance/prior_view',
+                                     lambda msg: self.prior_view.emit(msg), latched)]
         self.lock = threading.Lock()
         self.handle = None  # the ClientGoalHandle of the goal under way
 

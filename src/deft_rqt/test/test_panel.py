@@ -35,6 +35,9 @@ def test_fine_tune_from_the_form_fills_the_curve(panel, qtbot):
     qtbot.mouseClick(panel.send_button, Qt.LeftButton)
     assert not panel.send_button.isEnabled() and panel.cancel_button.isEnabled()
     qtbot.waitUntil(lambda: len(panel.progress.rewards) >= 2, timeout=240_000)
+    # the episode's prior drawn on the camera image (affordance/prior_view)
+    qtbot.waitUntil(lambda: panel.view.pixmap() is not None and not panel.view.pixmap().isNull(),
+                    timeout=30_000)
     shoot(panel, 'fine_tune')  # make screenshots: a run under way
     qtbot.waitUntil(lambda: panel.progress.status != '', timeout=240_000)
     progress = panel.progress

@@ -24,6 +24,7 @@ class StandInLink(QObject):
     reset_request = Signal(object)
     runs = Signal(object)
     answer = Signal(str, bool, str)
+    prior_view = Signal(object)
 
     def __init__(self):
         super().__init__()
@@ -162,3 +163,23 @@ def test_deft_panel_help_needs_no_display(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(['--help'])
     assert exit_.value.code == 0 and '--namespace' in capsys.readouterr().out
+
+
+def test_the_prior_view_is_shown_scaled_into_its_label(qtbot):
+    import numpy as np
+
+    from deft_common import image_codec
+    panel, link = make_panel(qtbot)
+    assert panel.view.pixmap() is None or panel.view.pixmap().isNull()
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:, :32] = (255, 0, 0)  # left half red, right half black
+    link.prior_view.emit(image_codec.to_msg(rgb, 'rgb8'))
+    pixmap = panel.view.pixmap()
+    assert pixmap is not None and not pixmap.isNull()
+    assert abs(pixmap.width() / pixmap.height() - 64 / 48) < 0.05  # the aspect kept
+    image = pixmap.toImage()
+    left, right = image.pixelColor(2, image.height() // 2), \
+        image.pixelColor(image.width() - 3, image.height() // 2)
+    assert (left.red(), left.green()) == (255, 0) and right.red() == 0
+    assert '64 x 48' in panel.view.toolTip()
+
