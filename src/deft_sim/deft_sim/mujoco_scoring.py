@@ -47,10 +47,13 @@ ring wall with a floor) at a fixed offset from the spoon's resting bowl in base 
 (pot_offset) plus a seeded jitter of +-pot_jitter per axis. After every update in which the
 spoon is held (two hand parts, touching neither rest nor table; the pot may be touched) with
 its tip (the centre of its bowl's floor) inside the pot (within its inner radius, below its
-rim), the tip's horizontal position joins the region it swept; `stirred` is that region's
-convex-hull perimeter (m; a circle of radius r: 2 pi r; jitter in place adds little).
-Success = stirred >= stir_success * stir_length. Reward: 0.3 once the spoon has been held
-(else up to 0.3 by approach) + 0.7 * stirred / stir_length (capped).
+rim) and at least stir_min_radius from the pot's vertical axis, the change of the tip's angle
+about that axis since the previous update (wrapped to (-pi, pi]) adds to `stir_angle` (rad,
+signed); updates that do not count break the chain (the next one only sets the reference).
+Winding counts what a stir does: a stroke, a wiggle or a half circle winds little or unwinds,
+a circle beside the pot or above its rim does not count. Success = |stir_angle| >= 2 pi *
+stir_turns. Reward: 0.3 once the spoon has been held (else up to 0.3 by approach) + 0.7 *
+|stir_angle| / (2 pi stir_turns) (capped).
 """
 
 from typing import Tuple
@@ -63,42 +66,21 @@ from deft_sim.mujoco_objects import SpoonGeometry
 from deft_sim.mujoco_settings import MujocoSettings
 
 
-def convex_hull(points: np.ndarray) -> np.ndarray:
-    """Return the vertices (K, 2) of the convex hull of 2D points, counter-clockwise."""
-    pts = np.unique(np.asarray(points, dtype=float).reshape(-1, 2), axis=0)
-    if len(pts) < 3:
-        return pts
-
-    def half(seq):
-        chain = []
-        for p in seq:
-            while len(chain) >= 2:
-                (ax, ay), (bx, by) = chain[-1] - chain[-2], p - chain[-2]
-                if ax * by - ay * bx > 0:
-                    break
-                chain.pop()
-            chain.append(p)
-        return chain[:-1]
-    return np.array(half(pts) + half(pts[::-1]))
-
-
-def hull_perimeter(hull: np.ndarray) -> float:
-    """Return the perimeter of a convex polygon (K, 2) (twice the length of a segment)."""
-    if len(hull) < 2:
-        return 0.0
-    return float(np.linalg.norm(hull - np.roll(hull, 1, axis=0), axis=1).sum())
+def wrap_angle(angle: float) -> float:
+    """Return an angle (rad) wrapped to (-pi, pi]."""
+    return float(np.pi - (np.pi - angle) % (2.0 * np.pi))
 
 
 class TaskScoring:
     """
-    The task side of MujocoWorld: contacts, lift, tilt, the stirred region, success and reward.
+    The task side of MujocoWorld: contacts, lift, tilt, the stir's winding, success and reward.
 
     A mixin: it reads the world's settings `s`, `data`, `spoon` (the task's spoon geometry),
     `closest` (the palm's closest approach to the grasp region this episode) and what the world
     found in its model (`_obj_geoms`, `_supports`, `_group_of_geom`, `_obj_qadr`, `_rest_z`),
     and its pose queries (object_pose, tip_position, container_position, bowl_position,
     mouth_position, grape_positions, grapes_in_spoon). `track` calls the task's
-    `_track_<task>` after each update (stir_spoon: `stirred`), `reset_tracking` clears what they
+    `_track_<task>` after each update (stir_spoon: `stir_angle`), `reset_tracking` clears what they
     follow, and `task_reward` is the task's `_score_<task>`.
     """
 
@@ -106,18 +88,24 @@ class TaskScoring:
     data: mujoco.MjData
     spoon: SpoonGeometry
     closest: float
-    stirred: float
+    stir_angle: float
 
     def _track_stir_spoon(self) -> None:
-        """Extend the region the tip swept inside the pot while held (stirred: its perimeter)."""
+        """Add the held tip's turn about the pot's axis since the last update (stir_angle)."""
         parts, support = self.object_contacts()
         held = len(parts) >= 2 and not support
         self._was_held |= held
         tip = self.tip_position()
         rel = tip[:2] - self.container_position()[:2]
-        if held and np.hypot(*rel) <= self.s.pot.radius and tip[2] <= self.s.pot.height:
-            self._swept = convex_hull(np.vstack([self._swept, rel]))
-            self.stirred = hull_perimeter(self._swept)
+        r = float(np.hypot(*rel))
+        if not (held and self.s.stir_min_radius <= r <= self.s.pot.radius
+                and tip[2] <= self.s.pot.height):
+            self._stir_last = None
+            return
+        angle = float(np.arctan2(rel[1], rel[0]))
+        if self._stir_last is not None:
+            self.stir_angle += wrap_angle(angle - self._stir_last)
+        self._stir_last = angle
 
     def grasp_region(self) -> Tuple[np.ndarray, np.ndarray]:
         """
@@ -201,8 +189,8 @@ class TaskScoring:
 
     def reset_tracking(self) -> None:
         """Forget what the task followed (MujocoWorld.reset calls it)."""
-        self.stirred = 0.0  # stir_spoon: perimeter (m) of the region the tip swept
-        self._swept, self._was_held = np.zeros((0, 2)), False
+        self.stir_angle = 0.0  # stir_spoon: signed angle (rad) the tip wound about the pot's axis
+        self._stir_last, self._was_held = None, False
 
     def task_reward(self) -> Tuple[float, bool]:
         """Return (reward in [0, 1], success) of the task (see the module docstring)."""
@@ -220,8 +208,8 @@ class TaskScoring:
     def _score_stir_spoon(self) -> Tuple[float, bool]:
         parts, _ = self.object_contacts()
         grasp = 0.3 if self._was_held or parts else self._approach_shaping()
-        frac = float(np.clip(self.stirred / self.s.stir_length, 0.0, 1.0))
-        return grasp + 0.7 * frac, frac >= self.s.stir_success - 1e-9
+        frac = float(np.clip(abs(self.stir_angle) / (2 * np.pi * self.s.stir_turns), 0.0, 1.0))
+        return grasp + 0.7 * frac, frac >= 1.0 - 1e-9
 
     def _score_pick_spoon(self) -> Tuple[float, bool]:
         parts, table = self.object_contacts()

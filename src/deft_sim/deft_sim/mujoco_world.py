@@ -37,11 +37,11 @@ from deft_hand_driver.hand_config import HandConfig
 from deft_sim import mujoco_models as mm
 from deft_sim.kinematic_world import PinholeCamera, sample_placement
 from deft_sim.mujoco_render import OffscreenRenderer, camera_from_fovy, fovy_of
-from deft_sim.mujoco_scoring import TaskScoring, convex_hull, hull_perimeter
+from deft_sim.mujoco_scoring import TaskScoring, wrap_angle
 from deft_sim.mujoco_settings import LADLE_TASKS, OBJECT_OF_TASK, TASKS, MujocoSettings
 
 __all__ = ['LADLE_TASKS', 'OBJECT_OF_TASK', 'TASKS', 'MujocoSettings', 'MujocoWorld',
-           'camera_from_fovy', 'convex_hull', 'fovy_of', 'grape_slots', 'hull_perimeter']
+           'camera_from_fovy', 'fovy_of', 'grape_slots', 'wrap_angle']
 
 
 def grape_slots(radius: float, r: float, front: float, count: int) -> np.ndarray:
