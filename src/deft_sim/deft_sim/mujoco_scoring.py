@@ -25,8 +25,11 @@ up to 0.3 as the palm came closer to the handle.
 Task "open the drawer" (task='open_drawer'): a cabinet whose drawer runs on a damped slide joint
 with dry friction; a bar handle stands off its front. The drawer front's centre is at the seeded
 (x, y) on the table, the cabinet faces the robot (-x), its yaw the seeded yaw scaled to
-+-max_cabinet_yaw. Reward = opened fraction (slide travel / full travel, in [0, 1]); success =
-opened fraction >= drawer_success. Pushing cannot open it: the hand has to hook the handle.
++-max_cabinet_yaw. Only an opening by the hand on the handle counts: after every update in
+which a hand part touches the handle bar (geom 'handle'), the drawer's outward travel since the
+previous update adds to `pulled` (m; closing it back subtracts, never below 0). Reward = pulled
+fraction (pulled / full travel, in [0, 1]); success = pulled fraction >= drawer_success. A push
+cannot open it, and a pull on the front below the handle, or on the posts, does not count.
 
 Task "scoop the grape" (task='scoop_grape'): a ladle-like spoon (settings.ladle: its handle on
 one rest post, a neck dropping to a tray bowl that rests on the table, walled at the sides and
@@ -80,8 +83,8 @@ class TaskScoring:
     found in its model (`_obj_geoms`, `_supports`, `_group_of_geom`, `_obj_qadr`, `_rest_z`),
     and its pose queries (object_pose, tip_position, container_position, bowl_position,
     mouth_position, grape_positions, grapes_in_spoon). `track` calls the task's
-    `_track_<task>` after each update (stir_spoon: `stir_angle`), `reset_tracking` clears what they
-    follow, and `task_reward` is the task's `_score_<task>`.
+    `_track_<task>` after each update (stir_spoon: `stir_angle`; open_drawer: `pulled`),
+    `reset_tracking` clears what they follow, and `task_reward` is the task's `_score_<task>`.
     """
 
     s: MujocoSettings
@@ -89,6 +92,7 @@ class TaskScoring:
     spoon: SpoonGeometry
     closest: float
     stir_angle: float
+    pulled: float
 
     def _track_stir_spoon(self) -> None:
         """Add the held tip's turn about the pot's axis since the last update (stir_angle)."""
@@ -106,6 +110,24 @@ class TaskScoring:
         if self._stir_last is not None:
             self.stir_angle += wrap_angle(angle - self._stir_last)
         self._stir_last = angle
+
+    def _track_open_drawer(self) -> None:
+        """Add the drawer's travel since the last update to `pulled` if the hand is on the bar."""
+        opened = self.opened
+        if self._handle_touched():
+            self.pulled = max(0.0, self.pulled + opened - self._last_opened)
+        self._last_opened = opened
+
+    def _handle_touched(self) -> bool:
+        """Return whether a hand part touches the drawer's handle bar (geom 'handle')."""
+        d = self.data
+        for i in range(d.ncon):
+            c = d.contact[i]
+            g1, g2 = int(c.geom1), int(c.geom2)
+            if c.dist <= 1e-3 and self._handle_geom in (g1, g2) \
+                    and (g2 if g1 == self._handle_geom else g1) in self._group_of_geom:
+                return True
+        return False
 
     def grasp_region(self) -> Tuple[np.ndarray, np.ndarray]:
         """
@@ -191,6 +213,8 @@ class TaskScoring:
         """Forget what the task followed (MujocoWorld.reset calls it)."""
         self.stir_angle = 0.0  # stir_spoon: signed angle (rad) the tip wound about the pot's axis
         self._stir_last, self._was_held = None, False
+        self.pulled = 0.0  # open_drawer: travel (m) the drawer made with the hand on its handle
+        self._last_opened = self.opened
 
     def task_reward(self) -> Tuple[float, bool]:
         """Return (reward in [0, 1], success) of the task (see the module docstring)."""
@@ -202,7 +226,7 @@ class TaskScoring:
         return 0.3 * float(np.clip(closeness, 0.0, 1.0))
 
     def _score_open_drawer(self) -> Tuple[float, bool]:
-        frac = float(np.clip(self.opened / self.s.drawer.travel, 0.0, 1.0))
+        frac = float(np.clip(self.pulled / self.s.drawer.travel, 0.0, 1.0))
         return frac, frac >= self.s.drawer_success - 1e-9
 
     def _score_stir_spoon(self) -> Tuple[float, bool]:

@@ -41,7 +41,7 @@ class MujocoSettings:
     bowl: BowlGeometry = BowlGeometry()
     spoon: SpoonGeometry = SpoonGeometry()
     drawer: DrawerGeometry = DrawerGeometry()
-    drawer_success: float = 0.6  # opened fraction of a successful open_drawer
+    drawer_success: float = 0.6  # travel fraction pulled by the handle: open_drawer success
     max_cabinet_yaw: float = np.radians(10.0)  # rad: the cabinet's yaw range is +- this
     ladle: SpoonGeometry = LADLE  # the spoon of scoop_grape and stir_spoon
     max_spoon_yaw: float = np.radians(10.0)  # rad: scoop/stir spoon's yaw range is +- this

@@ -100,6 +100,7 @@ class MujocoWorld(TaskScoring):
             if self.s.task == 'scoop_grape' else np.zeros(0, dtype=int)
         self._obj_geoms = {g for g in range(m.ngeom) if m.geom_bodyid[g] == self._obj
                            and m.geom_contype[g] | m.geom_conaffinity[g]}
+        self._handle_geom = m.geom('handle').id if self.s.obj == 'drawer' else -1
         self._fixture = {'spoon': 'spoon_rest', 'drawer': 'cabinet'}.get(self.s.obj)
         self._fixture_mocap = None if self._fixture is None else \
             m.body_mocapid[m.body(self._fixture).id]

@@ -154,7 +154,8 @@ TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
         palm_offset=(0.0, 0.0, -0.01), hand_pose='closed', tau=(0.0, 0.0, 0.15)),
     TaskSpec(
         name='open_drawer', text='open the drawer', obj='drawer',
-        success='drawer pulled out >= 60 % of its travel; reward = opened fraction',
+        success='drawer pulled out >= 60 % of its travel with a hand part on the handle bar; '
+                'reward = that pulled fraction',
         contacts=(HANDLE,), wrist=SIDE_WRIST,
         palm_offset=(-0.08, 0.0, -0.0165), hand_pose='closed',
         tau=(-0.08, 0.0, 0.0, -0.15, 0.0, 0.0)),

@@ -179,6 +179,8 @@ WRONG = {  # (task, id): turn of the wrist (rotvec, wrist frame) or offset of th
     ('open_drawer', 'contact_7cm_high'): dict(offset=('object', 0.0, 0.0, 0.07)),
     ('open_drawer', 'contact_11cm_low'): dict(offset=('object', 0.0, 0.0, -0.11)),
     ('open_drawer', 'hand_half_closed'): dict(closure=0.5),
+    # the front 6 cm below the bar: fingers graze the bar, 2 of 16 placements pass (measured)
+    ('open_drawer', 'front_6cm_below_the_handle'): dict(offset=('object', 0.0, 0.0, -0.06)),
     ('pour_cup', 'palm_up'): dict(turn=(np.pi, 0.0, 0.0)),
     ('pour_cup', 'contact_6cm_off_across_the_fingers'): dict(offset=('base', 0.0, 0.06, 0.0)),
     ('pour_cup', 'no_wrist_turn_in_tau'): dict(tau_rotations=False),
@@ -219,17 +221,28 @@ def test_a_spoon_grasp_turned_palm_up_or_fingers_up_mostly_fails(worlds, turn):
     assert wins <= 1
 
 
-def test_the_drawer_reward_is_the_opened_fraction(worlds):
+def test_the_drawer_reward_is_the_fraction_pulled_by_the_handle(worlds):
     w = worlds('open_drawer')
     w.reset(0)
     closed_front = w.object_pose()[0]
-    for opened, success in [(0.0, False), (0.05, False), (0.6 * 0.16, True), (0.16, True)]:
-        w.data.qpos[w._obj_qadr] = opened
+    for pulled, success in [(0.0, False), (0.05, False), (0.6 * 0.16, True), (0.16, True)]:
+        w.pulled = pulled
         reward, ok = w.task_reward()
-        assert reward == pytest.approx(opened / w.s.drawer.travel) and ok is success
+        assert reward == pytest.approx(pulled / w.s.drawer.travel) and ok is success
+    w.pulled, w.data.qpos[w._obj_qadr] = 0.0, 0.16  # opened without the hand: nothing counts
+    w.track()
+    assert w.pulled == 0.0 and w.task_reward() == (0.0, False)
     # the object frame moves out with the drawer, towards the robot
     assert w.object_pose()[0][0] == pytest.approx(closed_front[0] - 0.16 * np.cos(
         np.arctan2(*rotations.rotate(w.object_pose()[1], [1.0, 0.0, 0.0])[[1, 0]])), abs=1e-9)
+
+
+def test_a_push_into_the_cabinet_does_not_open_the_drawer(worlds):
+    w, spec = worlds('open_drawer'), TASK_SPECS['open_drawer']
+    for seed, split in PLACEMENTS:
+        w.reset(seed, split)
+        reward, success = run_scripted(w, *spec.grasp(*w.object_pose()), 1.0, [0.05, 0.0, 0.0])
+        assert not success and reward < 0.05
 
 
 def test_an_unknown_object_model_is_rejected(hand):
