@@ -42,8 +42,11 @@ and a palm laid over the mouth (the pick task's top grasp) keeps it in the cup t
 Task "open the drawer" (task='open_drawer'): a cabinet whose drawer runs on a damped slide joint
 with dry friction; a bar handle stands off its front. The drawer front's centre is at the seeded
 (x, y) on the table, the cabinet faces the robot (-x), its yaw the seeded yaw scaled to
-+-max_cabinet_yaw. Reward = opened fraction (slide travel / full travel, in [0, 1]); success =
-opened fraction >= drawer_success. Pushing cannot open it: the hand has to hook the handle.
++-max_cabinet_yaw. Only an opening by the hand on the handle counts: after every update in
+which a hand part touches the handle bar (geom 'handle'), the drawer's outward travel since the
+previous update adds to `pulled` (m; closing it back subtracts, never below 0). Reward = pulled
+fraction (pulled / full travel, in [0, 1]); success = pulled fraction >= drawer_success. A push
+cannot open it, and a pull on the front below the handle, or on the posts, does not count.
 
 Task "scoop the grape" (task='scoop_grape'): a ladle-like spoon (settings.ladle: its handle on
 one rest post, a neck dropping to a tray bowl that rests on the table, walled at the sides and
@@ -66,10 +69,13 @@ ring wall with a floor) at a fixed offset from the spoon's resting bowl in base 
 (pot_offset) plus a seeded jitter of +-pot_jitter per axis. After every update in which the
 spoon is held (two hand parts, touching neither rest nor table; the pot may be touched) with
 its tip (the centre of its bowl's floor) inside the pot (within its inner radius, below its
-rim), the tip's horizontal position joins the region it swept; `stirred` is that region's
-convex-hull perimeter (m; a circle of radius r: 2 pi r; jitter in place adds little).
-Success = stirred >= stir_success * stir_length. Reward: 0.3 once the spoon has been held
-(else up to 0.3 by approach) + 0.7 * stirred / stir_length (capped).
+rim) and at least stir_min_radius from the pot's vertical axis, the change of the tip's angle
+about that axis since the previous update (wrapped to (-pi, pi]) adds to `stir_angle` (rad,
+signed); updates that do not count break the chain (the next one only sets the reference).
+Winding counts what a stir does: a stroke, a wiggle or a half circle winds little or unwinds,
+a circle beside the pot or above its rim does not count. Success = |stir_angle| >= 2 pi *
+stir_turns. Reward: 0.3 once the spoon has been held (else up to 0.3 by approach) + 0.7 *
+|stir_angle| / (2 pi stir_turns) (capped).
 """
 
 from typing import Optional, Tuple
@@ -82,44 +88,24 @@ from deft_sim.mujoco_objects import CupGeometry, SpoonGeometry
 from deft_sim.mujoco_settings import MujocoSettings
 
 
-def convex_hull(points: np.ndarray) -> np.ndarray:
-    """Return the vertices (K, 2) of the convex hull of 2D points, counter-clockwise."""
-    pts = np.unique(np.asarray(points, dtype=float).reshape(-1, 2), axis=0)
-    if len(pts) < 3:
-        return pts
-
-    def half(seq):
-        chain = []
-        for p in seq:
-            while len(chain) >= 2:
-                (ax, ay), (bx, by) = chain[-1] - chain[-2], p - chain[-2]
-                if ax * by - ay * bx > 0:
-                    break
-                chain.pop()
-            chain.append(p)
-        return chain[:-1]
-    return np.array(half(pts) + half(pts[::-1]))
-
-
-def hull_perimeter(hull: np.ndarray) -> float:
-    """Return the perimeter of a convex polygon (K, 2) (twice the length of a segment)."""
-    if len(hull) < 2:
-        return 0.0
-    return float(np.linalg.norm(hull - np.roll(hull, 1, axis=0), axis=1).sum())
+def wrap_angle(angle: float) -> float:
+    """Return an angle (rad) wrapped to (-pi, pi]."""
+    return float(np.pi - (np.pi - angle) % (2.0 * np.pi))
 
 
 class TaskScoring:
     """
-    The task side of MujocoWorld: contacts, lift, tilt, the stirred region, success and reward.
+    The task side of MujocoWorld: contacts, lift, tilt, the stir's winding, success and reward.
 
     A mixin: it reads the world's settings `s`, `data`, `cup` and `spoon` (the task's geometries),
     `closest` (the palm's closest approach to the grasp region this episode) and what the world
     found in its model (`_obj_geoms`, `_supports`, `_group_of_geom`, `_obj_qadr`, `_rest_z`),
     and its pose queries (object_pose, tip_position, container_position, bowl_position,
     material_in_bowl, grape_positions, grapes_in_spoon). `track` calls the task's
-    `_track_<task>` after each update (stir_spoon: `stirred`; pour_cup: `peak_lift`;
-    pick_cup, pick_spoon: `dropped`, `carried`, `held_for`, `held_tilt`), `reset_tracking`
-    clears what they follow, and `task_reward` is the task's `_score_<task>`.
+    `_track_<task>` after each update (stir_spoon: `stir_angle`; open_drawer: `pulled`;
+    pour_cup: `peak_lift`; pick_cup, pick_spoon: `dropped`, `carried`, `held_for`,
+    `held_tilt`), `reset_tracking` clears what they follow, and `task_reward` is the
+    task's `_score_<task>`.
     """
 
     s: MujocoSettings
@@ -127,23 +113,48 @@ class TaskScoring:
     data: mujoco.MjData
     spoon: SpoonGeometry
     closest: float
-    stirred: float
     peak_lift: float
     dropped: bool
     carried: float
     held_for: float
     held_tilt: float
+    stir_angle: float
+    pulled: float
 
     def _track_stir_spoon(self) -> None:
-        """Extend the region the tip swept inside the pot while held (stirred: its perimeter)."""
+        """Add the held tip's turn about the pot's axis since the last update (stir_angle)."""
         parts, support = self.object_contacts()
         held = len(parts) >= 2 and not support
         self._was_held |= held
         tip = self.tip_position()
         rel = tip[:2] - self.container_position()[:2]
-        if held and np.hypot(*rel) <= self.s.pot.radius and tip[2] <= self.s.pot.height:
-            self._swept = convex_hull(np.vstack([self._swept, rel]))
-            self.stirred = hull_perimeter(self._swept)
+        r = float(np.hypot(*rel))
+        if not (held and self.s.stir_min_radius <= r <= self.s.pot.radius
+                and tip[2] <= self.s.pot.height):
+            self._stir_last = None
+            return
+        angle = float(np.arctan2(rel[1], rel[0]))
+        if self._stir_last is not None:
+            self.stir_angle += wrap_angle(angle - self._stir_last)
+        self._stir_last = angle
+
+    def _track_open_drawer(self) -> None:
+        """Add the drawer's travel since the last update to `pulled` if the hand is on the bar."""
+        opened = self.opened
+        if self._handle_touched():
+            self.pulled = max(0.0, self.pulled + opened - self._last_opened)
+        self._last_opened = opened
+
+    def _handle_touched(self) -> bool:
+        """Return whether a hand part touches the drawer's handle bar (geom 'handle')."""
+        d = self.data
+        for i in range(d.ncon):
+            c = d.contact[i]
+            g1, g2 = int(c.geom1), int(c.geom2)
+            if c.dist <= 1e-3 and self._handle_geom in (g1, g2) \
+                    and (g2 if g1 == self._handle_geom else g1) in self._group_of_geom:
+                return True
+        return False
 
     def _track_pour_cup(self) -> None:
         """Follow the cup's highest lift while held (the pour ends lower, over the bowl)."""
@@ -273,8 +284,10 @@ class TaskScoring:
 
     def reset_tracking(self) -> None:
         """Forget what the task followed (MujocoWorld.reset calls it)."""
-        self.stirred = 0.0  # stir_spoon: perimeter (m) of the region the tip swept
-        self._swept, self._was_held = np.zeros((0, 2)), False
+        self.stir_angle = 0.0  # stir_spoon: signed angle (rad) the tip wound about the pot's axis
+        self._stir_last, self._was_held = None, False
+        self.pulled = 0.0  # open_drawer: travel (m) the drawer made with the hand on its handle
+        self._last_opened = self.opened
         self.peak_lift = 0.0  # pour_cup: the cup's highest lift while held (m)
         # pick_cup, pick_spoon (_track_pick): the hold after lift-off
         self._lift_off, self._held_since = None, None
@@ -290,14 +303,14 @@ class TaskScoring:
         return 0.3 * float(np.clip(closeness, 0.0, 1.0))
 
     def _score_open_drawer(self) -> Tuple[float, bool]:
-        frac = float(np.clip(self.opened / self.s.drawer.travel, 0.0, 1.0))
+        frac = float(np.clip(self.pulled / self.s.drawer.travel, 0.0, 1.0))
         return frac, frac >= self.s.drawer_success - 1e-9
 
     def _score_stir_spoon(self) -> Tuple[float, bool]:
         parts, _ = self.object_contacts()
         grasp = 0.3 if self._was_held or parts else self._approach_shaping()
-        frac = float(np.clip(self.stirred / self.s.stir_length, 0.0, 1.0))
-        return grasp + 0.7 * frac, frac >= self.s.stir_success - 1e-9
+        frac = float(np.clip(abs(self.stir_angle) / (2 * np.pi * self.s.stir_turns), 0.0, 1.0))
+        return grasp + 0.7 * frac, frac >= 1.0 - 1e-9
 
     def _score_pick_spoon(self) -> Tuple[float, bool]:
         return self._score_pick(1.0)

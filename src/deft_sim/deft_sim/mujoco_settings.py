@@ -55,7 +55,7 @@ class MujocoSettings:
     pour_success: float = 0.5  # fraction of the material in the bowl at the end: success
     spoon: SpoonGeometry = SpoonGeometry()
     drawer: DrawerGeometry = DrawerGeometry()
-    drawer_success: float = 0.6  # opened fraction of a successful open_drawer
+    drawer_success: float = 0.6  # travel fraction pulled by the handle: open_drawer success
     max_cabinet_yaw: float = np.radians(10.0)  # rad: the cabinet's yaw range is +- this
     ladle: SpoonGeometry = LADLE  # the spoon of scoop_grape and stir_spoon
     max_spoon_yaw: float = np.radians(10.0)  # rad: scoop/stir spoon's yaw range is +- this
@@ -69,8 +69,8 @@ class MujocoSettings:
                                            inside_rgba=(0.3, 0.32, 0.35, 1.0))
     pot_offset: Tuple[float, float] = (0.15, 0.0)  # m: pot centre minus the resting tray's (x, y)
     pot_jitter: float = 0.005  # m: seeded jitter of the pot's centre, +- per axis
-    stir_length: float = 0.12  # m: swept perimeter the reward asks for (2 cm circle: 0.126)
-    stir_success: float = 0.75  # fraction of stir_length swept inside the pot, held: success
+    stir_turns: float = 1.0  # turns the held spoon's tip must wind about the pot's axis: success
+    stir_min_radius: float = 0.005  # m: the tip nearer the pot's axis than this winds nothing
 
     @property
     def obj(self) -> str:
@@ -100,8 +100,8 @@ class MujocoSettings:
             raise ValueError('pot_offset needs (x, y) m, pot_jitter must be >= 0')
         if not 0 <= self.grapes_in_bowl <= min(4, self.grapes.count):
             raise ValueError('grapes_in_bowl must be in [0, min(4, grapes.count)]')
-        if self.scoop_lift <= 0 or self.stir_length <= 0 or not 0 < self.stir_success <= 1:
-            raise ValueError('scoop_lift and stir_length must be > 0, stir_success in (0, 1]')
+        if self.scoop_lift <= 0 or self.stir_turns <= 0 or self.stir_min_radius < 0:
+            raise ValueError('scoop_lift and stir_turns must be > 0, stir_min_radius >= 0')
         if not self.ladle.ladle or not 0 <= self.max_spoon_yaw < np.pi / 4:
             raise ValueError('ladle needs neck_drop > 0, max_spoon_yaw in [0, pi/4)')
         if not 0 < self.max_tilt < np.pi / 2:

@@ -37,12 +37,11 @@ from deft_hand_driver.hand_config import HandConfig
 from deft_sim import mujoco_models as mm
 from deft_sim.kinematic_world import PinholeCamera, sample_placement
 from deft_sim.mujoco_render import OffscreenRenderer, camera_from_fovy, fovy_of
-from deft_sim.mujoco_scoring import TaskScoring, convex_hull, hull_perimeter
+from deft_sim.mujoco_scoring import TaskScoring, wrap_angle
 from deft_sim.mujoco_settings import LADLE_TASKS, OBJECT_OF_TASK, TASKS, MujocoSettings
 
 __all__ = ['LADLE_TASKS', 'OBJECT_OF_TASK', 'TASKS', 'MujocoSettings', 'MujocoWorld',
-           'camera_from_fovy', 'convex_hull', 'fovy_of', 'grape_slots', 'hull_perimeter',
-           'material_slots']
+           'camera_from_fovy', 'fovy_of', 'grape_slots', 'material_slots', 'wrap_angle']
 
 
 def grape_slots(radius: float, r: float, front: float, count: int) -> np.ndarray:
@@ -125,6 +124,7 @@ class MujocoWorld(TaskScoring):
             if pour else np.zeros(0, dtype=int)
         self._obj_geoms = {g for g in range(m.ngeom) if m.geom_bodyid[g] == self._obj
                            and m.geom_contype[g] | m.geom_conaffinity[g]}
+        self._handle_geom = m.geom('handle').id if self.s.obj == 'drawer' else -1
         self._fixture = {'spoon': 'spoon_rest', 'drawer': 'cabinet'}.get(self.s.obj)
         self._fixture_mocap = None if self._fixture is None else \
             m.body_mocapid[m.body(self._fixture).id]

@@ -82,25 +82,37 @@ def _in_place(spec: TaskSpec) -> Tau:
     return waypoints, spec.rotations
 
 
-def _stir_rows(change: Callable[[np.ndarray], None]) -> Callable[[TaskSpec], Tau]:
-    """Return the stir's tau, its waypoints changed in place by `change`, no wrist turns."""
+def stir_cheat_taus(spec: TaskSpec) -> Dict[str, np.ndarray]:
+    """Return stir_spoon's cheat taus (base axes, from the grasp): none winds a full turn."""
+    base = spec.waypoints
+    r, z = np.ptp(base[2:-1, 0]) / 2.0, base[2, 2]  # the demo's circle: from centre + (r, 0)
+    c = base[2, :2] - [r, 0.0]
+
+    def arc(a0, a1, n, lift=0.0, shift=(0.0, 0.0)):
+        return [(c[0] + shift[0] + r * np.cos(a), c[1] + shift[1] + r * np.sin(a), z + lift)
+                for a in np.linspace(a0, a1, n + 1)]
+    pre, out = [tuple(base[0]), tuple(base[1])], [tuple(base[-1])]
+    beside = (0.0, 0.14)
+    taus = {
+        'straight_stroke': [tuple(base[0]), (c[0] - r, c[1], base[0, 2]), (c[0] - r, c[1], z),
+                            (c[0] + r, c[1], z)] + out,
+        'wiggle_60deg': pre + arc(0, np.pi / 3, 4) + arc(np.pi / 3, -np.pi / 3, 8)
+        + arc(-np.pi / 3, 0, 4) + out,
+        'half_circle': pre + arc(0, np.pi, 8) + out,
+        'above_the_rim': pre + arc(0, 2 * np.pi, 16, lift=0.05) + out,
+        'beside_the_pot': pre + [(c[0] + r, c[1] + beside[1], base[1, 2])]
+        + arc(0, 2 * np.pi, 16, shift=beside) + out,
+        'no_circle': pre + [tuple(base[2])] * 17 + out,
+    }
+    return {k: np.asarray(v, dtype=float) for k, v in taus.items()}
+
+
+def _stir(name: str) -> Callable[[TaskSpec], Tau]:
+    """Return the stir cheat's tau (stir_cheat_taus), no wrist turns."""
     def tau(spec: TaskSpec) -> Tau:
-        waypoints = spec.waypoints.copy()
-        change(waypoints)
+        waypoints = stir_cheat_taus(spec)[name]
         return waypoints, np.zeros_like(waypoints)
     return tau
-
-
-def _hold_still(w: np.ndarray) -> None:
-    w[3:-1] = w[2]  # the bowl lowered into the pot and held there: no circle
-
-
-def _beside(w: np.ndarray) -> None:
-    w[1:, 1] += 0.12
-
-
-def _above_rim(w: np.ndarray) -> None:
-    w[2:-1, 2] += 0.05
 
 
 def _pick_cheats(obj: str) -> Tuple[Cheat, ...]:
@@ -171,6 +183,11 @@ CHEATS: Dict[str, Tuple[Cheat, ...]] = {
         Cheat('contact_11cm_low', 'the grasp 11 cm below the handle',
               offset=('object', 0.0, 0.0, -0.11)),
         Cheat('hand_half_closed', 'pull with the hand half closed', closure=0.5),
+        Cheat('open_hand', 'pull with the hand open (a hook of straight fingers)', closure=0.0),
+        Cheat('push', 'push the wrist 5 cm into the cabinet',
+              tau=_waypoints([0.05, 0.0, 0.0], [0.05, 0.0, 0.0])),
+        Cheat('front_6cm_below_the_handle', 'grasp the drawer front 6 cm below the handle',
+              offset=('object', 0.0, 0.0, -0.06)),
     ),
     'scoop_grape': (
         Cheat('lift_only', 'lift the spoon 10 cm', tau=_straight_up(0.10)),
@@ -196,11 +213,15 @@ CHEATS: Dict[str, Tuple[Cheat, ...]] = {
         Cheat('palm_up', 'the wrist turned palm up', turn=(np.pi, 0.0, 0.0)),
         Cheat('contact_7cm_towards_the_end', 'the grasp 7 cm towards the handle end',
               offset=('object', -0.07, 0.0, 0.0)),
-        Cheat('no_circle', 'lower the bowl into the pot and hold it still',
-              tau=_stir_rows(_hold_still)),
-        Cheat('beside_the_pot', 'stir 12 cm beside the pot', tau=_stir_rows(_beside)),
-        Cheat('above_the_rim', 'stir 5 cm above the rim', tau=_stir_rows(_above_rim)),
+        Cheat('straight_stroke', 'one straight stroke through the pot',
+              tau=_stir('straight_stroke')),
+        Cheat('wiggle_60deg', 'the tip wiggled +-60 deg about the pot', tau=_stir('wiggle_60deg')),
+        Cheat('half_circle', 'half a circle', tau=_stir('half_circle')),
+        Cheat('above_the_rim', 'the circle 5 cm above the rim', tau=_stir('above_the_rim')),
+        Cheat('beside_the_pot', 'the circle 14 cm beside the pot', tau=_stir('beside_the_pot')),
+        Cheat('no_circle', 'the bowl lowered into the pot and held still', tau=_stir('no_circle')),
         Cheat('lift_only', 'lift the spoon 10 cm', tau=_straight_up(0.10)),
+        Cheat('open_hand', 'the demonstration with the hand open', closure=0.0),
     ),
 }
 

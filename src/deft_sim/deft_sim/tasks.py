@@ -126,16 +126,18 @@ def _flat(*triples: Vec3) -> Tuple[float, ...]:
     return tuple(float(v) for t in triples for v in t)
 
 
-def _circle(centre: Vec3, radius: float, n: int) -> Tuple[Vec3, ...]:
-    """Return n + 1 points of a closed horizontal circle about centre, from its +x point on."""
+def _circle(centre: Vec3, radius: float, n: int, turns: float = 1.0) -> Tuple[Vec3, ...]:
+    """Return n + 1 points of a horizontal circle about centre, `turns` turns from its +x point."""
     return tuple((centre[0] + radius * np.cos(a), centre[1] + radius * np.sin(a), centre[2])
-                 for a in np.linspace(0.0, 2 * np.pi, n + 1))
+                 for a in np.linspace(0.0, 2 * np.pi * turns, n + 1))
 
 
 SCOOP_PUSH = 0.05  # m: the scoop's push of the wrist along the spoon (base +x)
 SCOOP_TILT = 0.4  # rad: the scoop's tip-up turn (about base -y: the tip rises)
-STIR_Z = 0.015  # m: the stir's wrist height above the grasp (the bowl ~1.5 cm over the pot floor)
-STIR_RADIUS = 0.02  # m: radius of the stir circle (its perimeter: MujocoSettings.stir_length)
+STIR_Z = 0.025  # m: the stir's wrist height above the grasp (lower, the bowl drags on the floor)
+STIR_RADIUS = 0.035  # m: the stir circle's radius about the pot's centre (inner radius 8 cm)
+STIR_POINTS = 20  # waypoints of the stir, 22.5 deg apart
+STIR_TURNS = 1.25  # turns of the demo's stir (the tip lags the wrist: one turn is 0.9-1.0)
 CUP_TOP = 0.05  # m: half the height of mujoco_models.CupGeometry
 SPOON_TOP = 0.005  # m: half the thickness of SpoonGeometry's handle
 # pick_cup, pick_spoon: lift 15 cm, carry 15 cm to the robot's right (-y), hold: the repeated
@@ -185,7 +187,8 @@ TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
         palm_offset=(0.0, 0.0, -0.01), hand_pose='closed', tau=PICK_TAU),
     TaskSpec(
         name='open_drawer', text='open the drawer', obj='drawer',
-        success='drawer pulled out >= 60 % of its travel; reward = opened fraction',
+        success='drawer pulled out >= 60 % of its travel with a hand part on the handle bar; '
+                'reward = that pulled fraction',
         contacts=(HANDLE,), wrist=SIDE_WRIST,
         palm_offset=(-0.08, 0.0, -0.0165), hand_pose='closed',
         tau=(-0.08, 0.0, 0.0, -0.15, 0.0, 0.0)),
@@ -209,15 +212,16 @@ TASK_SPECS: Dict[str, TaskSpec] = {spec.name: spec for spec in (
     TaskSpec(
         name='stir_spoon', text='stir with the spoon', obj='spoon',
         success='the spoon held by two hand parts, off rest and table, its tip inside the pot '
-                'below the rim sweeping a region of >= 9 cm perimeter (75 % of the 2 cm stir '
-                'circle); reward 0.3 once held (else up to 0.3 by approach) + 0.7 * swept '
-                'perimeter / 12 cm',
-        # the scoop's grasp; tau: lift 7 cm, carry over the pot (MujocoSettings.pot_offset
-        # from the tray), lower the bowl into it, one circle of 2 cm radius, lift out
+                'below the rim winding one full turn about the pot axis; reward 0.3 once '
+                'held (else up to 0.3 by approach) + 0.7 * turns wound (capped at 1)',
+        # the scoop's grasp; tau: lift 7 cm, carry the tip over the pot's centre
+        # (MujocoSettings.pot_offset from the tray), lower the bowl into it, 1.25 turns of
+        # a 3.5 cm circle about the centre (wider than the pot's jitter), lift out
         contacts=((0.03, 0.0, SPOON_TOP),), wrist=SPOON_WRIST,
         palm_offset=(0.0, 0.0, -0.03), hand_pose='closed',
         tau=_flat((0.0, 0.0, 0.07), (0.15 + STIR_RADIUS, 0.0, 0.07),
-                  *_circle((0.15, 0.0, STIR_Z), STIR_RADIUS, 12), (0.15, 0.0, 0.08))),
+                  *_circle((0.15, 0.0, STIR_Z), STIR_RADIUS, STIR_POINTS, STIR_TURNS),
+                  (0.15, 0.0, 0.08))),
 )}
 
 

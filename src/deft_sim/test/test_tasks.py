@@ -17,10 +17,10 @@ from deft_sim.mujoco_world import (  # noqa: E402
     TASKS,
     MujocoSettings,
     MujocoWorld,
-    convex_hull,
     grape_slots,
-    hull_perimeter,
+    wrap_angle,
 )
+from deft_sim.task_checks import stir_cheat_taus  # noqa: E402
 from deft_sim.tasks import TASK_SPECS, TaskSpec, run_scripted, task_spec  # noqa: E402
 
 HAND_YAML = Path(__file__).resolve().parents[2] / 'deft_hand_driver' / 'config' / 'leap_16dof.yaml'
@@ -183,6 +183,8 @@ WRONG = {  # (task, id): turn of the wrist (rotvec, wrist frame) or offset of th
     ('open_drawer', 'contact_7cm_high'): dict(offset=('object', 0.0, 0.0, 0.07)),
     ('open_drawer', 'contact_11cm_low'): dict(offset=('object', 0.0, 0.0, -0.11)),
     ('open_drawer', 'hand_half_closed'): dict(closure=0.5),
+    # the front 6 cm below the bar: fingers graze the bar, 2 of 16 placements pass (measured)
+    ('open_drawer', 'front_6cm_below_the_handle'): dict(offset=('object', 0.0, 0.0, -0.06)),
     ('pour_cup', 'palm_up'): dict(turn=(np.pi, 0.0, 0.0)),
     # pour: the palm 6 cm towards the fingertips (only they reach the cup) fails on all 12
     # measured placements; 6 cm the other way (the cup deep in the fingers), fingers pointing
@@ -308,17 +310,28 @@ def test_a_spoon_grasp_turned_palm_up_or_fingers_up_mostly_fails(worlds, turn):
     assert wins <= 1
 
 
-def test_the_drawer_reward_is_the_opened_fraction(worlds):
+def test_the_drawer_reward_is_the_fraction_pulled_by_the_handle(worlds):
     w = worlds('open_drawer')
     w.reset(0)
     closed_front = w.object_pose()[0]
-    for opened, success in [(0.0, False), (0.05, False), (0.6 * 0.16, True), (0.16, True)]:
-        w.data.qpos[w._obj_qadr] = opened
+    for pulled, success in [(0.0, False), (0.05, False), (0.6 * 0.16, True), (0.16, True)]:
+        w.pulled = pulled
         reward, ok = w.task_reward()
-        assert reward == pytest.approx(opened / w.s.drawer.travel) and ok is success
+        assert reward == pytest.approx(pulled / w.s.drawer.travel) and ok is success
+    w.pulled, w.data.qpos[w._obj_qadr] = 0.0, 0.16  # opened without the hand: nothing counts
+    w.track()
+    assert w.pulled == 0.0 and w.task_reward() == (0.0, False)
     # the object frame moves out with the drawer, towards the robot
     assert w.object_pose()[0][0] == pytest.approx(closed_front[0] - 0.16 * np.cos(
         np.arctan2(*rotations.rotate(w.object_pose()[1], [1.0, 0.0, 0.0])[[1, 0]])), abs=1e-9)
+
+
+def test_a_push_into_the_cabinet_does_not_open_the_drawer(worlds):
+    w, spec = worlds('open_drawer'), TASK_SPECS['open_drawer']
+    for seed, split in PLACEMENTS:
+        w.reset(seed, split)
+        reward, success = run_scripted(w, *spec.grasp(*w.object_pose()), 1.0, [0.05, 0.0, 0.0])
+        assert not success and reward < 0.05
 
 
 def test_an_unknown_object_model_is_rejected(hand):
@@ -413,30 +426,33 @@ def test_the_scoop_without_its_tip_up_turn_mostly_fails(worlds):
     assert wins <= 3
 
 
-@pytest.mark.parametrize('case', ['no_circle', 'beside_the_pot', 'above_the_rim'])
-def test_a_stir_without_moving_or_outside_the_pot_fails(worlds, case):
+STIR_CHEATS = ['straight_stroke', 'wiggle_60deg', 'half_circle', 'above_the_rim',
+               'beside_the_pot', 'no_circle']
+
+
+@pytest.mark.parametrize('case', STIR_CHEATS)
+def test_a_stir_that_does_not_wind_about_the_pot_fails(worlds, case):
+    # measured over 8 train and 8 test placements: every cheat fails on all of them (the
+    # half circle winds up to 0.67 turns: the tip lags, the lift out adds a little)
     w, spec = worlds('stir_spoon'), TASK_SPECS['stir_spoon']
-    tau = spec.waypoints.copy()
-    if case == 'no_circle':  # the bowl held still in the pot: its jitter sweeps little
-        tau[3:-1] = tau[2]
-    elif case == 'beside_the_pot':
-        tau[1:, 1] += 0.12
-    else:
-        tau[2:-1, 2] += 0.05
-    w.reset(3, 'train')
-    reward, success = run_scripted(w, *spec.grasp(*w.object_pose()), 1.0, tau)
-    assert not success and reward < 0.5 and w.stirred < 0.03
+    tau = stir_cheat_taus(spec)[case]
+    for seed, split in PLACEMENTS:
+        w.reset(seed, split)
+        reward, success = run_scripted(w, *spec.grasp(*w.object_pose()), 1.0, tau)
+        assert not success and reward < 0.9 and abs(w.stir_angle) < 1.5 * np.pi
 
 
-def test_the_swept_region_and_the_grape_slots():
-    circle = 0.02 * np.stack([np.cos(np.linspace(0, 2 * np.pi, 40)),
-                              np.sin(np.linspace(0, 2 * np.pi, 40))], axis=1)
-    inner = np.random.default_rng(0).uniform(-0.01, 0.01, (50, 2))
-    hull = convex_hull(np.vstack([circle, inner]))
-    assert len(hull) <= 40 and hull_perimeter(hull) == pytest.approx(2 * np.pi * 0.02, rel=0.01)
-    assert hull_perimeter(convex_hull([[0.0, 0.0], [0.03, 0.0], [0.01, 0.0]])) == \
-        pytest.approx(0.06)
-    assert hull_perimeter(convex_hull([[0.0, 0.0]])) == 0.0
+def test_a_stir_with_an_open_hand_fails(worlds):
+    w, spec = worlds('stir_spoon'), TASK_SPECS['stir_spoon']
+    for seed, split in PLACEMENTS:
+        assert not episode(w, spec, seed, split, closure=0.0)[1]
+
+
+def test_the_winding_angle_and_the_grape_slots():
+    assert wrap_angle(np.pi) == pytest.approx(np.pi)
+    assert wrap_angle(-np.pi) == pytest.approx(np.pi)
+    assert wrap_angle(1.5 * np.pi) == pytest.approx(-0.5 * np.pi)
+    assert wrap_angle(-0.1) == pytest.approx(-0.1)
     slots = grape_slots(0.065, 0.009, 0.012, 6)
     assert slots.shape == (6, 2) and np.all(slots[:, 0] >= 0.012 + 0.009)
     assert np.all(np.hypot(*slots.T) <= 0.065 - 0.009)
