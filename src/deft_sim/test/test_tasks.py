@@ -20,7 +20,7 @@ from deft_sim.mujoco_world import (  # noqa: E402
     grape_slots,
     wrap_angle,
 )
-from deft_sim.task_checks import stir_cheat_taus  # noqa: E402
+from deft_sim.task_checks import cheat, run_check, stir_cheat_taus  # noqa: E402
 from deft_sim.tasks import TASK_SPECS, TaskSpec, run_scripted, task_spec  # noqa: E402
 
 HAND_YAML = Path(__file__).resolve().parents[2] / 'deft_hand_driver' / 'config' / 'leap_16dof.yaml'
@@ -237,31 +237,11 @@ PICK_CHEATS = {  # (task, cheat): how many of the 16 PICK_SEEDS may succeed (mea
 }
 
 
-def run_pick_cheat(w, spec, cheat, seed, split):
-    """Run a cheat on a pick task from a reset placement; return (success, moved, tilt)."""
+def run_pick_cheat(w, spec, name, seed, split):
+    """Run a pick task's cheat (task_checks.CHEATS); return (success, moved, tilt)."""
     w.reset(seed, split)
-    centre, q_obj = w.object_pose()
-    position, q = spec.grasp(centre, q_obj)
-    tau, closure, wrist = spec.waypoints, 1.0, np.zeros(3)
-    if cheat == 'push':  # the palm-down hand beside the object, slid along the table through it
-        position = np.array([centre[0], centre[1] + 0.09, max(centre[2], 0.03)])
-        tau = np.repeat([[0.0, -0.25, 0.0]], 4, axis=0)
-    elif cheat == 'roll':  # hit the cup's top from the side, knock it over, roll it on
-        position = centre + [0.0, 0.09, 0.05]
-        tau = np.array([[0, -0.12, 0], [0, -0.12, -0.05], [0, -0.3, -0.05], [0, -0.3, 0.1]])
-    elif cheat == 'lift_only':
-        tau = np.repeat([[0.0, 0.0, 0.15]], 4, axis=0)
-    elif cheat in ('open_hand', 'half_closed'):
-        closure = 0.0 if cheat == 'open_hand' else 0.5
-    elif cheat.startswith('moved_5cm'):
-        wrist = {'along': [0.05, 0, 0], 'back': [-0.05, 0, 0], 'across': [0, 0.05, 0]}[
-            cheat.split('_')[2]]
-        position = position + rotations.rotate(q, wrist)
-    else:
-        turn = {'turned_palm_sideways': [np.pi / 2, 0, 0], 'turned_fingers_up': [0, np.pi / 2, 0],
-                'turned_about_the_approach': [0, 0, np.pi / 2]}[cheat]
-        q = rotations.multiply(q, rotations.from_rotvec(turn))
-    reward, success = run_scripted(w, position, q, closure, tau)
+    centre = w.object_pose()[0]
+    reward, success = run_check(w, spec, seed, split, cheat(spec.name, name))
     assert 0.0 <= reward <= 1.0
     return success, float(np.linalg.norm(w.object_pose()[0][:2] - centre[:2])), w.tilt
 
@@ -345,51 +325,27 @@ def test_an_unknown_object_model_is_rejected(hand):
 POUR_CHEATS = ['tilt_in_place', 'palm_down_over_the_mouth', 'lift_only', 'open_hand']
 
 
-@pytest.mark.parametrize('cheat', POUR_CHEATS)
-def test_a_pour_cheat_fails_on_most_placements(worlds, cheat):
+@pytest.mark.parametrize('name', POUR_CHEATS)
+def test_a_pour_cheat_fails_on_most_placements(worlds, name):
     # measured: each fails on all 16 placements of seeds 0-7 of both splits (the demo: 16/16)
     w, spec = worlds('pour_cup'), TASK_SPECS['pour_cup']
     placements = [(0, 'train'), (1, 'train'), (2, 'train'), (0, 'test'), (1, 'test'),
                   (2, 'test')]
     wins = 0
     for seed, split in placements:
-        w.reset(seed, split)
-        position, q = spec.grasp(*w.object_pose())
-        tau, turns, closure = spec.waypoints.copy(), spec.rotations, 1.0
-        if cheat == 'tilt_in_place':  # the demonstration without its carry
-            tau[:, :2] = 0.0
-        elif cheat == 'palm_down_over_the_mouth':  # pick_cup's top grasp, the pour's tau
-            pick = TASK_SPECS['pick_cup']
-            position, q = pick.grasp(*w.object_pose())
-        elif cheat == 'lift_only':
-            tau, turns = [[0.0, 0.0, 0.15]], None
-        else:
-            closure = 0.0
-        reward, success = run_scripted(w, position, q, closure, tau, tau_rotations=turns)
+        reward, success = run_check(w, spec, seed, split, cheat('pour_cup', name))
         wins += success
         assert reward < 0.6
-        if cheat != 'open_hand':
+        if name != 'open_hand':
             assert not w.material_in_bowl().any()
     assert wins <= 1
 
 
 SCOOP_PLACEMENTS = [(seed, split) for split in ('train', 'test') for seed in range(4)]
-SCOOP_CHEATS = {  # a lazy policy's scoop: tau, tau_rotations from the demo's (N, 3); closure
-    'lift_only': lambda tau, rot: ([[0.0, 0.0, 0.10]], [[0.0, 0.0, 0.0]], 1.0),
-    'push_only': lambda tau, rot: (tau[:1], rot[:1], 1.0),
-    'push_and_lift_level': lambda tau, rot: ([tau[0], tau[0] + [0.0, 0.0, 0.10]],
-                                             np.zeros((2, 3)), 1.0),
-    'push_and_lift_tip_down': lambda tau, rot: (tau, -rot, 1.0),
-    'tilt_and_lift_in_place': lambda tau, rot: (tau - tau[0], rot, 1.0),  # no push
-    'open_hand': lambda tau, rot: (tau, rot, 0.0),
-}
-
-
-def scoop(w, seed, split, tau, rot, closure):
-    """Reset and run the nominal scoop grasp with the given tau; return success."""
-    w.reset(seed, split)
-    position, q = TASK_SPECS['scoop_grape'].grasp(*w.object_pose())
-    return run_scripted(w, position, q, closure, tau, tau_rotations=rot)[1]
+# a lazy policy's scoop (task_checks.CHEATS): no push (tilt and lift in place), no lift, lifted
+# level or tip down, an open hand
+SCOOP_CHEATS = ['lift_only', 'push_only', 'push_and_lift_level', 'tip_down', 'no_push',
+                'open_hand']
 
 
 def test_the_scoop_starts_with_no_grape_in_the_spoon_and_the_demo_gathers_some(worlds):
@@ -400,19 +356,19 @@ def test_the_scoop_starts_with_no_grape_in_the_spoon_and_the_demo_gathers_some(w
     for seed, split in SCOOP_PLACEMENTS:
         w.reset(seed, split)
         assert not w.grapes_in_spoon().any()
-        wins += scoop(w, seed, split, spec.waypoints, spec.rotations, 1.0)
+        wins += run_check(w, spec, seed, split)[1]
     assert wins >= 7
 
 
-@pytest.mark.parametrize('case', list(SCOOP_CHEATS))
+@pytest.mark.parametrize('case', SCOOP_CHEATS)
 def test_a_scoop_without_push_tip_up_and_a_closed_hand_fails(worlds, case):
     # the grapes are pushed ahead unless the tip runs under them; lifted level or tip down they
     # roll out of the open tip; an open hand drops the spoon
     w, spec = worlds('scoop_grape'), TASK_SPECS['scoop_grape']
-    tau, rot, closure = SCOOP_CHEATS[case](spec.waypoints, spec.rotations)
-    wins = sum(scoop(w, seed, split, tau, rot, closure) for seed, split in SCOOP_PLACEMENTS)
+    wins = sum(run_check(w, spec, seed, split, cheat('scoop_grape', case))[1]
+               for seed, split in SCOOP_PLACEMENTS)
     assert wins <= 2
-    if case in ('lift_only', 'push_and_lift_tip_down'):  # the spoon came up, no grape in it
+    if case in ('lift_only', 'tip_down'):  # the spoon came up, no grape in it
         assert w.lift > 0.05 and not w.grapes_in_spoon().any()
 
 
@@ -421,7 +377,7 @@ def test_the_scoop_without_its_tip_up_turn_mostly_fails(worlds):
     # grape on some placements (measured 8/20: dragged back, they roll deeper into the tray);
     # a push and a straight lift keeps none (above)
     w, spec = worlds('scoop_grape'), TASK_SPECS['scoop_grape']
-    wins = sum(scoop(w, seed, split, spec.waypoints, np.zeros_like(spec.rotations), 1.0)
+    wins = sum(run_check(w, spec, seed, split, cheat('scoop_grape', 'no_turn'))[1]
                for seed, split in SCOOP_PLACEMENTS)
     assert wins <= 3
 
