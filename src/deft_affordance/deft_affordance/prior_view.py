@@ -53,7 +53,7 @@ def draw_prior_view(rgb: np.ndarray, mask: np.ndarray, contact_pixels: Sequence[
     out[mask] = 0.55 * out[mask] + 0.45 * np.array(MASK_TINT, np.float32)
     image = Image.fromarray(out.astype(np.uint8))
     pen = ImageDraw.Draw(image)
-    r = max(3, rgb.shape[1] // 120)
+    r = max(4, rgb.shape[1] // 64)  # 10 px at 640: still visible in a panel a third as wide
     pixels = np.asarray(contact_pixels, dtype=float).reshape(-1, 2)
     for u, v in pixels[np.all(np.isfinite(pixels), axis=1)]:
         pen.ellipse([u - r, v - r, u + r, v + r], outline=CONTACT, width=max(2, r // 2))
