@@ -337,12 +337,13 @@ def test_player_process_publishes_at_the_recorded_timing(ros, tmp_path):
                                [[0.1 * k, -0.1 * k] for k in range(4)])
     stamp = images.items[1][1].header.stamp  # the recorded header, untouched
     assert stamp.sec * 10**9 + stamp.nanosec == T0 + GAP
-    # recorded timing / rate, measured from the first message (both start at bag time 0)
-    start = min(images.items[0][0], joints.items[0][0])
-    tolerance = 0.1  # s; typically a few ms, but the test machines are shared
-    assert images.items[1][0] - start == pytest.approx(GAP / 1e9 / rate, abs=tolerance)
-    for k, (arrived, _) in enumerate(joints.items):
-        assert arrived - start == pytest.approx(k * JOINT_PERIOD / 1e9 / rate, abs=tolerance)
+    # recorded timing / rate, per topic (a large image and a small joint state reach the probe
+    # with different delays on a loaded machine; CI saw 0.12 s between the first two): the joint
+    # states' median interval and the two frames' gap. As fast as possible would be about 0,
+    # unscaled twice as long
+    joint_gaps = np.diff([arrived for arrived, _ in joints.items])
+    assert np.median(joint_gaps) == pytest.approx(JOINT_PERIOD / 1e9 / rate, abs=0.07)
+    assert images.items[1][0] - images.items[0][0] == pytest.approx(GAP / 1e9 / rate, abs=0.15)
 
 
 @pytest.mark.integration
