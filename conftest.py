@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent
 
 # A domain id per test run (0..101 are safe with Fast DDS' default ports), so parallel runs and a
@@ -16,3 +18,16 @@ os.environ.setdefault('MUJOCO_GL', 'egl')  # offscreen rendering on the CPU, no 
 # The graph's DDS settings (3 s participant lease; see the file), as deft_run gives its nodes.
 os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
                       str(ROOT / 'src' / 'deft_bringup' / 'config' / 'fastdds.xml'))
+
+
+@pytest.fixture(scope='session')
+def ros():
+    """Initialise the default rclpy context for the session, unless something else did."""
+    import rclpy
+
+    owned = not rclpy.ok()
+    if owned:
+        rclpy.init()
+    yield
+    if owned:
+        rclpy.try_shutdown()

@@ -14,7 +14,7 @@ from std_srvs.srv import Trigger
 from deft_arm.backends import BACKENDS, MotionError, make_backend
 from deft_arm.motion import Pose, Workspace, interpolate, pre_grasp_pose, waypoint_pose
 from deft_common.node_main import ConfigurationError, internal_error, run_node
-from deft_common.ros_async import ServerWatch, wait_served
+from deft_common.ros_async import ServerWatch, send_goal_served, wait_served
 from deft_common.ros_params import Param, declare
 from deft_interfaces.action import ExecuteGrasp, HandGrasp
 
@@ -190,14 +190,12 @@ class ArmNode(Node):
         if not self.hand.wait_for_server(timeout_sec=min(2.0, self.p.hand_timeout)):
             return f'hand action {self.p.hand_action} is not available (is the hand driver up?)'
         watch = ServerWatch.action(self, self.p.hand_action)  # before the goal: it may die first
-        sent = self.hand.send_goal_async(goal)
-        ended = await wait_served(self, sent, watch, self.p.hand_timeout, self.group,
-                                  stop=lambda: self.shutting_down)
+        ended, handle = await send_goal_served(self, self.hand, goal, watch, self.p.hand_timeout,
+                                               self.group, stop=lambda: self.shutting_down)
         if ended == 'timeout':
             return (f'the hand driver did not answer the goal within {self.p.hand_timeout} s '
                     '(is it still running?)')
         if ended == 'done':
-            handle = sent.result()
             if not handle.accepted:
                 return 'the hand rejected the grasp targets'
             result = handle.get_result_async()

@@ -4,23 +4,12 @@ from pathlib import Path
 import time
 
 import pytest
-import rclpy
 
 from deft_bringup.client import EpisodeClient
 from deft_bringup.testing import FAST_SIM, Probe, start_graph
 
 LOG_ROOT = Path(__file__).resolve().parents[3] / '.ros' / 'test-logs'
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
-
-
-@pytest.fixture(scope='session')
-def ros():
-    owned = not rclpy.ok()  # another suite's fixture may have initialised it
-    if owned:
-        rclpy.init()
-    yield
-    if owned:
-        rclpy.try_shutdown()
 
 
 @pytest.fixture

@@ -24,7 +24,14 @@ from deft_cem.episode_goals import reward_error
 from deft_cem.grasp_params import ParameterSpace
 from deft_cem.rewards import OperatorRewardBox, ResetGate
 from deft_common.image_codec import LatestFrame
-from deft_common.ros_async import ServerWatch, sleep, wait_for, wait_served, wait_until
+from deft_common.ros_async import (
+    ServerWatch,
+    send_goal_served,
+    sleep,
+    wait_for,
+    wait_served,
+    wait_until,
+)
 from deft_interfaces.action import ExecuteGrasp, HandGrasp, RunEpisode
 from deft_interfaces.srv import GetTaskReward, PredictGrasp, ResetSim, Segment
 
@@ -224,13 +231,12 @@ class EpisodeSteps:
         goal = self.grasp_goal(frame_id, xi, eps, self.demonstration(task))
         # watched from before the goal: the arm may die before its goal response reaches us
         watch = ServerWatch.action(self.node, 'arm/execute_grasp')
-        sent = self.arm.send_goal_async(goal, feedback_callback=on_feedback)
-        ended = await wait_served(self.node, sent, watch, self.s.service_timeout, self.group)
+        ended, handle = await send_goal_served(self.node, self.arm, goal, watch,
+                                               self.s.service_timeout, self.group, on_feedback)
         if ended != 'done':
             raise EpisodeFailure(R.SERVER_GONE, ARM_GONE if ended == 'gone' else
                                  'arm/execute_grasp did not answer the goal within '
                                  f'{self.s.service_timeout} s (is the arm node running?)')
-        handle = sent.result()
         if not handle.accepted:
             raise EpisodeFailure(R.ARM_FAILED, 'arm/execute_grasp rejected the grasp goal '
                                  '(see the arm node log)')
@@ -351,13 +357,13 @@ class EpisodeSteps:
                                 self.group):
             raise EpisodeFailure(R.RESET_FAILED, 'action hand/grasp is not available')
         watch = ServerWatch.action(self.node, 'hand/grasp')
-        sent = self.hand.send_goal_async(HandGrasp.Goal(named_pose='open'))
-        ended = await wait_served(self.node, sent, watch, self.s.service_timeout, self.group)
+        ended, handle = await send_goal_served(self.node, self.hand,
+                                               HandGrasp.Goal(named_pose='open'), watch,
+                                               self.s.service_timeout, self.group)
         if ended != 'done':
             raise EpisodeFailure(R.SERVER_GONE, HAND_GONE if ended == 'gone' else
                                  'hand/grasp did not answer the goal to open the hand within '
                                  f'{self.s.service_timeout} s (is the hand driver running?)')
-        handle = sent.result()
         if not handle.accepted:
             raise EpisodeFailure(R.RESET_FAILED, 'hand/grasp refused to open the hand')
         result = handle.get_result_async()

@@ -121,3 +121,19 @@ async def wait_served(node: Node, future: Future, watch: ServerWatch, timeout: f
             return 'timeout'
         await sleep(node, period, group)
     return 'done'
+
+
+async def send_goal_served(node: Node, client, goal, watch: ServerWatch, timeout: float,
+                           group: Optional[CallbackGroup] = None,
+                           feedback_callback: Optional[Callable] = None,
+                           stop: Callable[[], bool] = lambda: False) -> Tuple[str, Any]:
+    """
+    Send an action goal and await its goal response while the server lives.
+
+    Return (ended, goal handle): `ended` as wait_served ('done', 'gone', 'timeout', 'stopped'),
+    the handle None unless 'done'. Make `watch` before calling: a server may die before it answers.
+    """
+    sent = client.send_goal_async(goal, feedback_callback=feedback_callback)
+    ended = await wait_served(node, sent, watch, timeout, group, stop=stop)
+    return ended, (sent.result() if ended == 'done' else None)
+

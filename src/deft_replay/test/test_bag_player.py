@@ -213,19 +213,6 @@ def test_paths_that_cannot_play_say_why(tmp_path, run_dir):
 
 
 # --- the node -------------------------------------------------------------------------------
-@pytest.fixture(scope='module')
-def ros():
-    """Initialise the default rclpy context, unless another suite's fixture did."""
-    import rclpy
-
-    owned = not rclpy.ok()
-    if owned:
-        rclpy.init()
-    yield
-    if owned:
-        rclpy.try_shutdown()
-
-
 @pytest.mark.parametrize('value,match', [
     ('', 'parameter bags is empty'),
     ('/nonexistent/deft/bags', 'bags /nonexistent/deft/bags: .* does not exist'),

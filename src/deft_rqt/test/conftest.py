@@ -8,23 +8,12 @@ import pytest
 
 os.environ.setdefault('QT_QPA_PLATFORM', 'offscreen')  # before pytest-qt makes the QApplication
 
-import rclpy  # noqa: E402
 
 from deft_bringup.testing import FAST_SIM, start_graph, wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 LOG_ROOT = ROOT / '.ros' / 'test-logs'
 CONFIG = ROOT / 'src' / 'deft_bringup' / 'config'
-
-
-@pytest.fixture(scope='session')
-def ros():
-    owned = not rclpy.ok()
-    if owned:
-        rclpy.init()
-    yield
-    if owned:
-        rclpy.try_shutdown()
 
 
 @pytest.fixture(scope='module')

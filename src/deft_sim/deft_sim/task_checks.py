@@ -60,11 +60,6 @@ def run_check(world, spec: TaskSpec, seed: int, split: str,
     return run_scripted(world, position, q, closure, waypoints, tau_rotations=turns)
 
 
-def _straight_up(height: float) -> Callable[[TaskSpec], Tau]:
-    """Return a tau that only lifts the wrist `height` m, without turning it."""
-    return lambda spec: (np.array([[0.0, 0.0, height]]), np.zeros((1, 3)))
-
-
 def _without_turns(spec: TaskSpec) -> Tau:
     """Return the demonstrated waypoints with the wrist kept at its grasp orientation."""
     return spec.waypoints, np.zeros_like(spec.waypoints)
@@ -159,7 +154,7 @@ CHEATS: Dict[str, Tuple[Cheat, ...]] = {
         Cheat('tilt_in_place', 'lift and tilt without carrying over the bowl', tau=_in_place),
         Cheat('palm_down_over_the_mouth', "pick_cup's top grasp (it covers the mouth), the "
               "pour's tau", grasp_of='pick_cup'),
-        Cheat('lift_only', 'lift the cup 15 cm', tau=_straight_up(0.15)),
+        Cheat('lift_only', 'lift the cup 15 cm', tau=_waypoints([0.0, 0.0, 0.15])),
         Cheat('no_tilt', 'lift and carry over the bowl without tilting', tau=_without_turns),
         Cheat('open_hand', 'reach the cup and move with the hand open', closure=0.0),
     ),
@@ -192,7 +187,7 @@ CHEATS: Dict[str, Tuple[Cheat, ...]] = {
               offset=('object', 0.0, 0.0, -0.06)),
     ),
     'scoop_grape': (
-        Cheat('lift_only', 'lift the spoon 10 cm', tau=_straight_up(0.10)),
+        Cheat('lift_only', 'lift the spoon 10 cm', tau=_waypoints([0.0, 0.0, 0.10])),
         Cheat('push_only', 'push the tray through the grapes, no lift',
               tau=_scoop_tau(lambda w, r: (w[:1], r[:1]))),
         Cheat('push_and_lift_level', 'push, then lift without turning the tip up',
@@ -222,7 +217,7 @@ CHEATS: Dict[str, Tuple[Cheat, ...]] = {
         Cheat('above_the_rim', 'the circle 5 cm above the rim', tau=_stir('above_the_rim')),
         Cheat('beside_the_pot', 'the circle 14 cm beside the pot', tau=_stir('beside_the_pot')),
         Cheat('no_circle', 'the bowl lowered into the pot and held still', tau=_stir('no_circle')),
-        Cheat('lift_only', 'lift the spoon 10 cm', tau=_straight_up(0.10)),
+        Cheat('lift_only', 'lift the spoon 10 cm', tau=_waypoints([0.0, 0.0, 0.10])),
         Cheat('open_hand', 'the demonstration with the hand open', closure=0.0),
     ),
 }
