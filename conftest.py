@@ -31,3 +31,37 @@ def ros():
     yield
     if owned:
         rclpy.try_shutdown()
+
+
+_EXIT_STATUS = [0]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS[0] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """
+    End the test process here, with pytest's exit status, rather than in Python's finalization.
+
+    The tests' own ROS clients (rclpy executors, their thread pools, Fast DDS threads) live in
+    this process. A thread of theirs that never returns kept a finalizing interpreter waiting
+    once in CI after every test had been reported (the run then hit CI's time limit). The
+    threads still alive here are listed with their stacks on stderr, so such a leak is seen and
+    can be fixed, but it no longer hangs the run.
+    """
+    import sys
+    import threading
+    import traceback
+
+    frames = sys._current_frames()
+    stuck = [t for t in threading.enumerate()
+             if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    for thread in stuck:
+        stack = ''.join(traceback.format_stack(frames[thread.ident])) \
+            if thread.ident in frames else '(no frame)\n'
+        sys.stderr.write(f'conftest: thread {thread.name!r} still running at exit:\n{stack}')
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT_STATUS[0])

@@ -9,6 +9,7 @@ context was shut down printed RCLError "context is not valid".
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -31,8 +32,9 @@ def grasp_goal():
     return goal
 
 
-def stop(procs, sig, twice):
+def stop(graph, names, sig, twice):
     """Signal the process groups at once (as a terminal's Ctrl-C does), twice for SIGINT."""
+    procs = [graph.procs[n] for n in names]
     for proc in procs:
         os.killpg(proc.pid, sig)
     if twice:
@@ -40,8 +42,12 @@ def stop(procs, sig, twice):
         for proc in procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, sig)
-    for proc in procs:
-        proc.wait(timeout=30)
+    for name, proc in zip(names, procs):
+        try:
+            proc.wait(timeout=30)  # run_node's own watchdog ends a hung stop after 20 s
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f'{name} still running 30 s after {sig.name}:\n'
+                                 f'{graph.tail(name, 80)}') from None
     return [proc.returncode for proc in procs]
 
 
@@ -74,8 +80,9 @@ def test_nodes_stopped_mid_goal_exit_0_without_traceback(make_graph, probe, orde
         for turn, names in enumerate(ORDERS[order]):
             if turn:
                 time.sleep(1.0)  # the nodes left running notice that the others are gone
-            codes = stop([graph.procs[n] for n in names], sig, twice=sig == signal.SIGINT)
-            assert codes == [0] * len(names), dict(zip(names, codes))
+            codes = stop(graph, names, sig, twice=sig == signal.SIGINT)
+            assert codes == [0] * len(names), (dict(zip(names, codes)), '\n'.join(
+                graph.tail(n, 80) for n, c in zip(names, codes) if c))
     for name in ('arm', 'sim', 'hand_driver'):
         log = graph.tail(name, 10**6)
         for bad in ('Traceback', 'RCLError', 'never retrieved', 'Error raised'):

@@ -1,5 +1,6 @@
 """The `main()` every DEFT node shares: one node, a multi-threaded executor, a clean shutdown."""
 
+import faulthandler
 from pathlib import Path
 import signal
 import sys
@@ -20,6 +21,9 @@ from deft_common.ros_params import Param, ParameterError, usage
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DRAIN_TIMEOUT = 5.0  # s the callbacks under way get to finish at shutdown
+# s the whole stop may take (cleanup and interpreter exit); past it, the node prints every
+# thread's stack to stderr (its log) and exits with 1: a stop signal always ends the process
+STOP_TIMEOUT = 20.0
 _LOGGED: Set[Tuple[str, str, str]] = set()
 
 
@@ -73,7 +77,9 @@ def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: 
     fail with "context is not valid"), and the second SIGINT that every node of `ros2 launch`
     gets in a terminal (one from the terminal, one from launch) is ignored during the cleanup.
     A normal stop exits with 0 and no traceback. A node may define begin_shutdown(), called
-    first, to end long callbacks (a motion) before the executor drains.
+    first, to end long callbacks (a motion) before the executor drains. A stop that has not ended
+    the process within STOP_TIMEOUT prints every thread's stack and exits with 1 (never a hung
+    node).
 
     threads = 1 spins a SingleThreadedExecutor: right for nodes whose callbacks never wait on
     others, since rclpy's MultiThreadedExecutor busy-loops while its pool is saturated.
@@ -106,6 +112,9 @@ def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: 
     finally:
         for sig in STOP_SIGNALS:  # more signals now change nothing: the cleanup runs once
             signal.signal(sig, signal.SIG_IGN)
+        # A watchdog outside Python (faulthandler's own thread): it fires even if the cleanup
+        # or the interpreter's exit hangs in a C library holding the GIL.
+        faulthandler.dump_traceback_later(STOP_TIMEOUT, exit=True)
         if node is not None and hasattr(node, 'begin_shutdown'):
             node.begin_shutdown()  # e.g. the arm stops its motion at the next step
         if executor is not None:
