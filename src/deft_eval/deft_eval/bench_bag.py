@@ -57,7 +57,7 @@ def demo_episode(seed: int = 3):
         world.reset(seed, 'train')
         rgb0, depth0 = world.render()
         spec = TASK_SPECS[TASK]
-        run_scripted(Recording(), *spec.grasp(*world.object_pose()), 1.0, spec.waypoints,
+        run_scripted(Recording(), *spec.grasp_in(world), 1.0, spec.waypoints,
                      tau_rotations=spec.rotations)
         rgb1, depth1 = world.render()
     finally:

@@ -323,12 +323,11 @@ class SimEvaluator:
         from deft_common import rotations
         from deft_sim.human_labels import WRIST_TO_MANO, mano_pose
 
-        pose = self.world.object_pose()
-        optical = self.camera_to_base.inverse().apply(self.spec.contact_points(*pose))
+        optical = self.camera_to_base.inverse().apply(self.spec.contacts_in(self.world))
         x0, y0, side = scene.window
         size = scene.crop.shape[1]
         pixels = (self.camera_model.project(optical) + 0.5 - [x0, y0]) * size / side - 0.5
-        _, wrist = self.spec.grasp(*pose)
+        _, wrist = self.spec.grasp_in(self.world)
         q = rotations.multiply(rotations.multiply(
             rotations.conjugate(self.camera_to_base.rotation), wrist), WRIST_TO_MANO)
         return LabelPrediction(pixels, rotations.normalize(q), mano_pose(self.spec.hand_pose))
@@ -360,7 +359,7 @@ class SimEvaluator:
     def nominal(self, seed: int, split: str) -> Tuple[float, bool]:
         """Execute the task's human grasp (TaskSpec.grasp, its named hand pose) at a placement."""
         self.world.reset(seed, split)
-        position, q = self.spec.grasp(*self.world.object_pose())
+        position, q = self.spec.grasp_in(self.world)
         pose = self.hand.pose(self.spec.hand_pose)
         return self.execute(seed, split, position, q, self.hand.joint_names, pose)
 

@@ -53,7 +53,7 @@ def measure(trials: int = 5, width: int = 640, height: int = 480,
                     t0 = time.perf_counter()
                     world.reset(1000 + seed, split)
                     world.render()
-                    position, q = spec.grasp(*world.object_pose())
+                    position, q = spec.grasp_in(world)
                     _, ok = run_scripted(world, position, q, hand.closure(hand.pose(
                         spec.hand_pose)), spec.waypoints, tau_rotations=spec.rotations)
                     world.render()

@@ -160,9 +160,8 @@ class LabelGenerator:
         rgb, _ = w.render()
         box = crop_box(self.project(w.object_points()), s.margin)
         crop = cut(rgb, box, s.size)
-        pose = w.object_pose()
-        contacts = to_crop(self.project(self.spec.contact_points(*pose)), box, s.size)
-        _, wrist = self.spec.grasp(*pose)
+        contacts = to_crop(self.project(self.spec.contacts_in(w)), box, s.size)
+        _, wrist = self.spec.grasp_in(w)
         optical = rotations.multiply(rotations.multiply(
             rotations.conjugate(self.camera_to_base.rotation), wrist), WRIST_TO_MANO)
         rng = np.random.default_rng([seed, index])

@@ -75,7 +75,7 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
                drawer: DrawerGeometry = DEFAULT_DRAWER,
                containers: Sequence[Tuple[str, DishGeometry]] = (),
                grapes: Optional[GrapeGeometry] = None,
-               material: Optional[GrapeGeometry] = None) -> str:
+               material: Optional[GrapeGeometry] = None, extra_bodies: str = '') -> str:
     """
     Return the MJCF XML of the table, the task object, the mocap-driven hand and the camera.
 
@@ -84,7 +84,8 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
     on joint 'drawer_slide'. `containers` are (body name, DishGeometry) of static hollow
     containers (placed by the world at reset: the dish, the pot, the pour task's bowl);
     `grapes` adds free spheres 'grape_<i>', `material` free spheres 'material_<i>' (what the
-    pour task pours: the world places them in the hollow cup at reset).
+    pour task pours: the world places them in the hollow cup at reset). `extra_bodies` is MJCF
+    added to the world body as it is (e.g. the simulated human's hand, distractors).
 
     `joint_names`, `lower`, `upper` are the hand config's (every joint of FINGERS x
     FINGER_JOINTS and THUMB_JOINTS must be there, else ValueError). Quaternions are ROS order.
@@ -156,6 +157,7 @@ def build_mjcf(joint_names: Sequence[str], lower: Sequence[float], upper: Sequen
     </body>
     {object_xml}
     {extras}
+    {extra_bodies}
   </worldbody>
   {exclude}
   <equality>

@@ -35,6 +35,9 @@ class MujocoSettings:
     max_tilt: float = np.radians(15.0)
     shaping_distance: float = 0.15
     task: str = 'pick_cup'  # one of TASKS
+    # reset(seed, split) sets up the configuration's object instance (instances.py); False: the
+    # nominal object below in every configuration (only the placement varies)
+    instances: bool = True
     bowl_offset: Tuple[float, float] = (0.0, -0.17)  # m: bowl centre minus cup centre (x, y)
     bowl_jitter: float = 0.01  # m: seeded jitter of the bowl's centre, +- per axis
     max_wrist_lead: float = 0.03  # m: bounds the weld's pull (the arm's force limit)

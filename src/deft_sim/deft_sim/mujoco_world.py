@@ -35,6 +35,7 @@ from deft_common import rotations
 from deft_common.rotations import Transform
 from deft_hand_driver.hand_config import HandConfig
 from deft_sim import mujoco_models as mm
+from deft_sim.instances import ObjectInstance, configuration
 from deft_sim.kinematic_world import PinholeCamera, sample_placement
 from deft_sim.mujoco_render import OffscreenRenderer, camera_from_fovy, fovy_of
 from deft_sim.mujoco_scoring import TaskScoring, wrap_angle
@@ -86,28 +87,41 @@ class MujocoWorld(TaskScoring):
 
     def __init__(self, camera: PinholeCamera, camera_to_base: Transform, hand: HandConfig,
                  settings: Optional[MujocoSettings] = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, extra_bodies: str = ''):
         self.camera, self.camera_to_base = camera, camera_to_base
         self.hand_config = hand
-        self.s = settings or MujocoSettings()
+        self.base = settings or MujocoSettings()  # the nominal object; instances vary it
+        self.extra_bodies = extra_bodies
         self.fovy = fovy_of(camera)
+        self._clock = clock
+        self._renderer = None
+        self.instance: Optional[ObjectInstance] = None
+        self._build(self.base)
+        self.seed, self.split = 0, 'train'
+        self.closest = np.inf
+        self.reset(0, 'train')
+
+    def _build(self, settings: MujocoSettings) -> None:
+        """Compile the scene for `settings` (its object instance) and look up its ids."""
+        self.s = settings
         home = Transform.from_list(self.s.home_pose)
         self.spoon = self.s.spoon_geometry
         containers = {'scoop_grape': [('dish', self.s.dish)], 'stir_spoon': [('pot', self.s.pot)],
                       'pour_cup': [('bowl', self.s.bowl)]}.get(self.s.task, [])
         pour = self.s.task == 'pour_cup'
         self.cup = self.s.cup_geometry
+        hand, camera, camera_to_base = self.hand_config, self.camera, self.camera_to_base
         self.xml = mm.build_mjcf(hand.joint_names, hand.lower, hand.upper,
                                  camera_to_base.translation, camera_to_base.rotation, self.fovy,
                                  (camera.width, camera.height), self.s.hand, self.cup,
                                  home.translation, home.rotation, self.s.obj, self.spoon,
                                  self.s.drawer, containers,
                                  self.s.grapes if self.s.task == 'scoop_grape' else None,
-                                 self.s.material if pour else None)
+                                 self.s.material if pour else None, self.extra_bodies)
+        self.close()  # the renderer belongs to the old model: a new one is made on demand
         self.model = mujoco.MjModel.from_xml_string(self.xml)
         self.data = mujoco.MjData(self.model)
         m = self.model
-        self._clock = clock
         self._last_update: Optional[float] = None
         self._palm = m.body('palm').id
         self._obj = m.body(self.s.obj).id
@@ -148,15 +162,22 @@ class MujocoWorld(TaskScoring):
         self._rest_z = self.cup.height / 2.0  # set by reset for every object
         self._target_pos = home.translation.copy()
         self._target_quat = mm.mj_quat(home.rotation)
-        self._renderer = None
-        self.seed, self.split = 0, 'train'
-        self.closest = np.inf
-        self.reset(0, 'train')
 
     # --- placement -------------------------------------------------------------------
     def reset(self, seed: int, split: str = 'train') -> None:
-        """Place the object anew, the hand open at home: same seed and split, same scene."""
-        x, y, yaw, rng = sample_placement(seed, split)
+        """
+        Set up configuration (seed, split) anew, the hand open at home: same seed, same scene.
+
+        With settings.instances the object is the configuration's instance (instances.py; the
+        scene is compiled anew when it changes), else the nominal object of the settings.
+        """
+        if self.base.instances:
+            inst, (x, y, yaw, rng) = configuration(self.s.task, seed, split)
+            if inst != self.instance:
+                self._build(inst.settings(self.base))
+                self.instance = inst
+        else:
+            x, y, yaw, rng = sample_placement(seed, split)
         d, m = self.data, self.model
         mujoco.mj_resetData(m, d)
         if self._bowl is not None:  # a fixed offset from the cup, jitter drawn after the cup
@@ -252,6 +273,10 @@ class MujocoWorld(TaskScoring):
             return pos + out, quat
         q = d.qpos[self._obj_qadr:self._obj_qadr + 7]
         return q[:3].copy(), mm.ros_quat(q[3:])
+
+    def object_scale(self) -> Tuple[float, float, float]:
+        """Return the object instance's size factors per object-frame axis (1 when nominal)."""
+        return (1.0, 1.0, 1.0) if self.instance is None else self.instance.scale
 
     @property
     def opened(self) -> float:

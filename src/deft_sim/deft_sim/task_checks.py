@@ -41,7 +41,7 @@ def run_check(world, spec: TaskSpec, seed: int, split: str,
     """Reset to a placement and run the demonstration (cheat None) or a cheat; (reward, ok)."""
     world.reset(seed, split)
     grasp = TASK_SPECS[cheat.grasp_of] if cheat is not None and cheat.grasp_of else spec
-    position, q = grasp.grasp(*world.object_pose())
+    position, q = grasp.grasp_in(world)
     waypoints, turns = spec.waypoints, spec.rotations
     if cheat is not None:
         if cheat.at is not None:

@@ -98,10 +98,13 @@ class TaskSpec:
         x_axis = rotations.rotate(object_orientation, [1.0, 0.0, 0.0])
         return rotations.from_rotvec([0.0, 0.0, float(np.arctan2(x_axis[1], x_axis[0]))])
 
-    def contact_points(self, object_position, object_orientation) -> np.ndarray:
+    def contact_points(self, object_position, object_orientation,
+                       scale: Vec3 = (1.0, 1.0, 1.0)) -> np.ndarray:
         """
         Return the human contact points (K, 3) in the base frame.
 
+        `scale`: the object instance's size factors per object-frame axis
+        (instances.ObjectInstance.scale): the contacts are those of the nominal object, scaled.
         A symmetric object's yaw is taken out of its orientation first: its contacts are in
         base axes turned by the object's tilt only (the pour's side contact faces the robot).
         """
@@ -110,15 +113,25 @@ class TaskSpec:
             x_axis = rotations.rotate(q, [1.0, 0.0, 0.0])
             yaw = rotations.from_rotvec([0.0, 0.0, float(np.arctan2(x_axis[1], x_axis[0]))])
             q = rotations.multiply(rotations.conjugate(yaw), q)
+        size = np.asarray(scale, dtype=float)
         return np.array([np.asarray(object_position, dtype=float)
-                         + rotations.rotate(q, c) for c in self.contacts])
+                         + rotations.rotate(q, size * np.asarray(c)) for c in self.contacts])
 
-    def grasp(self, object_position, object_orientation) -> Tuple[np.ndarray, np.ndarray]:
+    def grasp(self, object_position, object_orientation,
+              scale: Vec3 = (1.0, 1.0, 1.0)) -> Tuple[np.ndarray, np.ndarray]:
         """Return the nominal wrist pose (position, quaternion x y z w) for an object pose."""
         q = rotations.normalize(rotations.multiply(self.yaw_frame(object_orientation),
                                                    self.wrist))
-        contact = self.contact_points(object_position, object_orientation).mean(axis=0)
+        contact = self.contact_points(object_position, object_orientation, scale).mean(axis=0)
         return contact + rotations.rotate(q, self.palm_offset), q
+
+    def contacts_in(self, world) -> np.ndarray:
+        """Return the contact points (K, 3, base) on a world's object as it is now."""
+        return self.contact_points(*world.object_pose(), world.object_scale())
+
+    def grasp_in(self, world) -> Tuple[np.ndarray, np.ndarray]:
+        """Return the nominal wrist pose on a world's object (its pose and instance) now."""
+        return self.grasp(*world.object_pose(), world.object_scale())
 
 
 def _flat(*triples: Vec3) -> Tuple[float, ...]:

@@ -44,9 +44,9 @@ def generator(task, hand, settings):
 def test_the_noise_free_contact_lands_on_the_object_in_the_crop(hand, task):
     gen = generator(task, hand, CLEAN)
     try:
-        colours = gen.world.object_colors()
         for i, split in enumerate(['train', 'test', 'train']):
             smp = gen.sample(i, 5, split)
+            colours = gen.world.object_colors()  # the sample's object instance
             crop = smp['crop']
             assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8
             np.testing.assert_array_equal(smp['noisy_contacts'], smp['contacts'])
