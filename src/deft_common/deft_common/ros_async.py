@@ -1,11 +1,24 @@
 """Await rclpy futures in async callbacks with a deadline, never blocking an executor thread."""
 
 from typing import Any, Callable, Optional, Tuple
+import uuid
 
+from rclpy.action.client import ClientGoalHandle
 from rclpy.callback_groups import CallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 from rclpy.task import Future
+from unique_identifier_msgs.msg import UUID
+
+
+class _GoalAccepted:
+    """The goal response a feedback message implies (ClientGoalHandle reads .accepted, .stamp)."""
+
+    accepted = True
+    stamp = None
+
+
+_ACCEPTED = _GoalAccepted()
 
 
 async def wait_for(node: Node, future: Future, timeout: float,
@@ -132,8 +145,34 @@ async def send_goal_served(node: Node, client, goal, watch: ServerWatch, timeout
 
     Return (ended, goal handle): `ended` as wait_served ('done', 'gone', 'timeout', 'stopped'),
     the handle None unless 'done'. Make `watch` before calling: a server may die before it answers.
-    """
-    sent = client.send_goal_async(goal, feedback_callback=feedback_callback)
-    ended = await wait_served(node, sent, watch, timeout, group, stop=stop)
-    return ended, (sent.result() if ended == 'done' else None)
 
+    A server that has just started can drop its goal response (its response writer has not yet
+    matched this client's reader) and still run the goal. Feedback comes only for an accepted
+    goal, so the first feedback of this goal's id stands for the response: the handle is then
+    made from the goal id (results and cancels are requested by id and work as usual).
+    """
+    goal_id = UUID(uuid=list(uuid.uuid4().bytes))
+    accepted = Future()
+
+    def on_feedback(msg):
+        if not accepted.done():
+            accepted.set_result(ClientGoalHandle(client, goal_id, _ACCEPTED))
+        if feedback_callback is not None:
+            feedback_callback(msg)
+
+    def on_response(future):
+        if accepted.done():
+            return
+        if future.cancelled():
+            accepted.cancel()
+        elif future.exception() is not None:
+            accepted.set_exception(future.exception())
+        else:
+            accepted.set_result(future.result())
+
+    sent = client.send_goal_async(goal, feedback_callback=on_feedback, goal_uuid=goal_id)
+    sent.add_done_callback(on_response)
+    ended = await wait_served(node, accepted, watch, timeout, group, stop=stop)
+    if ended != 'done' and not sent.done():
+        sent.cancel()  # forget the request: no answer is awaited any more
+    return ended, (accepted.result() if ended == 'done' else None)

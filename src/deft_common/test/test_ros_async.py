@@ -75,3 +75,85 @@ def test_sleep_does_not_block_other_callbacks(node):
     assert time.monotonic() - t0 >= 0.45
     assert len(ticks) >= 5
     timer.cancel()
+
+
+class LostResponse:
+    """An action client whose goal responses never arrive (as from a server still matching)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def send_goal_async(self, goal, **kwargs):
+        self.client.send_goal_async(goal, **kwargs)  # the goal reaches the server
+        return Future()  # ... but its answer is lost
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+@pytest.mark.parametrize('lost', [False, True], ids=['answered', 'response_lost'])
+def test_a_goal_whose_response_is_lost_is_taken_as_accepted_on_its_feedback(node, lost):
+    from rclpy.action import ActionClient, ActionServer
+
+    from deft_common.ros_async import ServerWatch, send_goal_served
+    from deft_interfaces.action import ExecuteGrasp
+
+    n, ex = node
+    seen = []
+
+    async def execute(handle):
+        seen.append(bytes(handle.goal_id.uuid))
+        for k in range(3):
+            handle.publish_feedback(ExecuteGrasp.Feedback(stage=f'step{k}'))
+            await sleep(n, 0.05)
+        handle.succeed()
+        return ExecuteGrasp.Result(success=True, final_stage='done')
+
+    server = ActionServer(n, ExecuteGrasp, 'lost_test', execute)
+    real = ActionClient(n, ExecuteGrasp, 'lost_test')
+    assert real.wait_for_server(timeout_sec=10.0)
+    client = LostResponse(real) if lost else real
+    stages = []
+
+    async def body():
+        watch = ServerWatch.action(n, 'lost_test')
+        ended, handle = await send_goal_served(n, client, ExecuteGrasp.Goal(), watch, 5.0,
+                                               feedback_callback=lambda m: stages.append(
+                                                   m.feedback.stage))
+        if handle is None:
+            return ended, None, None
+        done, result = await wait_for(n, handle.get_result_async(), 5.0)
+        return ended, bytes(handle.goal_id.uuid), result.result if done else None
+
+    ended, goal_id, result = run(ex, body, timeout=15.0)
+    assert ended == 'done'
+    assert goal_id == seen[0]  # the handle is the goal the server ran
+    assert result is not None and result.success and result.final_stage == 'done'
+    assert stages[:3] == ['step0', 'step1', 'step2']  # the caller's feedback still arrives
+    server.destroy()
+    real.destroy()
+
+
+def test_a_goal_with_neither_response_nor_feedback_times_out(node):
+    from rclpy.action import ActionClient, ActionServer
+
+    from deft_common.ros_async import ServerWatch, send_goal_served
+    from deft_interfaces.action import ExecuteGrasp
+
+    n, ex = node
+
+    async def execute(handle):
+        handle.succeed()  # no feedback: the lost response is all there was
+        return ExecuteGrasp.Result(success=True)
+
+    server = ActionServer(n, ExecuteGrasp, 'silent_test', execute)
+    real = ActionClient(n, ExecuteGrasp, 'silent_test')
+    assert real.wait_for_server(timeout_sec=10.0)
+
+    async def body():
+        watch = ServerWatch.action(n, 'silent_test')
+        return await send_goal_served(n, LostResponse(real), ExecuteGrasp.Goal(), watch, 0.5)
+
+    assert run(ex, body) == ('timeout', None)
+    server.destroy()
+    real.destroy()

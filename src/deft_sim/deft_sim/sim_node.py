@@ -49,8 +49,11 @@ PARAMS = (
     Param('task', 'pick up the cup', 'Task text of the reward (the fake world scores lifts).'),
     Param('seed', 0, 'First placement seed; sim/reset with seed -1 continues from it.',
           range=(0, 2**31 - 1)),
-    Param('split', 'train', 'Placement distribution when sim/reset leaves it empty.',
-          choices=tuple(SPLITS)),
+    Param('split', 'train', 'Configuration split (placement region and, mujoco, object '
+          'instances) when sim/reset leaves it empty.', choices=tuple(SPLITS)),
+    Param('object_instances', True, 'mujoco: each configuration (seed, split) has its own object '
+          'instance of the task category (size, mass, friction, colour; train and test instances '
+          'disjoint); false: the nominal object everywhere, only the placement varies.'),
 )
 
 
@@ -67,7 +70,8 @@ class SimNode(Node):
             camera_to_base = Transform.from_list(self.p.camera_to_base)
             if self.p.backend == 'mujoco':
                 self.world = MujocoWorld(camera, camera_to_base, self.hand, MujocoSettings(
-                    lift_target=self.p.lift_target, task=self.p.mujoco_task))
+                    lift_target=self.p.lift_target, task=self.p.mujoco_task,
+                    instances=self.p.object_instances))
             else:
                 self.world = TabletopWorld(camera, camera_to_base,
                                            WorldSettings(tuple(self.p.object_size),
@@ -201,7 +205,9 @@ class SimNode(Node):
         if request.seed < 0:
             self.next_seed += 1
         response.success, response.seed = True, seed
-        response.message = f'object placed ({split}, seed {seed})'
+        instance = getattr(self.world, 'instance', None)
+        response.message = f'object placed ({split}, seed {seed}' + (
+            f', instance {instance.name})' if instance is not None else ')')
         pose = response.object_pose
         pose.position.x, pose.position.y, pose.position.z = (float(v) for v in position)
         pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = \
