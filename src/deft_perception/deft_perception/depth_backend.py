@@ -19,15 +19,37 @@ class DepthPlaneSegmenter(Segmenter):
     more than `min_height` and less than `max_height` above it on the camera's side (what floats
     higher, such as the robot's hand waiting above the table, is not an object on it), labels
     4-connected components, drops those under `min_area` pixels, and picks one by the prompt.
+
+    A static camera sees the same table in every frame: with `reuse_plane` the last plane is
+    kept while it still explains the frame (its inlier fraction among the sampled points at
+    least `refit_ratio` times the fraction it had when it was fitted) and refitted otherwise (the
+    camera moved, or something covers the table).
     """
 
     def __init__(self, min_height=0.01, min_area=150, iterations=200, inlier_distance=0.01,
-                 seed=0, stride=4, max_height=0.25):
+                 seed=0, stride=4, max_height=0.25, reuse_plane=True, refit_ratio=0.9):
         if not 0 <= min_height < max_height:
             raise ValueError(f'need 0 <= min_height ({min_height}) < max_height ({max_height})')
+        if not 0 < refit_ratio <= 1:
+            raise ValueError(f'refit_ratio must be in (0, 1], got {refit_ratio}')
         self.min_height, self.max_height, self.min_area = min_height, max_height, min_area
         self.iterations, self.inlier_distance = iterations, inlier_distance
         self.seed, self.stride = seed, stride
+        self.reuse_plane, self.refit_ratio = reuse_plane, refit_ratio
+        self.plane = None  # (n, d, inlier fraction when fitted) of the last fit
+        self.fits = 0  # RANSAC fits so far (the rest of the frames reused the plane)
+
+    def support_plane(self, points: np.ndarray):
+        """Return the plane (n, d) of these points: the last one if it still holds, else fit."""
+        if self.reuse_plane and self.plane is not None:
+            n, d, fitted = self.plane
+            if np.mean(np.abs(points @ n + d) < self.inlier_distance) >= \
+                    self.refit_ratio * fitted:
+                return n, d
+        n, d = self.fit_plane(points)
+        self.fits += 1
+        self.plane = (n, d, float(np.mean(np.abs(points @ n + d) < self.inlier_distance)))
+        return n, d
 
     def fit_plane(self, points: np.ndarray):
         """RANSAC plane (n, d) with n . p + d = 0 and n pointing towards the camera."""
@@ -66,7 +88,7 @@ class DepthPlaneSegmenter(Segmenter):
         if np.count_nonzero(valid & sample) < 3:  # valid depth only between the sample grid
             sample = valid
         pts, _ = camera.backproject(valid & sample, depth)
-        n, d = self.fit_plane(pts)
+        n, d = self.support_plane(pts)
         v, u = np.mgrid[0:depth.shape[0], 0:depth.shape[1]]
         z = np.where(valid, depth, np.nan)
         xyz = np.stack([(u - camera.cx) * z / camera.fx, (v - camera.cy) * z / camera.fy, z], -1)

@@ -204,3 +204,27 @@ def test_what_floats_above_max_height_is_not_an_object_on_the_table():
     assert everything.segment(rgb, depth, cam, parse_prompt('', 80, 60))[10, 10]
     with pytest.raises(ValueError, match='max_height'):
         DepthPlaneSegmenter(min_height=0.3, max_height=0.2)
+
+
+def test_the_support_plane_is_reused_while_the_table_stays_and_refitted_when_it_moves():
+    seg = DepthPlaneSegmenter()
+    first = (slice(100, 140), slice(150, 190))
+    second = (slice(40, 80), slice(30, 70))  # another object on the same table
+    for rows, cols in (first, second, first):
+        mask = seg.segment(RGB, with_box(table(0.9), rows, cols), CAM, parse_prompt('', W, H))
+        np.testing.assert_array_equal(mask, box_mask(rows, cols))
+    assert seg.fits == 1  # one RANSAC fit served the three frames
+    # the camera moved (the table now 20 cm further and tilted): the old plane explains nothing
+    rows, cols = first
+    moved = with_box(table(1.1, tilt=0.4), rows, cols)
+    np.testing.assert_array_equal(seg.segment(RGB, moved, CAM, parse_prompt('', W, H)),
+                                  box_mask(rows, cols))
+    assert seg.fits == 2
+    # without reuse every frame is fitted, with the same answer
+    fresh = DepthPlaneSegmenter(reuse_plane=False)
+    for _ in range(2):
+        np.testing.assert_array_equal(fresh.segment(RGB, moved, CAM, parse_prompt('', W, H)),
+                                      box_mask(rows, cols))
+    assert fresh.fits == 2
+    with pytest.raises(ValueError, match='refit_ratio'):
+        DepthPlaneSegmenter(refit_ratio=0.0)
