@@ -1,6 +1,7 @@
 """Smoke test: `deft_demo` brings the whole graph up as processes, runs an episode, leaves none."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,7 +32,10 @@ def test_demo_episode_succeeds_and_cleans_up(tmp_path):
     assert 'success: true' in out
     for phase in PHASES:
         assert f'] {phase}' in out, out
-    assert 'reward: 1.000' in out, out  # the geometric prior grasps the box and lifts it
+    # the geometric prior grasps the cup and lifts it 10 cm (0.3 + 0.7 x 0.6 = 0.72: lifted, not
+    # yet carried; the configuration's cup instance decides the rest)
+    reward = float(re.search(r'\n  reward: ([0-9.]+)\n', out).group(1))
+    assert reward >= 0.72, out
     assert sorted(p.name for p in tmp_path.glob('*.log')) == [
         'affordance.log', 'arm.log', 'episode.log', 'hand_driver.log', 'perception.log',
         'sim.log']
