@@ -14,6 +14,7 @@ a check can find any process of a graph that outlived it (deft_bringup.testing.t
 
 import argparse
 import ctypes
+import fcntl
 import os
 from pathlib import Path
 import shlex
@@ -98,6 +99,48 @@ def executable_path(node: NodeLaunch) -> str:
     return found
 
 
+def remove_dead_shm(directory: str = '/dev/shm') -> List[str]:
+    """
+    Remove the Fast DDS shared-memory segments of processes that are gone; return their names.
+
+    Every live Fast DDS participant holds an exclusive flock on the `_el` file of each segment
+    it owns (`fastdds_<id>`, `fastdds_port<N>`). A segment whose `_el` file can be locked has
+    no owner: its process died (SIGKILL leaves them behind). A node restarted at once reuses
+    the dead one's port numbers, opens those half-written segments and can spin in rcl_take for
+    ever; removing them first lets it create fresh ones. Segments of live processes stay.
+    """
+    removed: List[str] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith('fastdds_') and name.endswith('_el')):
+            continue
+        lock = os.path.join(directory, name)
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # held: its process lives
+            base = name[:-len('_el')]
+            for stale in (base, f'sem.{base}_mutex', name):
+                try:
+                    os.unlink(os.path.join(directory, stale))
+                    removed.append(stale)
+                except FileNotFoundError:
+                    pass
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _die_with_parent() -> None:
     """
     In the child before exec: ask Linux to SIGTERM it when the process that started it dies.
@@ -160,6 +203,7 @@ class GraphProcesses:
         self._spawn(node)
 
     def _spawn(self, node: NodeLaunch) -> None:
+        remove_dead_shm()  # a predecessor killed a moment ago must not trap the new process
         overrides_file = None
         if node.overrides:
             if self._tmp is None:

@@ -200,3 +200,33 @@ def test_deft_run_respawns_a_killed_node_and_the_graph_keeps_serving(probe, tmp_
     assert 'node arm exited with code -9; restarting it in 0.5 s (restart 1 of 5)' in out, out
     assert runner.returncode == 0, out
     wait_until(lambda: not tagged_processes(tag), 10, 'no node left behind')
+
+
+def test_dead_fast_dds_segments_are_removed_and_live_ones_kept(tmp_path):
+    import fcntl
+    import os
+
+    from deft_bringup.runner import remove_dead_shm
+
+    def segment(base):
+        for name in (base, f'{base}_el', f'sem.{base}_mutex'):
+            (tmp_path / name).write_bytes(b'x')
+
+    segment('fastdds_dead0123456789ab')
+    segment('fastdds_port7011')  # a dead listener's port
+    segment('fastdds_live0123456789ab')
+    (tmp_path / 'other_el').write_bytes(b'x')  # not Fast DDS: never touched
+    held = os.open(tmp_path / 'fastdds_live0123456789ab_el', os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as the live participant holds it
+    try:
+        removed = remove_dead_shm(str(tmp_path))
+    finally:
+        os.close(held)
+    assert sorted(removed) == sorted([
+        'fastdds_dead0123456789ab', 'fastdds_dead0123456789ab_el',
+        'sem.fastdds_dead0123456789ab_mutex', 'fastdds_port7011', 'fastdds_port7011_el',
+        'sem.fastdds_port7011_mutex'])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'fastdds_live0123456789ab', 'fastdds_live0123456789ab_el', 'other_el',
+        'sem.fastdds_live0123456789ab_mutex']
+    assert remove_dead_shm(str(tmp_path / 'missing')) == []
