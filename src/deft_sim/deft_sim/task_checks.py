@@ -223,9 +223,12 @@ CHEATS: Dict[str, Tuple[Cheat, ...]] = {
 }
 
 
-# (task, cheat): changed grasps measured to succeed on most placements, reported all the same
+# (task, cheat): variants measured to succeed on many configurations, reported all the same:
+# changed grasps that still hold, and the scoop without its tip-up turn (it still pushes the
+# tray under the grapes, which is the scoop; with the object instances it keeps a grape on about
+# half to most configurations: the turn is not what the twin's check needs)
 KNOWN_TO_PASS = {('pick_cup', 'turned_palm_sideways'), ('pick_spoon', 'moved_5cm_back'),
-                 ('scoop_grape', 'turned_fingers_up'),
+                 ('scoop_grape', 'turned_fingers_up'), ('scoop_grape', 'no_turn'),
                  ('pour_cup', 'contact_6cm_towards_the_palm')}
 
 
