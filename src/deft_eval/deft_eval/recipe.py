@@ -12,7 +12,9 @@ One command, three stages, progress lines throughout:
    backend, crop window and resize: sim_eval.perceive), not the generator's own crop of the
    object's geometric bounding box (which for the drawer is the drawer box hidden inside the
    cabinet): the contact labels are mapped from the generator's crop into that crop through
-   the image. The generator's held-out-placement samples become the `val` split.
+   the image. Every label is of a train configuration (object instance and placement); a
+   seeded fifth of them is the `val` split that picks the kept epoch, so no test configuration
+   is seen by training or model selection.
    -> DIR/data/manifest.jsonl + DIR/data/crops/
 2. Training: deft_affordance's training API (AffordanceModel.build + training.fit): ResNet-18
    from random initialisation (no weights can be downloaded here), the frozen random CLIP text
@@ -86,8 +88,10 @@ def write_labels(root: Path, tasks: Sequence[str], n: int, settings, label_setti
         ev = SimEvaluator(task, settings, hand=hand, world=gen.world)  # the graph's perception
         skipped = 0
         try:
-            for i, split in enumerate(gen.splits(n, seed)):
-                smp = gen.sample(i, seed, split)
+            # train configurations only (test ones stay unseen by training and model
+            # selection); the generator's seeded 'test' share marks the validation samples
+            for i, role in enumerate(gen.splits(n, seed)):
+                smp = gen.sample(i, seed, 'train')
                 try:
                     scene = perceive(gen.world, ev.segmenter, ev.camera_model,
                                      settings.crop_size, settings.crop_margin, ev.prompt())
@@ -104,8 +108,9 @@ def write_labels(root: Path, tasks: Sequence[str], n: int, settings, label_setti
                     'contact_points': np.round(contacts, 3).tolist(),
                     'wrist_rotation': [round(float(v), 6) for v in smp['noisy_wrist']],
                     'hand_pose': [round(float(v), 5) for v in smp['hand_pose']],
-                    'split': 'val' if split == 'test' else 'train',
-                    'seed': smp['placement'], 'sim_task': task}))
+                    'split': 'val' if role == 'test' else 'train',
+                    'seed': smp['placement'], 'sim_task': task,
+                    'instance': getattr(gen.world.instance, 'name', None)}))
         finally:
             gen.close()
         counts[task] = n - skipped

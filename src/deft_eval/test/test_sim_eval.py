@@ -159,6 +159,10 @@ def test_the_recipe_with_tiny_settings_writes_a_checkpoint_and_a_summary(tmp_pat
     lines = (out / 'data' / 'manifest.jsonl').read_text().splitlines()
     sample = json.loads(lines[0])
     assert sample['sim_task'] == 'pick_cup' and sample['split'] in ('train', 'val')
+    # only train configurations: no test instance is seen by training or model selection
+    for line in lines:
+        label = json.loads(line)
+        assert label['instance'].split('/')[1] == 'train', label
     u, v = sample['contact_points'][0]
     assert 0 <= u < 224 and 0 <= v < 224  # mapped into the perception crop
 
