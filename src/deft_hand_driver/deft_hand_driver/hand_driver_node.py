@@ -173,7 +173,6 @@ class HandDriverNode(Node):
             self._bus_error(exc)
             return
         self._log(self.faults.ok(time.monotonic(), self.backend.bus_faults()))
-        self.failed = ''
         with self.lock:
             self.pos, self.vel, self.eff = pos, vel, eff
             if self.backend.reconnects != self.reconnects:
@@ -185,6 +184,9 @@ class HandDriverNode(Node):
                     'hand bus reconnected: setpoint reset to the measured position '
                     f'[{", ".join(f"{v:.3f}" for v in pos)}] rad')
             setpoint = self.setpoint.copy()
+        # cleared once the state above is the bus's (a reader that sees the bus healthy again
+        # also sees the setpoint a reconnect reset)
+        self.failed = ''
         msg = JointState(name=self.config.joint_names, position=pos.tolist(),
                          velocity=vel.tolist(), effort=eff.tolist())
         msg.header.stamp = self.get_clock().now().to_msg()
