@@ -5,17 +5,15 @@ The affordance recipe: simulated human labels -> a trained prior f -> its succes
 
 One command, three stages, progress lines throughout:
 
-1. Labels: for every task of deft_sim.tasks.TASK_SPECS, `--n` seeded placements rendered by
-   deft_sim.human_labels.LabelGenerator with its noisy human-like labels (contact noise
-   `--noise-px`, wrist noise `--noise-rad`, MANO noise `--noise-pose`). The crop the model
-   learns from is cut the way the graph cuts it at test time (perception/segment's depth
-   backend, crop window and resize: sim_eval.perceive), not the generator's own crop of the
-   object's geometric bounding box (which for the drawer is the drawer box hidden inside the
-   cabinet): the contact labels are mapped from the generator's crop into that crop through
-   the image. Every label is of a train configuration (object instance and placement); a
-   seeded fifth of them is the `val` split that picks the kept epoch, so no test configuration
-   is seen by training or model selection.
-   -> DIR/data/manifest.jsonl + DIR/data/crops/
+1. Labels: for every task of deft_sim.tasks.TASK_SPECS, `--n` simulated human demonstration
+   clips (deft_sim.human_demos, docs/human_demos.md): a MANO-proportioned hand grasps the
+   object the way people do (the cup by its side, the spoon pinched, the drawer hooked) on
+   train configurations, in varied scenes and from viewpoints other than the robot's, and each
+   clip is labelled as a video is (the first contact frame, contact centres in the hand-free
+   crop, the MANO wrist and pose at contact). Only train configurations are demonstrated; a
+   seeded share of the clips (`--val-fraction`) is the `val` split that picks the kept epoch,
+   so no test configuration is seen by training or model selection.
+   -> DIR/data/manifest.jsonl + DIR/data/crops/ + DIR/data/taus.json
 2. Training: deft_affordance's training API (AffordanceModel.build + training.fit): ResNet-18
    from random initialisation (no weights can be downloaded here), the frozen random CLIP text
    tower (`--allow-random` semantics), `--image-size` px, torch on `--threads` threads. The
@@ -39,7 +37,7 @@ import os
 from pathlib import Path
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -56,67 +54,24 @@ _START = time.monotonic()
 
 
 # --- 1. labels -----------------------------------------------------------------------------
-def to_image(pixels: np.ndarray, box, size: int) -> np.ndarray:
-    """Map pixels of a human_labels crop (box u0, v0, side resized to size) to the image."""
-    u0, v0, side = box
-    return (np.asarray(pixels, dtype=float) + 0.5) * side / size - 0.5 + [u0, v0]
+def write_labels(root: Path, tasks: Sequence[str], n: int, seed: int = 0,
+                 val_fraction: float = 0.15) -> Dict[str, int]:
+    """Write n human demonstration clips per task into root (human_demos); return counts."""
+    from deft_sim.human_demos import DemoSettings, write_dataset
 
+    counts: Dict[str, int] = dict.fromkeys(tasks, 0)
+    t0 = {'t': time.monotonic()}
 
-def to_window(pixels: np.ndarray, window, size: int) -> np.ndarray:
-    """Map image pixels into a perception crop (window x0, y0, side resized to size)."""
-    x0, y0, side = window
-    return (np.asarray(pixels, dtype=float) + 0.5 - [x0, y0]) * size / side - 0.5
+    def progress(task, i, total, clip, seconds):
+        if clip is not None:
+            counts[task] += 1
+        if i == total - 1:
+            log(f'labels {task}: {counts[task]}/{total} clips with a contact in '
+                f'{time.monotonic() - t0["t"]:.1f} s')
+            t0['t'] = time.monotonic()
 
-
-def write_labels(root: Path, tasks: Sequence[str], n: int, settings, label_settings,
-                 seed: int = 0) -> Dict[str, int]:
-    """Write the labels of every task into root (manifest.jsonl, crops/); return counts."""
-    from PIL import Image
-
-    from deft_common.rotations import Transform
-    from deft_eval.sim_eval import SimEvaluator, perceive
-    from deft_sim.human_labels import LabelGenerator, load_hand
-
-    (root / 'crops').mkdir(parents=True, exist_ok=True)
-    hand = load_hand(settings.hand_config)
-    lines: List[str] = []
-    counts: Dict[str, int] = {}
-    for task in tasks:
-        t0 = time.monotonic()
-        gen = LabelGenerator(task, settings.camera(), Transform.from_list(settings.camera_to_base),
-                             hand, label_settings)
-        ev = SimEvaluator(task, settings, hand=hand, world=gen.world)  # the graph's perception
-        skipped = 0
-        try:
-            # train configurations only (test ones stay unseen by training and model
-            # selection); the generator's seeded 'test' share marks the validation samples
-            for i, role in enumerate(gen.splits(n, seed)):
-                smp = gen.sample(i, seed, 'train')
-                try:
-                    scene = perceive(gen.world, ev.segmenter, ev.camera_model,
-                                     settings.crop_size, settings.crop_margin, ev.prompt())
-                except ValueError:  # nothing segmented: no training sample either
-                    skipped += 1
-                    continue
-                image_px = to_image(smp['noisy_contacts'], smp['box'], label_settings.size)
-                contacts = np.clip(to_window(image_px, scene.window, settings.crop_size),
-                                   -0.5, settings.crop_size - 0.5)
-                name = f'crops/{task}_{i:06d}.png'
-                Image.fromarray(scene.crop).save(root / name)
-                lines.append(json.dumps({
-                    'crop': name, 'task': gen.spec.text,
-                    'contact_points': np.round(contacts, 3).tolist(),
-                    'wrist_rotation': [round(float(v), 6) for v in smp['noisy_wrist']],
-                    'hand_pose': [round(float(v), 5) for v in smp['hand_pose']],
-                    'split': 'val' if role == 'test' else 'train',
-                    'seed': smp['placement'], 'sim_task': task,
-                    'instance': getattr(gen.world.instance, 'name', None)}))
-        finally:
-            gen.close()
-        counts[task] = n - skipped
-        log(f'labels {task}: {n - skipped}/{n} samples ({skipped} not segmented) in '
-            f'{time.monotonic() - t0:.1f} s')
-    (root / 'manifest.jsonl').write_text('\n'.join(lines) + '\n')
+    write_dataset(str(root), tasks, n, seed, DemoSettings(val_fraction=val_fraction),
+                  progress=progress)
     return counts
 
 
@@ -281,10 +236,10 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--out', type=Path, required=True, help='output directory')
     p.add_argument('--tasks', default='', help='comma-separated task ids (default: all)')
-    p.add_argument('--n', type=int, default=120, help='labelled placements per task')
-    p.add_argument('--noise-px', type=float, default=4.0, help='contact label noise, px')
-    p.add_argument('--noise-rad', type=float, default=0.15, help='wrist label noise, rad')
-    p.add_argument('--noise-pose', type=float, default=0.1, help='MANO label noise, rad')
+    p.add_argument('--n', type=int, default=120,
+                   help='human demonstration clips per task (train configurations)')
+    p.add_argument('--val-fraction', type=float, default=0.15,
+                   help='seeded share of the clips in the val split (model selection)')
     p.add_argument('--budget', type=float, default=570.0,
                    help='wall-clock seconds of the whole recipe (sets the training budget)')
     p.add_argument('--train-budget', type=float, default=0.0,
@@ -330,13 +285,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if opts.n < 2 or opts.trials < 1 or opts.max_epochs < 1 or opts.batch_size < 1:
         return fail('--n must be >= 2, --trials, --max-epochs and --batch-size >= 1')
+    if not 0 <= opts.val_fraction < 1:
+        return fail('--val-fraction must be in [0, 1)')
     if opts.image_size < 32 or opts.image_size % 32:
         return fail('--image-size must be a multiple of 32')
     import torch
     import torch._dynamo  # noqa: F401 - before any GL context (sim_eval.load_torch_before_gl)
 
     from deft_eval.sim_eval import SimEvalSettings
-    from deft_sim.human_labels import LabelSettings
     from deft_sim.tasks import TASK_SPECS
 
     torch.set_num_threads(max(1, opts.threads))
@@ -348,7 +304,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         settings = SimEvalSettings.from_graph()
         if opts.retargeting_config:
             settings = replace(settings, retargeting_config=opts.retargeting_config)
-        label_settings = LabelSettings(opts.noise_px, opts.noise_rad, opts.noise_pose)
     except ValueError as exc:
         return fail(str(exc))
     out = Path(opts.out)
@@ -357,7 +312,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f'{opts.budget:.0f} s, torch threads {torch.get_num_threads()}, load '
         f'{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores')
     t_labels = time.monotonic()
-    counts = write_labels(out / 'data', tasks, opts.n, settings, label_settings, opts.seed)
+    counts = write_labels(out / 'data', tasks, opts.n, opts.seed, opts.val_fraction)
     labels_s = time.monotonic() - t_labels
     episodes = 2 if opts.no_oracle else 3
     eval_estimate = opts.eval_seconds * episodes * opts.trials * len(tasks)
