@@ -1,11 +1,14 @@
 """
 Torch's CPU threads in the nodes that run models: intra-op threads and the OpenMP wait policy.
 
-Why (measured on the two-core development machines, other processes busy): MobileSAM at 256 px
-took 0.13 s per frame with one torch thread and 4.6 s with two, because torch's OpenMP threads
-spin while they wait and fight the other processes for the cores. So the nodes that run torch
-(perception with sam or mobile_sam, affordance with the model backend) use one intra-op thread
-and a PASSIVE wait policy (waiting threads sleep) by default, both node parameters.
+Why (measured on the two-core development machines): with torch's defaults (a thread per core,
+OpenMP threads that spin while they wait) the frame -> grasp prior path with mobile_sam took 3.7
+times as long with every core kept busy by other processes as without, and with depth 9.7
+times; with one thread and PASSIVE (waiting threads sleep) 1.4 times for both, about what a
+fair share of the cores gives (deft_eval.bench_prior, prior_latency_load_ratio; MobileSAM at
+256 px beside a test run: 0.13 s per frame with one thread, 4.6 s with two). So the nodes that
+run torch (perception with sam or mobile_sam, affordance with the model backend) use one
+intra-op thread and the PASSIVE wait policy by default, both node parameters.
 
 When each setting takes effect:
 - intra-op threads: `torch.set_num_threads`, at any time; it holds for every thread of the

@@ -12,9 +12,10 @@ holds the prompt handling, the embedding cache and the CLIP ranker this backend 
 Input size: the image is resized so that its longest side is `input_size` px and padded to a
 square (SAM and the released MobileSAM weights use 1024). The architecture's weights do not
 depend on it, so a 1024 px checkpoint loads at any size; a smaller size trades detail for time:
-on two busy CPU cores (one torch thread, 640 x 480 frame, one point prompt) about 2.3 s at
-1024 px and 0.47 s at 512 px, the default. The size must be a multiple of 16 (the encoder
-reduces the image 16 times, to the side / 16 square embedding the decoder reads).
+on the two-core development machines (one torch thread, 640 x 480 frame, one point prompt,
+deft_perception.bench_perception) 2.6 s at 1024 px and 0.54 s at 512 px, the default. The size
+must be a multiple of 16 (the encoder reduces the image 16 times, to the side / 16 square
+embedding the decoder reads).
 
 Importing `mobile_sam` registers its TinyViT variants in timm's model registry under timm's own
 `tiny_vit_*` names (timm warns "Overwriting ..."); nothing in the stack builds those by name, and

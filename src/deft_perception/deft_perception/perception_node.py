@@ -72,7 +72,7 @@ PARAMS = (
     Param('mobile_sam_checkpoint', '', 'mobile_sam: path of the MobileSAM state dict (e.g. the '
           "authors' mobile_sam.pt; loaded with weights_only, nothing is downloaded)."),
     Param('mobile_sam_input_size', 512, 'mobile_sam: longest image side the TinyViT encoder sees, '
-          'px, a multiple of 16 (the weights are trained at 1024: finer masks, about 2.3 s per '
+          'px, a multiple of 16 (the weights are trained at 1024: finer masks, about 2.6 s per '
           'frame on two CPU cores; 512: about 0.5 s).', range=(64, 1024)),
     Param('sam_allow_random', False, 'sam, mobile_sam: run randomly initialised when the '
           'checkpoint is empty (dry runs and tests only: the masks are meaningless).'),

@@ -194,3 +194,13 @@ def test_a_grey_image_is_refused_with_the_backend_name(segmenter):
     _, depth = scene()
     with pytest.raises(ValueError, match='the mobile_sam backend needs an H x W x 3 uint8'):
         segmenter.segment(np.zeros((H, W), np.uint8), depth, CAM, parse_prompt('', W, H))
+
+
+def test_the_bench_times_embedding_point_and_box_at_an_input_size():
+    from deft_perception.bench_perception import measure_mobile_sam
+
+    timing = measure_mobile_sam(128, repeats=1)
+    assert set(timing) == {'build_s', 'set_image_s', 'predict_point_s', 'predict_box_s',
+                           'image_to_mask_s'}
+    assert all(v > 0 for v in timing.values())
+    assert timing['image_to_mask_s'] >= timing['set_image_s']
