@@ -35,7 +35,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from deft_common.torch_threads import DEFAULT_THREADS, DEFAULT_WAIT_POLICY, WAIT_POLICIES
+from deft_common.torch_threads import (
+    DEFAULT_THREADS,
+    DEFAULT_WAIT_POLICY,
+    WAIT_POLICIES,
+    configure_torch_threads,
+)
 
 GOALS_S = {'depth': 0.15, 'mobile_sam': 1.0, 'sam_vit_b': 1.0}
 LOADED_BACKENDS = ('depth', 'mobile_sam')  # measured again with every core busy
@@ -209,7 +214,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if opts.repeats < 1 or opts.sam_repeats < 1 or opts.load_repeats < 0:
         parser.error('--repeats and --sam-repeats must be >= 1, --load-repeats >= 0')
     os.environ.setdefault('MUJOCO_GL', 'egl')
-    from deft_common.torch_threads import configure_torch_threads
     threads = configure_torch_threads(opts.threads, '' if opts.omp_wait_policy == 'keep'
                                       else opts.omp_wait_policy)
     print(threads.describe(), flush=True)
