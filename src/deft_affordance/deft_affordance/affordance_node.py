@@ -18,6 +18,12 @@ from deft_common.node_main import ConfigurationError, internal_error, run_node
 from deft_common.ros_async import wait_for, wait_until
 from deft_common.ros_params import Param, declare
 from deft_common.rotations import Transform
+from deft_common.torch_threads import (
+    DEFAULT_THREADS,
+    DEFAULT_WAIT_POLICY,
+    WAIT_POLICIES,
+    configure_torch_threads,
+)
 from deft_hand_driver.hand_config import default_config_path, load_hand_config
 from deft_interfaces.srv import PredictGrasp, Segment
 from deft_perception.geometry import CameraInfoError, check_camera_info
@@ -33,6 +39,12 @@ PARAMS = (
           '(empty = the path stored in the checkpoint).'),
     Param('device', 'cpu', 'model: torch device.'),
     Param('allow_random', False, 'model: accept randomly initialised parts (dry runs only).'),
+    Param('torch_threads', DEFAULT_THREADS, 'model: torch intra-op CPU threads (0: one per core). '
+          'One holds its latency when other processes load the cores; more spin and fight them.',
+          range=(0, 256)),
+    Param('omp_wait_policy', DEFAULT_WAIT_POLICY, 'model: OMP_WAIT_POLICY of the process, set '
+          'before torch loads (PASSIVE: idle OpenMP threads sleep instead of spinning; empty: as '
+          'the environment sets it).', choices=WAIT_POLICIES),
     Param('retargeting_config', 'leap_16dof_retargeting.yaml', 'model: MANO -> robot hand '
           "retargeting YAML; a bare file name is looked up in deft_hand_driver's config."),
     Param('mano_model_path', '', 'model: converted MANO model file (.npz, see the README) for '
@@ -90,6 +102,13 @@ class AffordanceNode(Node):
 
     def load_model(self) -> None:
         """Load the affordance model and the retargeting; ConfigurationError saying why not."""
+        try:  # before anything imports torch: OpenMP reads its wait policy when torch loads
+            threads = configure_torch_threads(self.p.torch_threads, self.p.omp_wait_policy)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        self.get_logger().info(threads.describe())
+        if threads.note:
+            self.get_logger().warning(threads.note)
         from deft_affordance.model import AffordanceModel  # torch: only for this backend
         from deft_hand_driver.mano import model_from_parameter
         from deft_hand_driver.retargeting import build_retargeter

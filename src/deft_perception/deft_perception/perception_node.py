@@ -14,6 +14,12 @@ from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from deft_common import image_codec
 from deft_common.node_main import ConfigurationError, internal_error, run_node
 from deft_common.ros_params import Param, declare
+from deft_common.torch_threads import (
+    DEFAULT_THREADS,
+    DEFAULT_WAIT_POLICY,
+    WAIT_POLICIES,
+    configure_torch_threads,
+)
 from deft_interfaces.srv import Segment
 from deft_perception.geometry import (
     CameraInfoError,
@@ -23,14 +29,21 @@ from deft_perception.geometry import (
     mask_box,
 )
 from deft_perception.prompts import parse_prompt
-from deft_perception.segmentation import BACKENDS, SegmentationError, make_segmenter
+from deft_perception.segmentation import (
+    BACKENDS,
+    TORCH_BACKENDS,
+    SegmentationError,
+    make_segmenter,
+)
 
 S = Segment.Response
 PARAMS = (
     Param('backend', 'fake', 'Segmentation backend: fake (honest dry run: a centre region of the '
           'image, which it does not look at), depth (support-plane fit and clustering of the '
-          'depth image, no weights) or sam (segment-anything from sam_checkpoint; label prompts '
-          'ranked by CLIP: clip_model, clip_weights).', choices=BACKENDS),
+          'depth image, no weights), sam (segment-anything from sam_checkpoint, tens of seconds '
+          'per frame on a CPU) or mobile_sam (MobileSAM from mobile_sam_checkpoint, under 1 s per '
+          'frame on two CPU cores at 512 px); with sam and mobile_sam label prompts are ranked '
+          'by CLIP (clip_model, clip_weights).', choices=BACKENDS),
     Param('crop_size', 224, 'Side of the square crop for the model, px.', range=(8, 2048)),
     Param('crop_margin', 0.15, 'Margin around the box in the crop, fraction of its side.',
           range=(0.0, 2.0)),
@@ -56,12 +69,24 @@ PARAMS = (
           'parameters, vit_h: 636M).', choices=('vit_b', 'vit_l', 'vit_h')),
     Param('sam_checkpoint', '', 'sam: path of the SAM state dict of sam_model_type (loaded with '
           'weights_only; nothing is downloaded).'),
-    Param('sam_allow_random', False, 'sam: run randomly initialised when sam_checkpoint is empty '
-          '(dry runs and tests only: the masks are meaningless).'),
-    Param('device', 'cpu', 'sam: torch device of the models (cpu, cuda, cuda:1, ...).'),
-    Param('clip_model', '', 'sam: open_clip model name of the ranker of label prompts '
+    Param('mobile_sam_checkpoint', '', 'mobile_sam: path of the MobileSAM state dict (e.g. the '
+          "authors' mobile_sam.pt; loaded with weights_only, nothing is downloaded)."),
+    Param('mobile_sam_input_size', 512, 'mobile_sam: longest image side the TinyViT encoder sees, '
+          'px, a multiple of 16 (the weights are trained at 1024: finer masks, about 2.6 s per '
+          'frame on two CPU cores; 512: about 0.5 s).', range=(64, 1024)),
+    Param('sam_allow_random', False, 'sam, mobile_sam: run randomly initialised when the '
+          'checkpoint is empty (dry runs and tests only: the masks are meaningless).'),
+    Param('device', 'cpu', 'sam, mobile_sam: torch device of the models (cpu, cuda, cuda:1, '
+          '...).'),
+    Param('clip_model', '', 'sam, mobile_sam: open_clip model name of the ranker of label prompts '
           '(e.g. ViT-B-32); empty: label prompts are refused.'),
-    Param('clip_weights', '', 'sam: path of the open_clip state dict of clip_model.'),
+    Param('clip_weights', '', 'sam, mobile_sam: path of the open_clip state dict of clip_model.'),
+    Param('torch_threads', DEFAULT_THREADS, 'sam, mobile_sam: torch intra-op CPU threads (0: one '
+          'per core). One holds its latency when other processes load the cores; more spin and '
+          'fight them.', range=(0, 256)),
+    Param('omp_wait_policy', DEFAULT_WAIT_POLICY, 'sam, mobile_sam: OMP_WAIT_POLICY of the '
+          'process, set before torch loads (PASSIVE: idle OpenMP threads sleep instead of '
+          'spinning; empty: as the environment sets it).', choices=WAIT_POLICIES),
     Param('image_qos', 'reliable', 'Reliability of the camera subscriptions: reliable (large '
           'images arrive whole) or best_effort (for drivers that only publish best effort).',
           choices=('reliable', 'best_effort')),
@@ -75,6 +100,11 @@ class PerceptionNode(Node):
         super().__init__('perception', **kwargs)
         self.p = declare(self, PARAMS)
         try:
+            if self.p.backend in TORCH_BACKENDS:  # before the backend imports torch
+                threads = configure_torch_threads(self.p.torch_threads, self.p.omp_wait_policy)
+                self.get_logger().info(threads.describe())
+                if threads.note:
+                    self.get_logger().warning(threads.note)
             self.segmenter = make_segmenter(
                 self.p.backend, center_fraction=self.p.center_fraction,
                 min_height=self.p.min_height, max_height=self.p.max_height,
@@ -82,6 +112,8 @@ class PerceptionNode(Node):
                 iterations=self.p.ransac_iterations,
                 inlier_distance=self.p.plane_inlier_distance, seed=self.p.seed,
                 sam_model_type=self.p.sam_model_type, sam_checkpoint=self.p.sam_checkpoint,
+                mobile_sam_checkpoint=self.p.mobile_sam_checkpoint,
+                mobile_sam_input_size=self.p.mobile_sam_input_size,
                 sam_allow_random=self.p.sam_allow_random, device=self.p.device,
                 clip_model=self.p.clip_model, clip_weights=self.p.clip_weights)
         except ValueError as exc:

@@ -1,8 +1,9 @@
 """
 Segmenters behind perception/segment, chosen by the `backend` parameter.
 
-`fake` lives here, `depth` in depth_backend, `sam` in sam_backend (imported only when chosen);
-the abstract Segmenter and SegmentationError in segmenter. All of them are importable from here.
+`fake` lives here, `depth` in depth_backend, `sam` in sam_backend and `mobile_sam` in
+mobile_sam_backend (both imported only when chosen; what they share is in sam_family); the
+abstract Segmenter and SegmentationError in segmenter. All of them are importable from here.
 """
 
 import numpy as np
@@ -11,7 +12,7 @@ from deft_perception.depth_backend import DepthPlaneSegmenter
 from deft_perception.segmenter import SegmentationError, Segmenter
 
 __all__ = ['BACKENDS', 'CenterRegionSegmenter', 'DepthPlaneSegmenter', 'SegmentationError',
-           'Segmenter', 'make_segmenter']
+           'Segmenter', 'TORCH_BACKENDS', 'make_segmenter']
 
 
 class CenterRegionSegmenter(Segmenter):
@@ -41,7 +42,8 @@ class CenterRegionSegmenter(Segmenter):
         return mask
 
 
-BACKENDS = ('fake', 'depth', 'sam')
+BACKENDS = ('fake', 'depth', 'sam', 'mobile_sam')
+TORCH_BACKENDS = ('sam', 'mobile_sam')
 DEPTH_KEYS = ('min_height', 'max_height', 'min_area', 'iterations', 'inlier_distance', 'seed')
 
 
@@ -49,9 +51,10 @@ def make_segmenter(name: str, **params) -> Segmenter:
     """
     Build a segmenter by name; ValueError naming the choices or what is wrong.
 
-    `sam` is imported only when chosen (torch and segment_anything load in seconds). Its
-    parameters: sam_model_type, sam_checkpoint, sam_allow_random, device, clip_model,
-    clip_weights; the depth parameters shape its salient-object proposals.
+    `sam` and `mobile_sam` are imported only when chosen (torch and the model packages load
+    in seconds). Their parameters: sam_model_type, sam_checkpoint (sam), mobile_sam_checkpoint,
+    mobile_sam_input_size (mobile_sam), sam_allow_random, device, clip_model, clip_weights;
+    the depth parameters shape their salient-object proposals.
     """
     depth = {k: params[k] for k in DEPTH_KEYS if k in params}
     if name == 'fake':
@@ -66,5 +69,15 @@ def make_segmenter(name: str, **params) -> Segmenter:
             checkpoint=params.get('sam_checkpoint', ''),
             allow_random=params.get('sam_allow_random', False),
             device=params.get('device', 'cpu'), clip_model=params.get('clip_model', ''),
+            clip_weights=params.get('clip_weights', ''), depth_params=depth)
+    if name == 'mobile_sam':
+        from deft_perception.mobile_sam_backend import DEFAULT_INPUT_SIZE, MobileSamSegmenter
+
+        return MobileSamSegmenter(
+            checkpoint=params.get('mobile_sam_checkpoint', ''),
+            allow_random=params.get('sam_allow_random', False),
+            device=params.get('device', 'cpu'),
+            input_size=params.get('mobile_sam_input_size', DEFAULT_INPUT_SIZE),
+            clip_model=params.get('clip_model', ''),
             clip_weights=params.get('clip_weights', ''), depth_params=depth)
     raise ValueError(f'unknown segmentation backend {name!r}; available: {", ".join(BACKENDS)}')

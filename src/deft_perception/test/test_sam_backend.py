@@ -19,12 +19,12 @@ import torch
 
 from deft_perception.geometry import CameraModel
 from deft_perception.prompts import parse_prompt
-from deft_perception.sam_backend import (
+from deft_perception.sam_backend import SamSegmenter, build_sam
+from deft_perception.sam_family import (
     ClipRanker,
-    SamSegmenter,
-    build_sam,
     load_state_dict_file,
     salience,
+    stability_score,
 )
 from deft_perception.segmentation import SegmentationError, make_segmenter
 
@@ -136,7 +136,8 @@ def test_pickled_objects_wrong_keys_and_missing_files_are_refused(tmp_path):
         load_state_dict_file(model, str(wrong), 'SAM')
     shape = tmp_path / 'shape.pth'
     torch.save({'weight': torch.zeros(3, 2), 'bias': torch.zeros(2)}, shape)
-    with pytest.raises(ValueError, match='wrong shape'):
+    with pytest.raises(ValueError, match=r'1 tensors of the wrong shape .*weight: \(3, 2\) in '
+                                         r'the file, \(2, 2\) in the model'):
         load_state_dict_file(model, str(shape), 'SAM')
     with pytest.raises(ValueError, match='does not exist'):
         load_state_dict_file(model, str(tmp_path / 'nope.pth'), 'SAM')
@@ -169,6 +170,16 @@ def test_salience_drops_specks_and_background_and_prefers_the_support_plane():
     with_plane = salience(area, stability, iou, on_plane=np.array([0, 1.0, 0.0, 0]))
     assert with_plane[1] == pytest.approx(4 * with_plane[2])
     assert salience(np.array([0.04]), np.array([0.0]), np.array([-2.0]))[0] > 0  # size orders
+
+
+def test_stability_score_is_segment_anythings():
+    from segment_anything.utils.amg import calculate_stability_score
+
+    logits = torch.randn(5, 16, 16) * 3
+    logits[0] = 5.0  # every pixel in both masks
+    np.testing.assert_allclose(stability_score(logits, 0.0, 1.0),
+                               calculate_stability_score(logits, 0.0, 1.0), rtol=1e-6)
+    assert stability_score(torch.full((1, 4, 4), -9.0), 0.0)[0] == 1.0  # empty: stable, not NaN
 
 
 @pytest.fixture(scope='module')
