@@ -16,7 +16,8 @@ SRC = ROOT / 'src'
 # top-level module -> the PyPI distribution that provides it
 DISTRIBUTION = {
     'PIL': 'pillow', 'cmaes': 'cmaes', 'dynamixel_sdk': 'dynamixel-sdk',
-    'matplotlib': 'matplotlib', 'mujoco': 'mujoco', 'numpy': 'numpy',
+    'matplotlib': 'matplotlib', 'mobile_sam': 'mobilesam-mirror', 'mujoco': 'mujoco',
+    'numpy': 'numpy',
     'open_clip': 'open_clip_torch', 'qtpy': 'QtPy', 'rosbags': 'rosbags',
     'safetensors': 'safetensors', 'scipy': 'scipy', 'segment_anything': 'segment_anything',
     'serial': 'pyserial', 'torch': 'torch', 'torchvision': 'torchvision', 'tqdm': 'tqdm',
