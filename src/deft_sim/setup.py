@@ -23,7 +23,7 @@ setup(
     entry_points={
         'console_scripts': [
             'sim_node = deft_sim.sim_node:main',
-            'deft_sim_labels = deft_sim.human_demos:main',
+            'deft_sim_labels = deft_sim.human_dataset:main',
         ],
     },
 )

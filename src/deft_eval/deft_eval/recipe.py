@@ -57,7 +57,8 @@ _START = time.monotonic()
 def write_labels(root: Path, tasks: Sequence[str], n: int, seed: int = 0,
                  val_fraction: float = 0.15) -> Dict[str, int]:
     """Write n human demonstration clips per task into root (human_demos); return counts."""
-    from deft_sim.human_demos import DemoSettings, write_dataset
+    from deft_sim.human_dataset import write_dataset
+    from deft_sim.human_scene import DemoSettings
 
     counts: Dict[str, int] = dict.fromkeys(tasks, 0)
     t0 = {'t': time.monotonic()}

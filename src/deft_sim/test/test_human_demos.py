@@ -11,14 +11,10 @@ import pytest  # noqa: E402
 
 # torch before any OpenGL context: importing it after EGL contexts were made crashed (segfault)
 from deft_affordance.dataset import read_manifest  # noqa: E402
-from deft_sim.human_demos import (  # noqa: E402
-    DemoGenerator,
-    DemoSettings,
-    gmm_centres,
-    main,
-    write_dataset,
-)
+from deft_sim.human_dataset import main, write_dataset  # noqa: E402
+from deft_sim.human_demos import DemoGenerator  # noqa: E402
 from deft_sim.human_hand import BONES  # noqa: E402
+from deft_sim.human_scene import DemoSettings, gmm_centres  # noqa: E402
 from deft_sim.mujoco_hand import HandGeometry  # noqa: E402
 
 SMALL = DemoSettings(size=64, width=160, height=120)
