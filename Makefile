@@ -17,10 +17,20 @@ PYTEST_ARGS ?=
 setup:
 	@DEFT_VENV=$(VENV) tools/setup.sh
 
-## Bring up the whole graph against the simulated twin and fine-tune (deft_demo: 30 episodes, a
-## line per episode with its phases, then a result block with success: true/false).
+## DEFT on one task with a learned prior: the affordance model trained on simulated human
+## demonstrations of the task (deft_affordance_recipe, the first time; cached in DEMO_PRIOR),
+## then the whole graph against the twin: fine_tune (30 episodes, a line each), the task success
+## of the first and last 10 episodes, pi trained on the 10 best and run on 5 test
+## configurations. Ends with success: true only when the last 10 episodes beat the first 10.
+DEMO_TASK ?= open the drawer
+DEMO_SIM_TASK ?= open_drawer
+DEMO_PRIOR ?= $(CURDIR)/.ros/deft/demo_prior/$(DEMO_SIM_TASK)
 demo: setup
-	deft_demo
+	@if [ -f $(DEMO_PRIOR)/summary.json ]; then echo "prior: cached $(DEMO_PRIOR)/model.pt"; \
+	else deft_affordance_recipe --tasks $(DEMO_SIM_TASK) --n 120 --budget 150 --trials 10 \
+	  --no-oracle --threads 1 --out $(DEMO_PRIOR); fi
+	deft_demo --task "$(DEMO_TASK)" --affordance_checkpoint $(DEMO_PRIOR)/model.pt \
+	  --allow_random --require_learning --policy_trials 5
 
 ## The whole test suite: lint, unit tests of the pure modules, and the integration tests that start
 ## the graph as real processes over DDS (operator flow, cancel, fine_tune with SIGKILL and resume).

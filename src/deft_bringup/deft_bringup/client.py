@@ -14,6 +14,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo
 
 from deft_interfaces.action import FineTune, RunEpisode
+from deft_interfaces.srv import ResetSim
 
 STATUS_NAMES = {GoalStatus.STATUS_SUCCEEDED: 'succeeded', GoalStatus.STATUS_ABORTED: 'aborted',
                 GoalStatus.STATUS_CANCELED: 'canceled'}
@@ -46,6 +47,7 @@ class EpisodeClient:
         # kept for the node's life: destroying an action client while the executor waits on it
         # kills the executor thread
         self.tune = ActionClient(self.node, FineTune, 'fine_tune')
+        self.sim_reset = self.node.create_client(ResetSim, 'sim/reset')
         self.executor = MultiThreadedExecutor(num_threads=2)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -64,6 +66,13 @@ class EpisodeClient:
             return seen.wait(timeout)
         finally:
             self.node.destroy_subscription(sub)
+
+    def reset_sim(self, seed: int, split: str, timeout: float) -> ResetSim.Response:
+        """Place the simulated scene at configuration (seed, split); TimeoutError if no answer."""
+        if not self.sim_reset.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f'sim/reset did not appear within {timeout} s')
+        future = self.sim_reset.call_async(ResetSim.Request(seed=int(seed), split=split))
+        return self._wait(future, timeout, 'sim/reset')
 
     def run(self, goal: RunEpisode.Goal, timeout: float,
             on_feedback: Optional[Callable[[RunEpisode.Feedback], None]] = None,

@@ -5,8 +5,12 @@ Every node runs as its own process (the graph description of deft_bringup.graph)
 fine_tune goal ("pick up the cup", N = 30 episodes, M = 10 warm-up, E = 5 elites, sim reward)
 goes through an action client, with a line per episode (its reward and the phases it went
 through), then a result block (`success: true` or `false`); the run's report (reward curve PNG and
-summary) is written and its path printed. `--single` sends one run_episode goal instead and prints
-its feedback phases and result.
+summary) is written and its path printed, then the twin's task success over the first and the last
+episodes (`--require_learning`: exit 0 only when the last did better). `--policy_trials K` then
+trains the residual policy pi on the run's best episodes (deft_train_policy) and runs it zero-shot
+on K test configurations of the twin. `--single` sends one run_episode goal instead and prints its
+feedback phases and result. `make demo` runs it with a prior learned from simulated human
+demonstrations (see the Makefile).
 """
 
 import argparse
@@ -47,12 +51,28 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument('--affordance_checkpoint', default='',
                         help='affordance model checkpoint (deft_affordance_recipe); default: '
                              'the geometric fake prior')
+    parser.add_argument('--require_learning', action='store_true',
+                        help='fine_tune: succeed only when the last episodes beat the first ones '
+                             '(task success in the twin; the first and last 10, or a third of N)')
+    parser.add_argument('--policy_trials', type=int, default=0,
+                        help='fine_tune: then train the residual policy pi (cVAE) on the run and '
+                             'run it zero-shot on this many test configurations of the twin')
+    parser.add_argument('--policy_elites', type=int, default=10,
+                        help='best episodes of the run pi is trained on (the paper: 10)')
+    parser.add_argument('--policy_seed', type=int, default=900000,
+                        help='seed of the first test configuration pi runs on')
+    parser.add_argument('--allow_random', action='store_true',
+                        help='let the affordance node load a checkpoint with randomly initialised '
+                             'parts (the recipe trains with a random CLIP text tower when no CLIP '
+                             'weights are on the machine)')
     parser.add_argument('--sim_task', default='',
                         help='MuJoCo task of the twin (default: the one whose text is --task)')
     parser.add_argument('--startup_timeout', type=float, default=60.0,
                         help='seconds for the graph to come up')
     parser.add_argument('--log_dir', default='', help='node logs (default .ros/demo/<time>)')
     opts = parser.parse_args(argv)
+    if opts.policy_trials < 0 or opts.policy_elites < 1:
+        parser.error('need --policy_trials >= 0 and --policy_elites >= 1')
     if opts.resume and (opts.single or opts.run_id):
         parser.error('--resume RUN_ID continues a fine_tune run: without --single and --run_id')
     if not opts.single and not 0 < opts.warmup <= opts.episodes:
@@ -73,9 +93,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as exc:
         print(f'deft_demo: {exc}', file=sys.stderr)
         return 2
+    overrides = {'sim': {'mujoco_task': sim_task}}
+    if opts.allow_random:
+        overrides['affordance'] = {'allow_random': True}
     nodes = describe_or_report('deft_demo', 'sim',
                                {'affordance_checkpoint': opts.affordance_checkpoint},
-                               overrides={'sim': {'mujoco_task': sim_task}})
+                               overrides=overrides)
     if nodes is None:
         return 2
     print(f'DEFT demo: starting {len(nodes)} nodes ({", ".join(n.name for n in nodes)}) '
@@ -95,7 +118,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not client.wait_for_camera(opts.startup_timeout):
                 print('no camera frames from the simulated world', file=sys.stderr)
                 return report_dead(graph, opts.startup_timeout)
-            print(f'graph up in {time.monotonic() - started:.1f} s', flush=True)
+            print(f'graph up in {time.monotonic() - started:.1f} s; {prior_text(opts)}',
+                  flush=True)
             if opts.single:
                 code = single_episode(opts, client, graph)
             else:
@@ -111,6 +135,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rclpy.try_shutdown()
     print('graph shut down', flush=True)
     return code
+
+
+def prior_text(opts) -> str:
+    """Say which prior the episodes start from."""
+    if opts.prior == 'heuristic' and not opts.single:
+        return ('prior: the heuristic ("real-world only": box centre, random wrist rotation, '
+                'half-closed hand)')
+    if opts.affordance_checkpoint:
+        return f'prior: the affordance model {opts.affordance_checkpoint}'
+    return 'prior: the geometric fake prior (no --affordance_checkpoint: a named dry-run backend)'
 
 
 def sim_task_of(text: str) -> str:
@@ -197,17 +231,87 @@ def fine_tune(opts, client: EpisodeClient, graph: GraphProcesses) -> int:
     print(f'result: {outcome.status_name}\n  success: {str(bool(r.success)).lower()}\n'
           f'  episodes: {len(rewards)}\n  best reward: {r.best_reward:.3f}\n'
           f'  message: {r.message}', flush=True)
-    if rewards:
-        k = max(1, len(rewards) // 3)
-        first, last = sum(rewards[:k]) / k, sum(rewards[-k:]) / k
-        print(f'  mean reward of the first {k} episodes {first:.3f}, of the last {k} '
-              f'{last:.3f}', flush=True)
     print(f'  run directory: {r.run_dir}\n  report: {Path(r.run_dir) / "report.png"}',
           flush=True)
     if outcome.interrupted:
         print(f'interrupted after {len(rewards)} episodes; {resume}', flush=True)
         return 130
-    return 0 if r.success else 1
+    if not r.success:
+        return 1
+    learned = print_learning(Path(r.run_dir))
+    if opts.policy_trials:
+        run_policy(opts, client, graph, Path(r.run_dir))
+    if opts.require_learning:
+        print(f'demo: the last episodes {"beat" if learned else "did not beat"} the first ones'
+              f'\n  success: {str(learned).lower()}', flush=True)
+        return 0 if learned else 1
+    return 0
+
+
+def print_learning(run_dir: Path) -> bool:
+    """
+    Print the first and last episodes' task success (reward where the source has no verdict).
+
+    The first and last 10 episodes (a third of the run when it is shorter than 30); True when
+    the last ones did better.
+    """
+    from deft_common.runs import RunStore
+
+    entries = RunStore(run_dir.parent, run_dir.name).episodes()
+    k = min(10, max(1, len(entries) // 3))
+    first, last = entries[:k], entries[-k:]
+    known = all(e.task_success is not None for e in entries)
+    reward = [sum(e.reward for e in part) / k for part in (first, last)]
+    if known:
+        done = [sum(bool(e.task_success) for e in part) for part in (first, last)]
+        print(f'learning (task success in the twin, per episode):\n'
+              f'  first {k} episodes: {done[0]}/{k} done (mean reward {reward[0]:.3f})\n'
+              f'  last {k} episodes: {done[1]}/{k} done (mean reward {reward[1]:.3f})', flush=True)
+        return done[1] > done[0]
+    print(f'learning (mean reward; the reward source gives no task verdict):\n'
+          f'  first {k} episodes {reward[0]:.3f}, last {k} {reward[1]:.3f}', flush=True)
+    return reward[1] > reward[0]
+
+
+def run_policy(opts, client: EpisodeClient, graph: GraphProcesses, run_dir: Path) -> None:
+    """Train pi on the run's best episodes, then run it once on each test configuration."""
+    import subprocess
+
+    elites = opts.policy_elites
+    print(f'residual policy pi: training the cVAE on the {elites} best episodes of '
+          f'{run_dir.name} (deft_train_policy)', flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, '-m', 'deft_policy.train_cli', str(run_dir),
+                           '--model', 'cvae', '--elites', str(elites), '--threads', '1',
+                           '--quiet'], capture_output=True, text=True)
+    for line in (proc.stdout + proc.stderr).strip().splitlines():
+        print(f'  {line}', flush=True)
+    if proc.returncode != 0:
+        print(f'  deft_train_policy failed (exit {proc.returncode}): pi is not run', flush=True)
+        return
+    print(f'  trained in {time.monotonic() - t0:.0f} s; pi runs zero-shot (no further '
+          f'fine-tuning) on {opts.policy_trials} test configurations', flush=True)
+    done = 0
+    for k in range(opts.policy_trials):
+        seed = opts.policy_seed + k
+        reset = client.reset_sim(seed, 'test', opts.startup_timeout)
+        if not reset.success:
+            print(f'  test configuration {seed}: sim/reset failed: {reset.message}', flush=True)
+            continue
+        goal = RunEpisode.Goal(task=opts.task, object_prompt=opts.object_prompt, mode='policy',
+                               run_id=run_dir.name, reward_source='sim', seed=-1)
+        outcome = client.run(goal, opts.timeout)
+        r = outcome.result
+        if r is None or not r.success:
+            why = r.message if r is not None else 'no result'
+            print(f'  test configuration {seed}: the episode failed: {why}', flush=True)
+            continue
+        ok = r.task_success == RunEpisode.Result.TASK_DONE
+        done += ok
+        print(f'  {reset.message.replace("object placed", "test configuration")}: reward '
+              f'{r.reward:.3f}, task '
+              f'{"done" if ok else "not done"}', flush=True)
+    print(f'  pi on test configurations: {done}/{opts.policy_trials} done', flush=True)
 
 
 def report_dead(graph: GraphProcesses, timeout: float) -> int:

@@ -1,5 +1,6 @@
 """Smoke test: `deft_demo` brings the whole graph up as processes, runs an episode, leaves none."""
 
+import json
 import os
 import re
 import signal
@@ -73,8 +74,9 @@ def test_demo_fine_tunes_with_a_line_per_episode_and_a_report(tmp_path):
     run = tmp_path / 'ros' / 'deft' / 'runs' / 'smoke'
     assert (run / 'report.png').stat().st_size > 10_000 and (run / 'rewards.csv').is_file()
     assert tagged_processes(tag) == [], 'node processes left behind'
-    proc = subprocess.run(cmd + ['--resume', 'smoke'], capture_output=True, text=True,
-                          timeout=400, env=env)
+    proc = subprocess.run(cmd + ['--resume', 'smoke', '--policy_trials', '1',
+                                 '--policy_elites', '2'],
+                          capture_output=True, text=True, timeout=400, env=env)
     out2 = proc.stdout + proc.stderr
     assert proc.returncode == 0, out2
     out = out1 + out2
@@ -90,6 +92,17 @@ def test_demo_fine_tunes_with_a_line_per_episode_and_a_report(tmp_path):
     assert f'report: {run / "report.png"}' in out2
     assert (run / 'report.png').stat().st_size > 10_000
     assert len(list((run / 'episodes').glob('*.json'))) == 3
+    # each episode carries the twin's verdict; the first and last third are compared with it
+    verdicts = [json.loads(p.read_text())['task_success']
+                for p in sorted((run / 'episodes').glob('*.json'))]
+    assert all(isinstance(v, bool) for v in verdicts), verdicts
+    assert f'  first 1 episodes: {int(verdicts[0])}/1 done' in out2
+    assert f'  last 1 episodes: {int(verdicts[-1])}/1 done' in out2
+    # then pi is trained on the run's 2 best episodes and run once on a test configuration
+    assert (run / 'policy_cvae.pt').is_file(), out2
+    assert re.search(r'\n  test configuration \(test, seed 900000, instance [a-z_]+/test/\d+\): '
+                     r'reward [0-9.]+, task (done|not done)\n', out2), out2
+    assert '  pi on test configurations: ' in out2
 
 
 def test_demo_refuses_a_task_the_twin_does_not_have(tmp_path):

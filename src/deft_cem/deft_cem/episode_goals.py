@@ -41,6 +41,19 @@ class EpisodeJob:
     prior_seed: Optional[int] = None
 
 
+def scene_seed(run_seed: int, episode: int) -> int:
+    """
+    Return the configuration seed of episode `episode` of a run (sim/reset; 31-bit, >= 0).
+
+    Every episode of a fine_tune run gets a configuration of its own (the twin places a new
+    object instance and placement of the train split, as a person would set the scene up a
+    little differently each time), drawn from the run's seed and the episode index: a resumed run
+    sees the configurations the uninterrupted one would have.
+    """
+    state = np.random.SeedSequence([int(run_seed) & 0xFFFFFFFF, int(episode)]).generate_state(1)
+    return int(state[0]) & 0x7FFFFFFF
+
+
 def reward_error(source: str, embedding_ready: bool) -> Optional[str]:
     """Return why a reward source cannot be used on this node, or None."""
     if source not in REWARD_SOURCES:

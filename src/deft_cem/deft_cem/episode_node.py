@@ -263,6 +263,8 @@ class EpisodeNode(Node):
                 self.capture.record(goal.run_id, -1, goal.task, xi, eps, reward, source))
             self.records.publish(result.record)
             result.reward = reward
+            if self.steps.task_success is not None:
+                result.task_success = R.TASK_DONE if self.steps.task_success else R.TASK_NOT_DONE
             await self.steps.reset_scene(handle, seed, goal.run_id, -1, goal.task, phase)
             result.success = True
             result.message = f'episode done: reward {reward:.3f} ({source})'
@@ -294,7 +296,8 @@ class EpisodeNode(Node):
         bag = store_episode_media(run.store.dir, k, self.capture, record, bag_metadata(s),
                                   self.bags, self.p.save_initial_images,
                                   self.get_logger().warning)
-        run.record(xi, eps, reward, s.reward_source, bag_path=bag)
+        run.record(xi, eps, reward, s.reward_source, bag_path=bag,
+                   task_success=self.steps.task_success)
         self.records.publish(record)
 
     async def fine_tune(self, handle):

@@ -13,7 +13,7 @@ the node owns the action servers and turns what these raise into results.
 import traceback
 from typing import Callable, Sequence
 
-from deft_cem.episode_goals import EpisodeJob
+from deft_cem.episode_goals import EpisodeJob, scene_seed
 from deft_cem.episode_recording import EpisodeCapture, grab_frame
 from deft_cem.episode_steps import EpisodeCanceled, EpisodeFailure, EpisodeSteps, Phase, R
 from deft_cem.fine_tune import FineTuneRun
@@ -131,11 +131,12 @@ class EpisodeRunner:
         s, run_id = run.settings, run.store.run_id
         k, where = run.next_episode, 'episode'
         try:
-            await self.steps.reset(s.seed, phase)  # a crashed run may have left the hand closed
+            # a crashed run may have left the hand closed; the scene of the next episode
+            await self.steps.reset(scene_seed(s.seed, run.next_episode), phase)
             while not run.done:
                 k, where, eps_k = run.next_episode, 'episode', run.ask()
-                job = EpisodeJob(s.task, s.object_prompt, s.reward_source, run_id, k, s.seed,
-                                 s.prior, s.seed)
+                job = EpisodeJob(s.task, s.object_prompt, s.reward_source, run_id, k,
+                                 scene_seed(s.seed, k), s.prior, s.seed)
                 try:
                     xi, eps, reward = await self.episode(handle, job, lambda _, e=eps_k: e, phase)
                 except EpisodeFailure as exc:
@@ -150,6 +151,7 @@ class EpisodeRunner:
                 self.log.info(f'{run_id} episode {k}/{s.episodes}: reward {reward:.3f}, best '
                               f'{run.best_reward:.3f}')
                 where = 'scene reset after episode'
-                await self.steps.reset_scene(handle, s.seed, run_id, k, s.task, phase)
+                await self.steps.reset_scene(handle, scene_seed(s.seed, k + 1), run_id, k,
+                                             s.task, phase)
         except EpisodeFailure as exc:
             raise RunStopped(f'{where} {k} failed: {exc}') from exc

@@ -94,6 +94,7 @@ class EpisodeSteps:
                  demonstrations: Optional[Dict[str, Demonstration]] = None,
                  embedding=None, camera: Optional[LatestFrame] = None):
         self.node, self.group, self.space, self.tau = node, group, space, tau
+        self.task_success: Optional[bool] = None  # of the last reward (sim only)
         self.demonstrations = demonstrations or {}
         self.s, self.operator = settings, operator
         self.embedding, self.camera = embedding, camera  # embedding reward (None: off)
@@ -287,6 +288,7 @@ class EpisodeSteps:
         """Collect the reward: from the simulated world, the embedding or the operator."""
         if goal_handle.is_cancel_requested:
             raise EpisodeCanceled()
+        self.task_success = None
         if source == 'sim':
             return await self.sim_task_reward(phase)
         if source == 'embedding':
@@ -305,6 +307,9 @@ class EpisodeSteps:
                                    R.SERVICE_UNAVAILABLE)
         if not response.success:
             raise EpisodeFailure(R.SERVICE_UNAVAILABLE, f'sim/reward: {response.message}')
+        self.task_success = bool(response.task_success)
+        phase('reward', f'sim reward {response.reward:.3f}, task '
+              f'{"done" if response.task_success else "not done"}')
         return float(response.reward)
 
     async def embedding_reward(self, phase: Phase) -> float:

@@ -23,7 +23,7 @@ import logging
 import math
 from pathlib import Path
 import time
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -244,7 +244,8 @@ class FineTuneRun:
         return self.optimizer.ask()
 
     def record(self, xi: Sequence[float], eps: Sequence[float], reward: float,
-               reward_source: str, bag_path: str = '', message: str = '') -> EpisodeEntry:
+               reward_source: str, bag_path: str = '', message: str = '',
+               task_success: Optional[bool] = None) -> EpisodeEntry:
         """
         Write the finished episode with the optimiser state after it, then move on to it.
 
@@ -259,7 +260,8 @@ class FineTuneRun:
         entry = EpisodeEntry(episode=self.next_episode, xi=[float(v) for v in xi], eps=eps,
                              reward=float(reward), reward_source=reward_source,
                              stamp=time.time(), bag_path=bag_path, message=message,
-                             optimizer_state=told.state_dict())
+                             optimizer_state=told.state_dict(),
+                             task_success=None if task_success is None else bool(task_success))
         self.store.append(entry)
         self.entries.append(entry)
         self.optimizer = told

@@ -12,6 +12,7 @@ from deft_cem.episode_goals import (
     reward_error,
     run_distribution,
     run_prior,
+    scene_seed,
     validate_fine_tune_goal,
     validate_run_episode_goal,
 )
@@ -173,3 +174,11 @@ def test_run_distribution_of_a_one_off_episode(tmp_path):
     np.testing.assert_allclose(mean, run.optimizer.mean)
     np.testing.assert_allclose(std, run.optimizer.std)
     assert not np.allclose(mean, 0.0)
+
+
+def test_every_episode_of_a_run_has_its_own_reproducible_configuration():
+    seeds = [scene_seed(7, k) for k in range(200)]
+    assert len(set(seeds)) == 200 and all(0 <= s < 2**31 for s in seeds)
+    assert seeds == [scene_seed(7, k) for k in range(200)]  # a resumed run sees the same ones
+    assert set(seeds).isdisjoint(scene_seed(8, k) for k in range(200))
+    assert scene_seed(-1, 3) != scene_seed(1, 3)  # negative run seeds are valid and distinct

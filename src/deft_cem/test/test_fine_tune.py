@@ -92,6 +92,15 @@ def test_record_after_the_last_episode_is_refused(tmp_path):
     assert run.best_reward == max(run.rewards)
 
 
+def test_the_reward_sources_task_verdict_is_stored_with_the_episode(tmp_path):
+    run = open_run(tmp_path, task='t', run_id='r', episodes=3, warmup_episodes=1, elites=1)
+    run.record([0, 0, 0], run.ask(), 0.9, 'sim', task_success=True)
+    run.record([0, 0, 0], run.ask(), 0.4, 'sim', task_success=False)
+    run.record([0, 0, 0], run.ask(), 0.7, 'operator')  # a person's score has no verdict
+    loaded = open_run(tmp_path, task='t', run_id='r', resume=True).store.episodes()
+    assert [e.task_success for e in loaded] == [True, False, None]
+
+
 # --- resuming from the stored optimiser state ------------------------------------------------
 def straight_asks(root, optimizer, count=8):
     run = open_run(root, task='t', run_id='r', episodes=count, warmup_episodes=3, elites=2,

@@ -68,6 +68,9 @@ class EpisodeEntry:
     message: str = ''
     # optimizers.ResidualOptimizer.state_dict() after this episode was told (None: older runs)
     optimizer_state: Optional[Dict[str, Any]] = None
+    # the reward source's own verdict on the task (sim: the twin's success check); None when it
+    # has none (operator, embedding) or the run is older
+    task_success: Optional[bool] = None
 
 
 def check_run_id(run_id: str) -> str:
