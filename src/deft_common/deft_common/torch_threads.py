@@ -96,3 +96,19 @@ def configure_torch_threads(threads: int = DEFAULT_THREADS,
     if threads:
         torch.set_num_threads(threads)
     return TorchThreads(torch.get_num_threads(), os.environ.get(ENV, ''), note)
+
+
+def add_thread_arguments(parser) -> None:
+    """Add --threads and --omp-wait-policy (the nodes' defaults) to an argparse parser."""
+    parser.add_argument('--threads', type=int, default=DEFAULT_THREADS,
+                        help="torch intra-op threads (the nodes' default; 0: one per core)")
+    parser.add_argument('--omp-wait-policy', default=DEFAULT_WAIT_POLICY,
+                        choices=[p for p in WAIT_POLICIES if p] + ['keep'],
+                        help="OMP_WAIT_POLICY set before torch loads (the nodes' default; keep: "
+                             'as the environment has it)')
+
+
+def configure_from_arguments(opts) -> TorchThreads:
+    """configure_torch_threads from the options of add_thread_arguments (imports torch)."""
+    return configure_torch_threads(opts.threads, '' if opts.omp_wait_policy == 'keep'
+                                   else opts.omp_wait_policy)

@@ -86,3 +86,16 @@ def test_bad_values_are_refused():
 def test_importing_the_helper_does_not_import_torch():
     code = "import sys, deft_common.torch_threads; print('torch' in sys.modules)"
     assert run_python(code) == 'False'
+
+
+def test_the_benches_share_the_nodes_defaults_on_the_command_line():
+    import argparse
+
+    from deft_common.torch_threads import add_thread_arguments
+    parser = argparse.ArgumentParser()
+    add_thread_arguments(parser)
+    opts = parser.parse_args([])
+    assert (opts.threads, opts.omp_wait_policy) == (1, 'PASSIVE')
+    assert parser.parse_args(['--omp-wait-policy', 'keep']).omp_wait_policy == 'keep'
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--omp-wait-policy', 'spin'])

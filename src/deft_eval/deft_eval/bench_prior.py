@@ -35,12 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from deft_common.torch_threads import (
-    DEFAULT_THREADS,
-    DEFAULT_WAIT_POLICY,
-    WAIT_POLICIES,
-    configure_torch_threads,
-)
+from deft_common.torch_threads import add_thread_arguments, configure_from_arguments
 
 GOALS_S = {'depth': 0.15, 'mobile_sam': 1.0, 'sam_vit_b': 1.0}
 LOADED_BACKENDS = ('depth', 'mobile_sam')  # measured again with every core busy
@@ -200,12 +195,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              '0: no loaded measurement')
     parser.add_argument('--load-processes', type=int, default=0,
                         help='busy processes of the loaded measurement (0: one per core)')
-    parser.add_argument('--threads', type=int, default=DEFAULT_THREADS,
-                        help="torch intra-op threads (the nodes' default; 0: one per core)")
-    parser.add_argument('--omp-wait-policy', default=DEFAULT_WAIT_POLICY,
-                        choices=[p for p in WAIT_POLICIES if p] + ['keep'],
-                        help="OMP_WAIT_POLICY set before torch loads (the nodes' default; keep: "
-                             'as the environment has it)')
+    add_thread_arguments(parser)
     parser.add_argument('--small-size', type=int, default=96,
                         help='also time depth with the model at this input side (the '
                              "recipe's default); 0: no")
@@ -214,8 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if opts.repeats < 1 or opts.sam_repeats < 1 or opts.load_repeats < 0:
         parser.error('--repeats and --sam-repeats must be >= 1, --load-repeats >= 0')
     os.environ.setdefault('MUJOCO_GL', 'egl')
-    threads = configure_torch_threads(opts.threads, '' if opts.omp_wait_policy == 'keep'
-                                      else opts.omp_wait_policy)
+    threads = configure_from_arguments(opts)
     print(threads.describe(), flush=True)
     from deft_eval.sim_eval import SimEvaluator, load_torch_before_gl
     load_torch_before_gl()

@@ -21,12 +21,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from deft_common.torch_threads import (
-    DEFAULT_THREADS,
-    DEFAULT_WAIT_POLICY,
-    WAIT_POLICIES,
-    configure_torch_threads,
-)
+from deft_common.torch_threads import add_thread_arguments, configure_from_arguments
 from deft_perception.geometry import CameraModel
 from deft_perception.prompts import Prompt
 from deft_perception.segmentation import BACKENDS, SegmentationError, make_segmenter
@@ -126,12 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='comma-separated MobileSAM input sizes, px (empty: no mobile_sam)')
     parser.add_argument('--mobile-sam-repeats', type=int, default=3,
                         help='frames per MobileSAM input size')
-    parser.add_argument('--threads', type=int, default=DEFAULT_THREADS,
-                        help="torch intra-op threads (the nodes' default; 0: one per core)")
-    parser.add_argument('--omp-wait-policy', default=DEFAULT_WAIT_POLICY,
-                        choices=[p for p in WAIT_POLICIES if p] + ['keep'],
-                        help="OMP_WAIT_POLICY set before torch loads (the nodes' default; keep: "
-                             'as the environment has it)')
+    add_thread_arguments(parser)
     parser.add_argument('--out', type=Path, default=None,
                         help='merge segment_latency_s into this JSON file (make bench)')
     opts = parser.parse_args(argv)
@@ -139,8 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sizes = [int(v) for v in opts.mobile_sam_sizes.split(',') if v.strip()]
     except ValueError:
         parser.error(f'--mobile-sam-sizes {opts.mobile_sam_sizes!r}: expected e.g. 512,1024')
-    threads = configure_torch_threads(opts.threads, '' if opts.omp_wait_policy == 'keep'
-                                      else opts.omp_wait_policy) \
+    threads = configure_from_arguments(opts) \
         if sizes or not opts.skip_sam else None  # fake and depth never import torch
     medians = {b: measure_latency(b, opts.repeats) for b in ('fake', 'depth')}
     mobile = {}
