@@ -31,7 +31,7 @@ from pathlib import Path
 import shutil
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -52,14 +52,20 @@ PAPER_NOTE = ("the paper's real-robot numbers (arXiv 2310.19797, Table 1) could 
 
 
 def run_job(task: str, seed: int, checkpoint: str, settings: Dict[str, object], root: str,
-            threads: int = 1, methods: Sequence[str] = METHODS) -> Dict[str, object]:
-    """Run the protocol of one task and seed in this process (a fresh world and model)."""
+            table2: bool = True, threads: int = 1,
+            methods: Sequence[str] = METHODS) -> Dict[str, object]:
+    """
+    Run the protocol of one task and seed in this process (a fresh world and model).
+
+    With `table2`, a task of paper_table2.TASKS then runs its Table 2 ablations (`table2` key).
+    """
     os.environ.setdefault('MUJOCO_GL', 'egl')
     from deft_common.torch_threads import configure_torch_threads
     configure_torch_threads(threads)
     import torch._dynamo  # noqa: F401 - before any GL context (sim_eval.load_torch_before_gl)
 
     from deft_affordance.model import AffordanceModel
+    from deft_eval import paper_table2
     from deft_eval.paper_protocol import run_protocol
     from deft_eval.sim_eval import SimEvalSettings, SimEvaluator
     from deft_policy.features import ResNetFeatures
@@ -67,8 +73,9 @@ def run_job(task: str, seed: int, checkpoint: str, settings: Dict[str, object], 
     t0 = time.monotonic()
     s = ProtocolSettings(**settings)
     task_root = Path(root) / task
-    for method in FINE_TUNED:  # every number of this bench is computed in this run
-        shutil.rmtree(task_root / f'{method}-seed{seed}', ignore_errors=True)
+    table2 = table2 and task in paper_table2.TASKS and 'deft' in methods
+    for name in list(FINE_TUNED) + list(paper_table2.REWARDS):  # every number is from this run
+        shutil.rmtree(task_root / f'{name}-seed{seed}', ignore_errors=True)
     model = AffordanceModel.load(checkpoint, allow_random=True)
     extractor = ResNetFeatures(s.resnet_weights)
 
@@ -78,6 +85,10 @@ def run_job(task: str, seed: int, checkpoint: str, settings: Dict[str, object], 
 
     with SimEvaluator(task, SimEvalSettings.from_graph(), model=model) as ev:
         out = run_protocol(ev, task_root, seed, s, methods, extractor, progress)
+        if table2:
+            out['table2'] = paper_table2.run_table2(
+                ev, task_root, seed, s, Path(out['methods']['deft']['run_dir']),
+                extractor=extractor, progress=progress)
     out['seconds']['total'] = round(time.monotonic() - t0, 1)
     return out
 
@@ -86,36 +97,40 @@ def _rate(values: Sequence[bool]) -> float:
     return float(np.mean(values)) if len(values) else float('nan')
 
 
-def aggregate(results: Sequence[Dict[str, object]]) -> Dict[str, Dict[str, Dict[str, object]]]:
+def summarise(runs: Sequence[Tuple[int, Sequence[bool]]]) -> Dict[str, object]:
     """
-    Return {task: {method: {split: {...}}}} of run_protocol results over seeds.
+    Return the cell of one method and split from [(seed, successes), ...].
 
-    Per split: `mean` of the per-seed success rates, `ci95` their Student-t interval (clipped to
-    [0, 1]; None with one seed), `per_seed`, `seeds`, and `pooled` (all episodes: rate, Wilson
+    `mean` of the per-seed success rates, `ci95` their Student-t interval (clipped to [0, 1];
+    None with one seed), `per_seed`, `seeds`, and `pooled` (all episodes: rate, Wilson
     interval, n).
     """
     from deft_common.stats import mean_interval, rate
 
+    runs = sorted(runs, key=lambda r: r[0])
+    per_seed = [_rate(v) for _, v in runs]
+    mean, band = mean_interval(per_seed)
+    return {'mean': round(mean, 4),
+            'ci95': [round(max(0.0, band[0]), 4), round(min(1.0, band[1]), 4)] if band else None,
+            'per_seed': [round(v, 4) for v in per_seed], 'seeds': [seed for seed, _ in runs],
+            'pooled': rate([ok for _, v in runs for ok in v])}
+
+
+def aggregate(results: Sequence[Dict[str, object]], kind: str = 'methods'
+              ) -> Dict[str, Dict[str, Dict[str, object]]]:
+    """
+    Return {task: {method: {split: summarise(...)}}} of results over their seeds.
+
+    The results are run_protocol's (kind 'methods') or run_table2's ('rewards', 'policies').
+    """
     by_task: Dict[str, List[Dict[str, object]]] = {}
     for r in results:
         by_task.setdefault(r['task'], []).append(r)
     table: Dict[str, Dict[str, Dict[str, object]]] = {}
     for task, runs in by_task.items():
-        runs = sorted(runs, key=lambda r: r['seed'])
-        table[task] = {}
-        methods = [m for m in METHODS if all(m in r['methods'] for r in runs)]
-        for method in methods:
-            table[task][method] = {}
-            for split in SPLITS:
-                per_seed = [_rate(r['methods'][method][split]) for r in runs]
-                mean, band = mean_interval(per_seed)
-                pooled = [ok for r in runs for ok in r['methods'][method][split]]
-                table[task][method][split] = {
-                    'mean': round(mean, 4),
-                    'ci95': [round(max(0.0, band[0]), 4), round(min(1.0, band[1]), 4)]
-                    if band else None,
-                    'per_seed': [round(v, 4) for v in per_seed],
-                    'seeds': [r['seed'] for r in runs], 'pooled': rate(pooled)}
+        names = [m for m in runs[0][kind] if all(m in r[kind] for r in runs)]
+        table[task] = {m: {split: summarise([(r['seed'], r[kind][m][split]) for r in runs])
+                           for split in SPLITS} for m in names}
     return table
 
 
@@ -212,6 +227,66 @@ def bench_entries(results: Sequence[Dict[str, object]], settings: ProtocolSettin
     }
 
 
+def table2_entry(results: Sequence[Dict[str, object]], seconds: float) -> Dict[str, object]:
+    """
+    Return the bench.json entry paper_table2: per task, the reward and the policy ablations.
+
+    Each cell is summarise() of pi's zero-shot success; the references are Table 1's DEFT
+    (`sim`: the twin's reward; `cvae`: the paper's pi) of the same seeds. Reward variants also
+    give the twin's success rate during their fine-tuning and the embedding scale.
+    """
+    from deft_eval import paper_table2
+
+    with2 = [r['table2'] for r in results if 'table2' in r]
+    if not with2:
+        return {}
+    tasks = sorted({r['task'] for r in with2})
+    ref = aggregate([r for r in results if r['task'] in tasks])
+    rewards, policies = aggregate(with2, 'rewards'), aggregate(with2, 'policies')
+    value: Dict[str, object] = {}
+    for task in tasks:
+        tuned = {}
+        for r in (r for r in with2 if r['task'] == task):
+            for name, entry in r['rewards'].items():
+                tuned.setdefault(name, []).append(
+                    {'seed': r['seed'], 'fine_tune_success': round(_rate(
+                        entry['fine_tune_success']), 4), 'scale': entry.get('scale')})
+        value[task] = {
+            'rewards': dict({'sim': ref[task]['deft']}, **rewards[task]),
+            'policies': dict({'cvae': ref[task]['deft']}, **policies[task]),
+            'fine_tuning': tuned}
+    means = {kind: {name: {split: round(float(np.mean([value[t][kind][name][split]['mean']
+                                                        for t in tasks])), 4)
+                           for split in SPLITS}
+                    for name in value[tasks[0]][kind]}
+             for kind in ('rewards', 'policies')}
+    return {'paper_table2': {
+        'value': value, 'mean': means, 'paper': None, 'paper_note': PAPER_NOTE,
+        'unit': "pi's zero-shot success rate: mean over seeds [95 % t interval over seeds]",
+        'detail': ('rewards: CEM told sim (the twin reward: reference), embedding_resnet18 / '
+                   'embedding_r3m (EmbeddingReward of the final frame to a goal frame; '
+                   'ResNet-18 and ResNet-50, the R3M architecture, both with seeded RANDOM '
+                   'weights: no pretrained weights here), operator (the twin reward + '
+                   f'N(0, {paper_table2.OPERATOR_NOISE}^2) rounded to '
+                   f'{paper_table2.OPERATOR_STEP}, clipped to 0..1); pi = cvae; success always '
+                   "the twin's. policies on the DEFT run: cvae (reference), mlp, transformer, "
+                   'direct (MLP phi(I0) -> xi + delta), elite_mean (the mean residual of the top '
+                   f'episodes everywhere); {seconds:.0f} s')}}
+
+
+def format_table2(entry: Dict[str, object]) -> str:
+    """Format Table 2: a row per ablation, a column per task (test success, mean over seeds)."""
+    value = entry['value']
+    tasks = list(value)
+    lines = [f'{"test success":<22}' + ''.join(f'{t:>14}' for t in tasks) + f'{"mean":>8}']
+    for kind in ('rewards', 'policies'):
+        for name in value[tasks[0]][kind]:
+            cells = ''.join(f'{value[t][kind][name]["test"]["mean"]:>14.0%}' for t in tasks)
+            lines.append(f'{kind[:-1] + " " + name:<22}{cells}'
+                         f'{entry["mean"][kind][name]["test"]:>8.0%}')
+    return '\n'.join(lines)
+
+
 def parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     p = argparse.ArgumentParser(prog='python -m deft_eval.bench_paper',
@@ -237,6 +312,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--eval', type=int, default=d.eval_configs,
                    help='evaluation configurations per split and seed')
     p.add_argument('--jobs', type=int, default=2, help='(task, seed) jobs run in parallel')
+    p.add_argument('--no-table2', action='store_true',
+                   help="skip Table 2's ablations (paper_table2.TASKS after their protocol)")
     return p
 
 
@@ -258,13 +335,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'bench_paper: error: {exc}', file=sys.stderr)
         return 2
     t0 = time.monotonic()
-    jobs = [(task, seed) for seed in range(opts.seeds) for task in tasks]
+    from deft_eval.paper_table2 import TASKS as TABLE2_TASKS
+    # the longest jobs (those with Table 2) first, so the last ones to finish are short
+    jobs = sorted(((task, seed) for seed in range(opts.seeds) for task in tasks),
+                  key=lambda j: (opts.no_table2 or j[0] not in TABLE2_TASKS, j[1]))
     print(f'Table 1, paper protocol: {len(tasks)} tasks x {opts.seeds} seeds, '
           f'N={settings.episodes} M={settings.warmup} E={settings.elites}, pi on the top '
           f'{settings.policy_elites}, '
           f'{settings.eval_configs}+{settings.eval_configs} evaluation configurations, '
           f'{opts.jobs} processes, model {checkpoint}', flush=True)
-    args = (str(checkpoint), asdict(settings), str(opts.runs.resolve()))
+    args = (str(checkpoint), asdict(settings), str(opts.runs.resolve()), not opts.no_table2)
     results: List[Dict[str, object]] = []
     with ProcessPoolExecutor(opts.jobs, mp_context=multiprocessing.get_context('spawn')) as pool:
         futures = {pool.submit(run_job, task, seed, *args): (task, seed) for task, seed in jobs}
@@ -282,6 +362,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     entries = bench_entries(results, settings, str(checkpoint), time.monotonic() - t0,
                             {'png': str(png), 'csv': str(csv), 'runs': str(opts.runs)},
                             os.getloadavg())
+    entries.update(table2_entry(results, time.monotonic() - t0))
+    if 'paper_table2' in entries:
+        print(format_table2(entries['paper_table2']), flush=True)
     merge_results(opts.out, entries)
     targets = entries['paper_table1']['targets']
     print(f'DEFT pi test mean {targets["deft_test_mean"]:.0%} vs affordance only '

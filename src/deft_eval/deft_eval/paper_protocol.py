@@ -123,18 +123,27 @@ class FineTuneResult:
     run_dir: Path
     rewards: List[float]
     configurations: List[int]   # the train seed of each recorded episode, in order
+    successes: List[bool] = field(default_factory=list)  # the twin's success of each episode
     skipped: List[int] = field(default_factory=list)  # seeds without a prior (not recorded)
     seconds: float = 0.0
 
 
+def twin_reward(ev, command, config: int, split: str):
+    """Execute a command at a configuration; return (the twin's reward, success)."""
+    return ev.run_command(command, config, split)
+
+
 def fine_tune_run(ev, prior: str, root: Path, run_id: str, s: ProtocolSettings, seed: int,
-                  progress: Optional[Progress] = None) -> FineTuneResult:
+                  progress: Optional[Progress] = None, reward_fn: Callable = twin_reward,
+                  reward_source: str = 'sim') -> FineTuneResult:
     """
     Run Algorithm 1 from `prior` with N fresh train configurations; write the run directory.
 
     The run's CEM seed (and the heuristic prior's yaw seed) is `seed`; a configuration whose
     scene yields no prior (perception found nothing) is skipped as the robot would retry, at
-    most `max_skips` times (then ValueError).
+    most `max_skips` times (then ValueError). `reward_fn(ev, command, config, split)` executes
+    an episode and returns (the reward told to CEM, the twin's success); `reward_source` is
+    what the run records (sim, embedding, operator).
     """
     from deft_cem.fine_tune import FineTuneRequest, FineTuneRun
     from deft_common.runs import save_initial_image
@@ -142,12 +151,12 @@ def fine_tune_run(ev, prior: str, root: Path, run_id: str, s: ProtocolSettings, 
     t0 = time.monotonic()
     space = parameter_space(ev)
     request = FineTuneRequest(task=ev.spec.text, episodes=s.episodes, warmup_episodes=s.warmup,
-                              elites=s.elites, reward_source='sim', optimizer='cem',
+                              elites=s.elites, reward_source=reward_source, optimizer='cem',
                               prior=prior, run_id=run_id, seed=int(seed))
-    run = FineTuneRun.open(Path(root), request, initial_std(ev, space, prior), s.elites, 'sim',
-                           space.names)
+    run = FineTuneRun.open(Path(root), request, initial_std(ev, space, prior), s.elites,
+                           reward_source, space.names)
     seeds = iter(fine_tune_seeds(seed, s.episodes + s.max_skips))
-    used, skipped = [], []
+    used, skipped, successes = [], [], []
     while not run.done:
         config = next(seeds, None)
         if config is None:
@@ -161,13 +170,15 @@ def fine_tune_run(ev, prior: str, root: Path, run_id: str, s: ProtocolSettings, 
             continue
         xi = prior_xi(space, grasp)
         eps = run.ask()
-        reward, _ = ev.run_command(space.command(xi, eps), config, 'train')
+        reward, success = reward_fn(ev, space.command(xi, eps), config, 'train')
         save_initial_image(run.store.dir, run.next_episode, scene.rgb)
-        run.record(xi, eps, reward, 'sim', message=f'configuration train/{config}')
+        run.record(xi, eps, reward, reward_source, message=f'configuration train/{config}')
         used.append(config)
+        successes.append(bool(success))
         if progress is not None:
             progress(f'{run_id} episode {run.next_episode}/{s.episodes}: reward {reward:.3f}')
-    return FineTuneResult(run.store.dir, run.rewards, used, skipped, time.monotonic() - t0)
+    return FineTuneResult(run.store.dir, run.rewards, used, successes, skipped,
+                          time.monotonic() - t0)
 
 
 def train_pi(run_dir: Path, s: ProtocolSettings, extractor=None, seed: int = 0) -> Path:
@@ -269,6 +280,7 @@ def run_protocol(ev, root: Path, seed: int, s: ProtocolSettings,
             policy = load_policy(path, space.names, s.resnet_weights or None)
             episodes = evaluate(ev, FINE_TUNED[method], configs, seed, policy)
             entry.update(run_dir=str(ft.run_dir), fine_tune_rewards=ft.rewards,
+                         fine_tune_success=ft.successes,
                          fine_tune_configurations=ft.configurations, skipped=ft.skipped,
                          policy=str(path))
         else:

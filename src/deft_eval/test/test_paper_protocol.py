@@ -183,3 +183,53 @@ def test_the_protocol_runs_in_the_twin(tmp_path, extractor):
     assert len(entry['fine_tune_rewards']) == 2 and Path(entry['policy']).is_file()
     assert [e['split'] for e in entry['episodes']] == ['train', 'test']
     assert all(0.0 <= e['reward'] <= 1.0 for e in entry['episodes'])
+
+
+# --- Table 2 ---------------------------------------------------------------------------------
+def test_the_simulated_operator_scores_like_a_person():
+    from deft_eval.paper_table2 import operator_score
+
+    rng = np.random.default_rng(0)
+    scores = [operator_score(0.73, rng) for _ in range(400)]
+    assert all(0.0 <= v <= 1.0 and abs(v * 10 - round(v * 10)) < 1e-9 for v in scores)
+    assert np.mean(scores) == pytest.approx(0.73, abs=0.03) and len(set(scores)) > 2
+    assert operator_score(0.98, rng, noise=0.0) == 1.0 and operator_score(-0.2, rng) >= 0.0
+    with pytest.raises(ValueError):
+        operator_score(0.5, rng, step=0.0)
+
+
+def test_table2_ablations_on_a_deft_run(tmp_path, extractor):
+    from deft_eval import paper_table2
+
+    ev = FakeEvaluator()
+    ft = pp.fine_tune_run(ev, 'affordance', tmp_path, 'deft-seed0', TINY, seed=0)
+    out = paper_table2.run_table2(ev, tmp_path, 0, TINY, ft.run_dir, rewards=('operator',),
+                                  policies=('mlp', 'elite_mean'), extractor=extractor)
+    op = RunStore(tmp_path, 'operator-seed0')
+    assert op.settings().reward_source == 'operator'
+    assert all(abs(e.reward * 10 - round(e.reward * 10)) < 1e-9 for e in op.episodes())
+    assert (ft.run_dir / 'policy_mlp.pt').is_file()     # trained on the DEFT run
+    top = sorted(RunStore(tmp_path, 'deft-seed0').episodes(), key=lambda e: -e.reward)[:3]
+    mean = paper_table2.EliteMean(ft.run_dir, 3)
+    assert mean.residual(np.zeros(10)) == pytest.approx(np.mean([e.eps for e in top], axis=0))
+    for entry in (out['rewards']['operator'], out['policies']['mlp'],
+                  out['policies']['elite_mean']):
+        assert len(entry['train']) == len(entry['test']) == TINY.eval_configs
+    ref = pp.run_protocol(ev, tmp_path / 'ref', 0, TINY, ('deft',), extractor)
+    entry = bench_paper.table2_entry([dict(ref, table2=dict(out, task='fake_task'))], 1.0)
+    value = entry['paper_table2']['value']['fake_task']
+    assert list(value['rewards']) == ['sim', 'operator']
+    assert list(value['policies']) == ['cvae', 'mlp', 'elite_mean']
+    assert 'mean' in bench_paper.format_table2(entry['paper_table2'])
+
+
+def test_the_embedding_reward_scores_the_goal_frame_one(extractor):
+    from deft_eval.paper_table2 import TwinEmbeddingReward, random_encoder
+    from deft_eval.sim_eval import SimEvalSettings, SimEvaluator
+
+    with SimEvaluator('pick_cup', SimEvalSettings.from_graph()) as ev:
+        reward = TwinEmbeddingReward(ev, random_encoder('resnet18'), goal_seed=800_001)
+        ev.nominal(800_001, 'train')
+        assert reward.reward.reward(ev.world.render()[0]) == pytest.approx(1.0, abs=1e-6)
+        ev.world.reset(800_001, 'train')    # the untouched scene: exp(-1) by the scale
+        assert reward.reward.reward(ev.world.render()[0]) == pytest.approx(np.exp(-1), 1e-4)
