@@ -92,6 +92,7 @@ def plot(items: Sequence[Curve], path: Path, title: str = '') -> Path:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     tasks = list(dict.fromkeys(c.task for c in items))
     cols = min(3, len(tasks))
@@ -109,6 +110,7 @@ def plot(items: Sequence[Curve], path: Path, title: str = '') -> Path:
             ax.set_ylim(0.0, 1.0)
             ax.set_xlim(0.5, max(len(c.mean) for c in items if c.task == task) + 0.5)
             ax.set_title(task, fontsize=10)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel('episode')
             ax.set_ylabel('reward')
             ax.grid(alpha=0.3)

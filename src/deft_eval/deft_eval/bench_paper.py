@@ -278,11 +278,11 @@ def format_table2(entry: Dict[str, object]) -> str:
     """Format Table 2: a row per ablation, a column per task (test success, mean over seeds)."""
     value = entry['value']
     tasks = list(value)
-    lines = [f'{"test success":<22}' + ''.join(f'{t:>14}' for t in tasks) + f'{"mean":>8}']
-    for kind in ('rewards', 'policies'):
+    lines = [f'{"test success":<26}' + ''.join(f'{t:>14}' for t in tasks) + f'{"mean":>8}']
+    for kind, label in (('rewards', 'reward'), ('policies', 'policy')):
         for name in value[tasks[0]][kind]:
             cells = ''.join(f'{value[t][kind][name]["test"]["mean"]:>14.0%}' for t in tasks)
-            lines.append(f'{kind[:-1] + " " + name:<22}{cells}'
+            lines.append(f'{label + " " + name:<26}{cells}'
                          f'{entry["mean"][kind][name]["test"]:>8.0%}')
     return '\n'.join(lines)
 
