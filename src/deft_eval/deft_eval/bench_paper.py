@@ -353,6 +353,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             results.append(future.result())
             print(f'{task} seed {seed} done ({results[-1]["seconds"]["total"]:.0f} s; '
                   f'{len(results)}/{len(jobs)} jobs, {time.monotonic() - t0:.0f} s)', flush=True)
+    results.sort(key=lambda r: (tasks.index(r['task']), r['seed']))  # table rows in task order
     table = aggregate(results)
     print(format_table(table), flush=True)
     from deft_cem.figure4 import write_figure4
