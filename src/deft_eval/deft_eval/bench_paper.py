@@ -19,12 +19,14 @@ Merged into the JSON file:
 - `prior_only_success`: per task and split, the affordance and heuristic priors executed once,
   pooled over seeds, with 95 % Wilson intervals (the key bench_table1 wrote);
 - `paper_figure4`: where Figure 4 was written (PNG and CSV, deft_cem.figure4 over the run
-  directories under `--runs`, which stay for `deft_report`).
+  directories under `--runs`, which stay for `deft_report`); every episode's result is in
+  `<runs>/results.json`.
 """
 
 import argparse
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, replace
+import json
 import multiprocessing
 import os
 from pathlib import Path
@@ -367,6 +369,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if 'paper_table2' in entries:
         print(format_table2(entries['paper_table2']), flush=True)
     merge_results(opts.out, entries)
+    from deft_common.runs import atomic_write
+    atomic_write(opts.runs / 'results.json', json.dumps(results, indent=1) + '\n')  # per episode
     targets = entries['paper_table1']['targets']
     print(f'DEFT pi test mean {targets["deft_test_mean"]:.0%} vs affordance only '
           f'{targets["affordance_only_test_mean"]:.0%}; figure 4 {png}; -> {opts.out} '
