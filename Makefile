@@ -49,7 +49,7 @@ bench: setup
 	python -m deft_perception.bench_perception --out results/bench.json --sam-repeats 2
 	python -m deft_eval.bench_prior --out results/bench.json --sam-repeats 2
 	python -m deft_eval.bench_bag --out results/bench.json
-	python -m deft_eval.bench_table1 --out results/bench.json --trials 10 --episodes 12 --warmup 4
+	python -m deft_eval.bench_paper --out results/bench.json --seeds 3 --jobs 2
 	python -m deft_bringup.bench_restart --out results/bench.json --cycles 20 --repeats 3
 
 ## The operator panel's pictures in docs/img/panel_*.png, taken by its tests against the real sim

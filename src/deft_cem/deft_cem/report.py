@@ -6,6 +6,7 @@ episode k is the run's episodes/<k - 1>.json), the mean of the E best so far and
 warm-up (after episode M, the last draw from the initial distribution), on a [0, 1] reward axis.
 
     python -m deft_cem.report runs/<run_id>   # writes report.png, summary.txt, rewards.csv there
+    deft_report --figure4 fig4.png RUN_DIRS   # one figure over many runs (deft_cem.figure4)
 """
 
 import argparse
@@ -110,7 +111,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line: report one or more run directories."""
     parser = argparse.ArgumentParser(prog='deft_report', description=__doc__.split('\n\n')[0])
     parser.add_argument('run_dirs', nargs='+', type=Path, help='run directories')
+    parser.add_argument('--figure4', type=Path, default=None, metavar='PNG',
+                        help="instead: the paper's Figure 4 over all the runs (DEFT vs "
+                             'real-world only, a panel per task) as PNG, and CSV beside it')
     opts = parser.parse_args(argv)
+    if opts.figure4 is not None:
+        from deft_cem.figure4 import write_figure4
+        try:
+            png, csv = write_figure4(opts.run_dirs, opts.figure4)
+        except (OSError, ValueError) as exc:
+            print(f'deft_report: {exc}', file=sys.stderr)
+            return 1
+        print(f'figure 4 of {len(opts.run_dirs)} runs: {png} and {csv}')
+        return 0
     code = 0
     for run_dir in opts.run_dirs:
         try:

@@ -1,7 +1,7 @@
 """Success rates with their 95 % intervals, as the benchmarks report them."""
 
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
@@ -33,3 +33,26 @@ def rate(outcomes: Sequence[bool]) -> Dict[str, object]:
     k = sum(bool(o) for o in outcomes)
     low, high = wilson_interval(k, n)
     return {'rate': round(k / n, 4), 'ci95': [round(low, 4), round(high, 4)], 'n': n}
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95
+                  ) -> Tuple[float, Optional[Tuple[float, float]]]:
+    """
+    Return (mean, (low, high)): the mean of values and its Student-t interval over them.
+
+    The values are per-seed figures (a success rate, a reward); the interval is the t interval
+    of their mean with n - 1 degrees of freedom (None for a single value: no spread is known).
+    ValueError for no values or a non-finite one.
+    """
+    v = [float(x) for x in values]
+    if not v or not all(math.isfinite(x) for x in v):
+        raise ValueError(f'need one or more finite values, got {values!r}')
+    n = len(v)
+    mean = sum(v) / n
+    if n == 1:
+        return mean, None
+    from scipy.stats import t  # scipy: a base requirement, imported only here
+
+    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1))
+    half = float(t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return mean, (mean - half, mean + half)

@@ -23,3 +23,17 @@ def test_impossible_counts_are_refused(k, n):
 def test_rate_of_outcomes():
     assert rate([True, False, True, True]) == {'rate': 0.75, 'ci95': [0.3006, 0.9544], 'n': 4}
     assert rate([]) == {'rate': None, 'ci95': None, 'n': 0}
+
+
+def test_the_t_interval_of_a_mean_over_seeds():
+    from deft_common.stats import mean_interval
+
+    mean, (low, high) = mean_interval([1.0, 2.0, 3.0])   # sd 1, t(0.975, 2) = 4.303
+    assert mean == 2.0 and (low, high) == pytest.approx((2 - 2.4841, 2 + 2.4841), abs=1e-4)
+    mean, (low, high) = mean_interval([0.5, 0.5])
+    assert mean == low == high == 0.5
+    assert mean_interval([0.3]) == (0.3, None)   # one seed: no spread known
+    with pytest.raises(ValueError, match='finite'):
+        mean_interval([])
+    with pytest.raises(ValueError, match='finite'):
+        mean_interval([0.1, float('nan')])
