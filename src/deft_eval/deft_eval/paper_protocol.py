@@ -172,7 +172,8 @@ def fine_tune_run(ev, prior: str, root: Path, run_id: str, s: ProtocolSettings, 
         eps = run.ask()
         reward, success = reward_fn(ev, space.command(xi, eps), config, 'train')
         save_initial_image(run.store.dir, run.next_episode, scene.rgb)
-        run.record(xi, eps, reward, reward_source, message=f'configuration train/{config}')
+        run.record(xi, eps, reward, reward_source, message=f'configuration train/{config}',
+                   task_success=bool(success))
         used.append(config)
         successes.append(bool(success))
         if progress is not None:
