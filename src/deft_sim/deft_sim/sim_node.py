@@ -134,11 +134,12 @@ class SimNode(Node):
         self.peers, self.pace = Peers(), Pace()
         self.activity = Activity(self.clock_settings, self.t_ns * 1e-9)
         self.frame_wall = -np.inf  # wall time of the last frame published
-        self.frame_ns = -1  # sim time of the last rendered frame
         self.last_frame = None  # the messages of the last rendered frame (repeated when idle)
         # a frame to render (after a reset, for viewers): the clock's thread renders every frame
         # (an OpenGL context belongs to the thread that made it)
         self.frame_wanted = True
+        self.frame_state = None  # mujoco: the physics state the last render shows
+        self.jobs = []  # (callable, done event, result box): run by the clock's thread
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.rgb_pub = self.create_publisher(Image, 'camera/color/image_raw', qos)
         self.depth_pub = self.create_publisher(Image, 'camera/depth/image_raw', qos)
@@ -191,6 +192,13 @@ class SimNode(Node):
     def tick(self) -> None:
         """Render a wanted frame; then one step of the clock when the peers and the pace allow."""
         s = self.clock_settings
+        while self.jobs:
+            job, done, box = self.jobs.pop(0)
+            try:
+                box.append(job())
+            except Exception as exc:  # noqa: B902 - handed back to the caller, who answers
+                box.append(exc)
+            done.set()
         if self.frame_wanted:
             self.frame_wanted = False
             self.publish_frame()
@@ -250,26 +258,38 @@ class SimNode(Node):
     # --- frames --------------------------------------------------------------------------
     def viewer_frame(self) -> None:
         """
-        Wall-clock timer: a frame for viewers unless one went out recently.
+        Wall-clock timer: a frame for viewers, and for anyone waiting for one, while idle.
 
         While the robot acts the clock's thread renders the frames that matter (each rest) and
-        a render would only hold the clock up; once the world is idle it is drawn once, then
-        that frame is repeated (no render) for late subscribers.
+        a render would only hold the clock up. When idle, a frame of an unchanged world is the
+        last image with a new stamp (publish_frame renders only when the physics moved).
         """
         if time.monotonic() - self.frame_wall < 0.9 / self.p.camera_rate_hz:
             return
         with self.lock:
-            now = self.t_ns * 1e-9
-            if not self.activity.idle(now):
+            if not self.activity.idle(self.t_ns * 1e-9):
                 return
-            drawn = self.last_frame is not None and self.frame_ns >= int(
-                (self.activity.changed + self.clock_settings.idle_after) * 1e9)
-        if drawn:  # idle and drawn since: the same frame again, no render
-            self.frame_wall = time.monotonic()
-            for pub, msg in zip((self.rgb_pub, self.depth_pub, self.info_pub), self.last_frame):
-                pub.publish(msg)
-            return
         self.want_frame()
+
+    def on_clock_thread(self, job, timeout: float = 30.0):
+        """
+        Run `job` on the clock's thread and return its result (or raise its exception).
+
+        The world's OpenGL context belongs to that thread, and a reset may rebuild the world
+        (a new object instance), which frees the context.
+        """
+        done, box = threading.Event(), []
+        with self.lock:
+            self.jobs.append((job, done, box))
+            self.lock.notify_all()
+        give_up = time.monotonic() + timeout
+        while not done.wait(0.1):
+            if self.stopping.is_set() or time.monotonic() > give_up:
+                raise RuntimeError('the sim clock thread did not run the request (stopping, '
+                                   f'or busy for {timeout} s)')
+        if isinstance(box[0], Exception):
+            raise box[0]
+        return box[0]
 
     def want_frame(self) -> None:
         """Have the clock's thread render a frame next."""
@@ -278,23 +298,39 @@ class SimNode(Node):
             self.lock.notify_all()
 
     def publish_frame(self) -> None:
-        """Render and publish colour, depth and camera info stamped with the sim time.
+        """
+        Publish colour, depth and camera info stamped with the sim time (the clock's thread).
 
-        Called by the clock's thread only (want_frame() asks for one).
+        mujoco: rendered only when the physics state (positions) moved since the last render
+        (by more than 0.1 mm or mrad: under a pixel); otherwise the same images, stamped now.
         """
         with self.lock:
             stamp = self.t_ns
             position, orientation = self.world.object_pose()
+            state = None
             if self.physics:  # renders the live physics state: under the lock
-                rgb, depth = self.world.render()
+                d = self.world.data
+                state = np.concatenate([d.qpos, d.mocap_pos.ravel()])
+                if self.last_frame is None or self.frame_state is None or \
+                        state.shape != self.frame_state.shape or \
+                        float(np.max(np.abs(state - self.frame_state))) > 1e-4:
+                    rgb, depth = self.world.render()
+                else:
+                    rgb, depth = None, None
         if not self.physics:
             rgb, depth = self.world.render((position, orientation))
         header = Header(stamp=Time(nanoseconds=stamp).to_msg(), frame_id=self.p.camera_frame)
-        frame = (image_codec.to_msg(rgb, 'rgb8', header),
-                 image_codec.to_msg(depth, '32FC1', header), self.camera_info(header))
+        if rgb is None:  # unchanged: the last images, stamped now
+            colour, depth_msg = self.last_frame[0], self.last_frame[1]
+            colour.header = depth_msg.header = header
+        else:
+            colour = image_codec.to_msg(rgb, 'rgb8', header)
+            depth_msg = image_codec.to_msg(depth, '32FC1', header)
+            self.frame_state = state
+        frame = (colour, depth_msg, self.camera_info(header))
         for pub, msg in zip((self.rgb_pub, self.depth_pub, self.info_pub), frame):
             pub.publish(msg)
-        self.last_frame, self.frame_ns, self.frame_wall = frame, stamp, time.monotonic()
+        self.last_frame, self.frame_wall = frame, time.monotonic()
         pose = PoseStamped()
         pose.header.stamp, pose.header.frame_id = header.stamp, self.p.base_frame
         pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = \
@@ -353,6 +389,10 @@ class SimNode(Node):
         """Fill the answer of sim/reset (see on_reset)."""
         split = request.split or self.p.split
         seed = self.next_seed if request.seed < 0 else request.seed
+        return self.on_clock_thread(lambda: self._reset(request, response, seed, split))
+
+    def _reset(self, request, response, seed: int, split: str):
+        """Reset the world (on the clock's thread) and fill the answer."""
         with self.lock:
             try:
                 self.world.reset(seed, split)
@@ -375,7 +415,7 @@ class SimNode(Node):
         pose.position.x, pose.position.y, pose.position.z = (float(v) for v in position)
         pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = \
             (float(v) for v in orientation)
-        self.want_frame()  # rendered next, stamped at or after response.stamp
+        self.frame_wanted = True  # rendered next by this thread, stamped >= response.stamp
         return response
 
     def on_reward(self, request, response):
