@@ -122,6 +122,8 @@ class SimNode(Node):
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
         self.sim_time = bool(self.get_parameter('use_sim_time').value)
+        if self.sim_time:  # this node sets its own clock as it steps: no /clock back to itself
+            self._time_source.detach_node()  # rclpy's TimeSource (no public accessor)
         self.lock = threading.Condition()  # the world and the clock; notified by peer states
         self.next_seed = self.p.seed
         self.world.reset(self.next_seed, self.p.split)
@@ -220,6 +222,8 @@ class SimNode(Node):
             self.activity.update(self.inputs(), now)
             rest = self.activity.rest_frame_due(now)
             stamp = self.t_ns
+        if self.sim_time:
+            self.get_clock().set_ros_time_override(Time(nanoseconds=stamp))
         self.clock_pub.publish(ClockMsg(clock=Time(nanoseconds=stamp).to_msg()))
         if rest:
             self.publish_frame()
