@@ -47,6 +47,7 @@ class FakeArm(ArmBackend):
         while not self.clock.wait_until(t):
             if should_stop():
                 return False
+            t = min(t, self.clock.now() + seconds)  # the clock went back (a restarted sim)
         return True
 
     def move(self, path, rate_hz, should_stop, on_step, linear=False) -> bool:

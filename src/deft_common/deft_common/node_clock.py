@@ -11,7 +11,9 @@ loop, the simulated arm's motion steps) use a NodeClock instead of `time.monoton
 - `wait_until(t)` / `sleep(s)` wait on that clock; with sim time they wake on each `/clock`
   update (a jump callback), and give up after `max_wall` seconds of wall time (the caller checks
   its cancel or stop condition, then waits again) so a clock that stopped (the sim node died)
-  never hangs a thread that must answer a cancel.
+  never hangs a thread that must answer a cancel. A clock that jumps back (a restarted sim node
+  starts its clock anew) ends every wait at once: waiting for the old time would take as long as
+  the jump.
 
 Waits that protect against a dead peer (service and goal deadlines) stay on the wall clock:
 `deft_common.ros_async` runs them on `time.monotonic`.
@@ -38,6 +40,7 @@ class NodeClock:
         self.sim = uses_sim_time(node)
         self._clock = node.get_clock()
         self._changed = threading.Condition()
+        self._epoch = 0  # counts backward jumps
         self._jumps = None
         if self.sim:  # wake the waiters on every forward or backward update of /clock
             self._jumps = self._clock.create_jump_callback(
@@ -45,8 +48,10 @@ class NodeClock:
                               min_backward=Duration(nanoseconds=-1), on_clock_change=True),
                 post_callback=self._notify)
 
-    def _notify(self, _jump=None) -> None:
+    def _notify(self, jump=None) -> None:
         with self._changed:
+            if jump is not None and jump.delta.nanoseconds < 0:
+                self._epoch += 1
             self._changed.notify_all()
 
     def now(self) -> float:
@@ -62,6 +67,7 @@ class NodeClock:
 
         Returns False early when `stop` is set, and (sim time only) after `max_wall` s of wall
         time without reaching t: callers loop, checking their own stop conditions in between.
+        True at once when the clock jumps back meanwhile (callers take the new time as now).
         """
         if not self.sim:
             left = t - time.monotonic()
@@ -72,7 +78,8 @@ class NodeClock:
             return True
         give_up = time.monotonic() + max_wall
         with self._changed:
-            while self.now() < t:
+            epoch = self._epoch
+            while self.now() < t and self._epoch == epoch:
                 if stop is not None and stop.is_set():
                     return False
                 left = give_up - time.monotonic()
@@ -92,6 +99,7 @@ class NodeClock:
         while not self.wait_until(t, stop):
             if stop is not None and stop.is_set():
                 return False
+            t = min(t, self.now() + seconds)  # the clock went back while nobody waited
         return True
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from deft_common.node_clock import NodeClock, uses_sim_time
 @pytest.fixture
 def nodes():
     ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=99)  # ours alone: no other /clock
+    rclpy.init(context=ctx)  # the test run's domain: no graph runs beside the unit tests
     made = []
 
     def make(name, sim):
@@ -78,4 +78,15 @@ def test_with_sim_time_it_follows_clock_and_gives_up_on_a_dead_one(nodes):
         time.sleep(0.01)
     waiter.join(timeout=5.0)
     assert woke == [True] and clock.now() >= 110.0
+    # a clock that jumps back (a restarted sim node) ends a wait at once, not after the jump
+    back = []
+    waiter = threading.Thread(target=lambda: back.append(clock.wait_until(200.0, max_wall=5.0)))
+    waiter.start()
+    time.sleep(0.05)
+    deadline = time.monotonic() + 5.0
+    while clock.now() > 50.0 and time.monotonic() < deadline:
+        tick(50.0)
+        time.sleep(0.02)
+    waiter.join(timeout=5.0)
+    assert back == [True] and clock.now() == pytest.approx(50.0)
     clock.close()

@@ -157,8 +157,8 @@ class HandDriverNode(Node):
             self.control_step()
             due += period
             now = self.clock.now()
-            if due < now - period:  # more than a step late (a stall): restart the schedule
-                due = now
+            if not now - period <= due <= now + period:  # a stall, or the clock went back:
+                due = now                                # restart the schedule
             while not self.clock.wait_until(due, self.loop_stop):
                 if self.loop_stop.is_set():
                     return
@@ -397,6 +397,8 @@ class HandDriverNode(Node):
         outcome = None
         while outcome is None:
             elapsed = self.clock.now() - t0
+            if elapsed < 0:  # the clock went back (a restarted sim node): count from now
+                t0, elapsed = self.clock.now(), 0.0
             if self.active_goal is not me:
                 outcome = ('abort', G.CANCELED, 'preempted by a newer hand/grasp goal')
                 break
