@@ -40,10 +40,12 @@ STARTUP_S = 60.0
 
 
 def fine_tune_run(task: str, sim_task: str, episodes: int, warmup: int, elites: int,
-                  log_root: Path, run_root: Path) -> Dict[str, object]:
+                  log_root: Path, run_root: Path, run_id: str,
+                  sim_params: Optional[Dict[str, object]] = None) -> Dict[str, object]:
     """Start the sim graph for `sim_task`, run one fine_tune; return its wall times."""
     graph = start_graph(f'bench-{sim_task}', log_root, 'sim', overrides={
-        'sim': {'mujoco_task': sim_task}, 'episode': {'run_root': str(run_root)}})
+        'sim': {'mujoco_task': sim_task, **(sim_params or {})},
+        'episode': {'run_root': str(run_root)}})
     with graph:
         client = EpisodeClient(name=f'bench_client_{sim_task}')
         try:
@@ -63,7 +65,7 @@ def fine_tune_run(task: str, sim_task: str, episodes: int, warmup: int, elites: 
                     ends.append(now)
             goal = FineTune.Goal(task=task, episodes=episodes, warmup_episodes=warmup,
                                  elites=elites, reward_source='sim', optimizer='cem',
-                                 prior='affordance', run_id=f'bench-{sim_task}-{os.getpid()}',
+                                 prior='affordance', run_id=run_id,
                                  seed=0)
             t0 = time.monotonic()
             outcome = client.fine_tune(goal, 60.0 + 30.0 * episodes, on_feedback=feedback)
@@ -89,8 +91,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--demo-repeats', type=int, default=1,
                         help="runs of the demo's 30-episode fine_tune (0: skip it)")
     parser.add_argument('--tasks', default='', help='comma-separated twin tasks (default all)')
+    parser.add_argument('--sim-param', action='append', default=[], metavar='NAME=VALUE',
+                        help='a sim node parameter for every run (a JSON value), e.g. '
+                        'max_peer_lag=0.2; the results then say so')
     parser.add_argument('--out', type=Path, default=None, help='merge into this JSON file')
     opts = parser.parse_args(argv)
+    try:
+        sim_params = {k: json.loads(v) for k, v in (p.split('=', 1) for p in opts.sim_param)}
+    except ValueError:
+        parser.error('--sim-param takes NAME=VALUE with a JSON value')
     if opts.episodes < 2 or opts.demo_repeats < 0:
         parser.error('--episodes must be >= 2 and --demo-repeats >= 0')
     from deft_sim.tasks import TASK_SPECS
@@ -107,7 +116,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for name in tasks:
             try:
                 run = fine_tune_run(TASK_SPECS[name].text, name, opts.episodes,
-                                    min(2, opts.episodes - 1), 1, log_root, root)
+                                    min(2, opts.episodes - 1), 1, log_root, root, f'task-{name}',
+                                    sim_params)
             except RuntimeError as exc:  # reported, not measured
                 failed[name] = str(exc)
                 print(f'{name}: {exc}', flush=True)
@@ -119,7 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f'rewards {", ".join(f"{r:.2f}" for r in run["rewards"])}', flush=True)
         for k in range(opts.demo_repeats):
             run = fine_tune_run(TASK_SPECS['pick_cup'].text, 'pick_cup', 30, 10, 5, log_root,
-                                root)
+                                root, f'demo-{k}', sim_params)
             demo.append(run['total'])
             rewards = run['rewards']
             print(f'demo fine_tune {k + 1}: {run["total"]:.1f} s, mean reward first 10 '
@@ -128,6 +138,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         rclpy.try_shutdown()
     load = {'load_average_1min_before': load_before, 'load_average_1min_after': load_average()}
+    if sim_params:
+        load['sim_params'] = sim_params
     times = [t for v in per_task.values() for t in v]
     results = {
         'sim_graph_episode_wall_s': {

@@ -39,7 +39,7 @@ class ClockSettings:
     step: float = 0.02             # sim s per step and per /clock message
     max_peer_lag: float = 0.1      # sim s the world may run ahead of a peer's last state
     peer_timeout: float = 0.5      # wall s of silence after which a peer is not waited for
-    idle_after: float = 1.0        # sim s without input changes before the clock runs real time
+    idle_after: float = 0.5        # sim s without input changes before the clock runs real time
     max_real_time_factor: float = 0.0  # cap of the fast clock (0: as fast as it goes)
     rest_frame_after: float = 0.25  # sim s without input changes before the frame of a rest
     change: float = 1e-3           # input change (m, rad, quaternion units) that counts

@@ -45,7 +45,7 @@ PARAMS = (
           'plus one step.', range=(0.001, 10.0)),
     Param('peer_timeout', 0.5, 'Wall seconds of silence after which the arm or the hand is not '
           'waited for (not started, or gone).', range=(0.01, 60.0)),
-    Param('idle_after', 1.0, 'Sim seconds without a change of the wrist or hand after which the '
+    Param('idle_after', 0.5, 'Sim seconds without a change of the wrist or hand after which the '
           'clock runs at real time (it runs as fast as it goes while they change).',
           range=(0.0, 3600.0)),
     Param('max_real_time_factor', 0.0, 'Cap of the fast clock, times real time (0: as fast as '
