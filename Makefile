@@ -51,6 +51,7 @@ bench: setup
 	python -m deft_eval.bench_bag --out results/bench.json
 	python -m deft_eval.bench_paper --out results/bench.json --seeds 3 --jobs 2
 	python -m deft_bringup.bench_restart --out results/bench.json --cycles 20 --repeats 3
+	python -m deft_bringup.bench_sim_graph --out results/bench.json --episodes 5 --demo-repeats 1
 
 ## The operator panel's pictures in docs/img/panel_*.png, taken by its tests against the real sim
 ## graph (headless): a fine_tune under way and an episode waiting for the operator's score.

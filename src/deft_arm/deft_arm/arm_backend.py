@@ -36,6 +36,10 @@ class ArmBackend(ABC):
         axis, the retreat); raise MotionError when the motion cannot be planned or executed.
         """
 
+    def go_home(self, on_step: Callable[[int, Pose], None]) -> Optional[bool]:
+        """Put the wrist home at once if this backend can (True); None: move there instead."""
+        return None
+
     def check_reachable(self, poses: Sequence[Tuple[str, Pose]]) -> Optional[str]:
         """Return why one of the named poses cannot be reached, or None; moves nothing."""
         return None

@@ -13,6 +13,7 @@ from std_srvs.srv import Trigger
 
 from deft_arm.backends import BACKENDS, MotionError, make_backend
 from deft_arm.motion import Pose, Workspace, interpolate, pre_grasp_pose, waypoint_pose
+from deft_common.node_clock import NodeClock
 from deft_common.node_main import ConfigurationError, internal_error, run_node
 from deft_common.ros_async import ServerWatch, send_goal_served, wait_served
 from deft_common.ros_params import Param, declare
@@ -36,7 +37,12 @@ PARAMS = (
     Param('approach_distance', 0.08, 'Default pre-grasp distance, m.', range=(0.0, 0.5)),
     Param('hand_action', 'hand/grasp', 'Action that closes and opens the hand.'),
     Param('hand_timeout', 10.0, 'Seconds a hand goal may take.', range=(0.1, 600.0)),
-    Param('state_rate_hz', 20.0, 'Rate of arm/wrist_pose, Hz.', range=(0.1, 1000.0)),
+    Param('state_rate_hz', 20.0, 'Rate of arm/wrist_pose, Hz (on sim time the fake arm also '
+          'publishes it at each motion step: the simulated world follows it in lockstep).',
+          range=(0.1, 1000.0)),
+    Param('home_at_once', False, 'fake only: arm/home puts the wrist home in one step instead of '
+          'moving there (the sim profile: the scene reset that follows puts the simulated robot '
+          'home anyway).'),
     # backend moveit only (moveit_py); the names after moveit_ are MoveItSettings fields
     Param('moveit_node_name', 'arm_moveit_py',
           'Name of the node moveit_py starts in this process (root namespace).'),
@@ -88,7 +94,13 @@ class ArmNode(Node):
                 raise ValueError('workspace_min/max need 3 values each with min < max')
             if self.workspace.check(self.home, 'home_pose'):
                 raise ValueError(self.workspace.check(self.home, 'home_pose'))
+            self.clock = NodeClock(self)
             options = {}
+            if self.p.backend == 'fake':
+                options = dict(clock=self.clock if self.clock.sim else None,
+                               at_once=self.p.home_at_once)
+            elif self.p.home_at_once:
+                raise ValueError('home_at_once is for the fake (simulated) arm only')
             if self.p.backend == 'moveit':
                 options = {k[len('moveit_'):]: v for k, v in vars(self.p).items()
                            if k.startswith('moveit_')}
@@ -125,11 +137,17 @@ class ArmNode(Node):
     def destroy_node(self):
         """Release the arm backend."""
         self.backend.close()
+        self.clock.close()
         return super().destroy_node()
 
     def move_to(self, goal: Pose, should_stop=lambda: False, on_step=lambda k, p: None,
                 speed: float = 0.0, linear: bool = False) -> bool:
         """Move the wrist to a pose at the speed limits; False if stopped, MotionError."""
+        if self.clock.sim:  # the simulated world steps in lockstep with the wrist's states
+            def stepped(k, pose, on_step=on_step):
+                self.publish_pose()
+                on_step(k, pose)
+            on_step = stepped
         with self.motion_lock:
             path = interpolate(self.backend.current_pose(), goal, speed or self.p.max_speed,
                                self.p.max_angular_speed, self.p.control_rate_hz)
@@ -142,7 +160,9 @@ class ArmNode(Node):
             response.success, response.message = False, 'a grasp is being executed'
             return response
         try:
-            if not self.move_to(self.home, lambda: self.shutting_down):
+            with self.motion_lock:
+                jumped = self.backend.go_home(lambda k, p: self.publish_pose())
+            if jumped is None and not self.move_to(self.home, lambda: self.shutting_down):
                 response.success, response.message = False, 'not home: the node is stopping'
                 return response
         except MotionError as exc:

@@ -24,6 +24,11 @@ FAST_SIM = {
 }
 
 
+# A graph without the sim node has no /clock: its nodes run on the wall clock (tests that play
+# the camera themselves).
+WALL_CLOCK = {'use_sim_time': False}
+
+
 def start_graph(name: str, log_root: Path, profile: str = 'sim',
                 overrides: Optional[Dict[str, dict]] = None,
                 only: Optional[Sequence[str]] = None,

@@ -15,7 +15,7 @@ import pytest
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from deft_bringup.testing import Probe, start_graph
+from deft_bringup.testing import WALL_CLOCK, Probe, start_graph
 from deft_common import image_codec
 from deft_interfaces.srv import PredictGrasp, Segment
 
@@ -29,7 +29,8 @@ GOOD_K = [50.0, 0.0, W / 2, 0.0, 50.0, H / 2, 0.0, 0.0, 1.0]
 @pytest.fixture(scope='module')
 def camera_graph(ros):
     """Perception (depth backend: the plane fit that crashed) and affordance, no world."""
-    overrides = {'perception': {'frame_timeout': 2.0, 'backend': 'depth'}}
+    overrides = {'perception': {'frame_timeout': 2.0, 'backend': 'depth', **WALL_CLOCK},
+                 'affordance': dict(WALL_CLOCK)}
     graph = start_graph('faults_camera', LOG_ROOT, overrides=overrides,
                         only=['perception', 'affordance'], config_dir=CONFIG)
     with graph:

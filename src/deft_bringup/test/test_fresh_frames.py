@@ -19,7 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from deft_bringup.client import EpisodeClient
-from deft_bringup.testing import FAST_SIM, Probe, start_graph, wait_until
+from deft_bringup.testing import FAST_SIM, WALL_CLOCK, Probe, start_graph, wait_until
 from deft_common import image_codec
 from deft_common.runs import RunStore, load_image
 from deft_interfaces.action import FineTune
@@ -38,8 +38,9 @@ NODES = ['perception', 'affordance', 'arm', 'hand_driver', 'episode']
 @pytest.fixture(scope='module')
 def camera_graph(ros, tmp_path_factory):
     """Start the graph without the simulated world: the test publishes the camera topics."""
-    overrides = {name: dict(FAST_SIM[name]) for name in FAST_SIM if name in NODES}
-    overrides['perception'] = {'frame_timeout': 1.5, 'backend': 'fake'}  # frames, not objects
+    overrides = {name: dict(FAST_SIM.get(name, {}), **WALL_CLOCK) for name in NODES}
+    overrides['perception'] = {'frame_timeout': 1.5, 'backend': 'fake',  # frames, not objects
+                               **WALL_CLOCK}
     overrides['episode'].update(run_root=str(tmp_path_factory.mktemp('fresh_runs')),
                                 scene_reset='none', default_reward_source='operator')
     graph = start_graph('fresh', LOG_ROOT, overrides=overrides, only=NODES, config_dir=CONFIG)

@@ -166,4 +166,4 @@ def test_bringup_only_brings_up():
     """deft_bringup holds the graph, its launch and the tools that start it: no evaluation."""
     names = {name.split('.')[-1] for name, _ in modules('deft_bringup')}
     assert names <= {'deft_bringup', 'graph', 'runner', 'demo', 'client', 'testing',
-                     'launch_common', 'bench_restart'}, names
+                     'launch_common', 'bench_restart', 'bench_sim_graph'}, names

@@ -27,7 +27,7 @@ DISTRIBUTION = {
 FROM_ROS = {'action_msgs', 'ament_index_python', 'geometry_msgs', 'launch', 'launch_ros',
             'moveit', 'moveit_configs_utils', 'rcl_interfaces', 'rclpy', 'rqt_gui_py',
             'sensor_msgs', 'std_msgs', 'std_srvs', 'builtin_interfaces', 'trajectory_msgs',
-            'unique_identifier_msgs'}
+            'unique_identifier_msgs', 'rosgraph_msgs'}
 # installed by a pinned distribution as its own dependency (torchvision needs Pillow)
 TRANSITIVE = {'pillow': 'torchvision'}
 

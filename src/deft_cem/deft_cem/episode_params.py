@@ -36,7 +36,12 @@ PARAMS = (
     Param('approach_distance', 0.08, 'Pre-grasp distance before the contact, m.',
           range=(0.0, 0.5)),
     Param('settle_time', 0.3, 'Seconds the simulated scene settles after the motion before the '
-          'sim reward scores it.', range=(0.0, 10.0)),
+          "sim reward scores it (on the node's clock: sim time in the sim profile).",
+          range=(0.0, 10.0)),
+    Param('hand_open_duration', 0.0, 'Seconds the hand takes to open when the episode ends '
+          "(hand/grasp duration; 0 = the hand driver's default_duration). The sim profile "
+          'opens it at once: sim/reset puts the simulated robot home right after.',
+          range=(0.0, 60.0)),
     Param('scene_reset', 'sim', 'How the scene is put back after an episode: sim = call '
           'sim/reset; operator = announce it on reset_request and wait for the operator to call '
           'reset_done (std_srvs/Trigger, deft_score asks for it); none = leave it.',

@@ -83,7 +83,7 @@ class EpisodeRunner:
                 await steps.reset(job.seed, phase)
                 self.reset_first = False
             capture.start()
-            scene = steps.now_ns()  # the scene as it is now: no frame from before it counts
+            scene = steps.scene_ns()  # the scene as it is now: no frame from before it counts
             await steps.perceive(job.prompt, phase, not_before=scene)
             await self.initial_frame(scene)
             capture.perceived(self.camera.latest_rgb_or_none(), self.frame())

@@ -5,9 +5,14 @@ Perception, affordance, arm, hand, reward (sim, operator or embedding: all in `r
 (hand and arm, then the scene: sim/reset or the operator's reset_done): used by the episode node
 for both `run_episode` and `fine_tune`; every call has a deadline, every failure becomes an
 EpisodeFailure with a RunEpisode result code.
+
+Two clocks: the node's clock (sim time in the sim profile) stamps the scene and the motion's end
+(frames are stamped on it) and times the scene's settling; deadlines that guard against a peer
+that died or hangs (service_timeout, arm_timeout, operator and reset timeouts) are wall time.
 """
 
 from dataclasses import dataclass, fields
+import time
 from typing import Callable, Dict, Optional, Sequence
 
 from action_msgs.msg import GoalStatus
@@ -27,7 +32,9 @@ from deft_common.image_codec import LatestFrame
 from deft_common.ros_async import (
     ServerWatch,
     send_goal_served,
+    settled,
     sleep,
+    sleep_sim,
     wait_for,
     wait_served,
     wait_until,
@@ -69,6 +76,7 @@ class StepSettings:
     settle_time: float = 0.0  # s between the end of the motion and the sim reward
     reset_timeout: float = 300.0  # s the operator may take to reset the scene (reset_done)
     final_image_timeout: float = 5.0  # s to wait for a frame after the motion (embedding)
+    hand_open_duration: float = 0.0  # s the hand takes to open (0: the driver's default)
 
     @classmethod
     def from_params(cls, params) -> 'StepSettings':
@@ -106,6 +114,18 @@ class EpisodeSteps:
         self.sim_reward = node.create_client(GetTaskReward, 'sim/reward', callback_group=group)
         self.arm = ActionClient(node, ExecuteGrasp, 'arm/execute_grasp', callback_group=group)
         self.hand = ActionClient(node, HandGrasp, 'hand/grasp', callback_group=group)
+        # ns on the node's clock the scene was last placed at by sim/reset (frames stamped at or
+        # after it show it); None once the robot moved since (or no reset yet)
+        self.placed_ns: Optional[int] = None
+
+    def scene_ns(self) -> int:
+        """
+        Return the time (ns, node clock) from which camera frames show the scene as it is now.
+
+        The stamp of the last sim/reset when the robot has not moved since (the sim renders the
+        placed scene at that stamp), else now.
+        """
+        return self.now_ns() if self.placed_ns is None else self.placed_ns
 
     async def call(self, client, request, code: int):
         """Call a service with the service deadline; EpisodeFailure if absent or silent."""
@@ -114,17 +134,17 @@ class EpisodeSteps:
                                 self.group):
             raise EpisodeFailure(R.SERVICE_UNAVAILABLE, f'service {name} is not available')
         future = client.call_async(request)
-        deadline = self.now_ns() + int(self.s.service_timeout * 1e9)
+        deadline = time.monotonic() + self.s.service_timeout
         while not future.done():
             if not client.service_is_ready():  # its server left the graph (a crash)
                 client.remove_pending_request(future)
                 raise EpisodeFailure(R.SERVER_GONE, f'the node serving {name} went away during '
                                      'the call (its process ended; see its log)')
-            if self.now_ns() > deadline:
+            if time.monotonic() > deadline:
                 client.remove_pending_request(future)
                 raise EpisodeFailure(code, f'{name} did not answer within '
                                      f'{self.s.service_timeout} s (is its node running?)')
-            await sleep(self.node, 0.05, self.group)
+            await settled(self.node, future, 0.05, self.group)
         return future.result()
 
     def now_ns(self) -> int:
@@ -144,15 +164,13 @@ class EpisodeSteps:
         reset, not a frame buffered before); 0: the newest frame.
         """
         phase('perceive', f'segmenting {prompt or "the salient object"}')
-        clock = self.node.get_clock()
-        deadline = clock.now().nanoseconds * 1e-9 + self.s.service_timeout
+        deadline = time.monotonic() + self.s.service_timeout
         request = Segment.Request(prompt=prompt, not_before=Time(nanoseconds=not_before).to_msg())
         while True:
             response = await self.call(self.segment, request, R.SERVICE_UNAVAILABLE)
             if response.success:
                 return
-            if response.error_code != Segment.Response.NO_IMAGE or \
-                    clock.now().nanoseconds * 1e-9 > deadline:
+            if response.error_code != Segment.Response.NO_IMAGE or time.monotonic() > deadline:
                 raise EpisodeFailure(R.PERCEPTION_FAILED, f'perception: {response.error_msg}')
             phase('perceive', f'waiting for the camera: {response.error_msg}')
             await sleep(self.node, 0.25, self.group)
@@ -217,6 +235,7 @@ class EpisodeSteps:
                             task: str = '') -> None:
         """Run arm/execute_grasp with the task's tau, mirroring its stages; cancel on cancel."""
         phase('approach', 'sending the grasp to the arm')
+        self.placed_ns = None
         if not await wait_until(self.node, self.arm.server_is_ready, self.s.service_timeout,
                                 self.group):
             raise EpisodeFailure(R.SERVICE_UNAVAILABLE,
@@ -267,14 +286,16 @@ class EpisodeSteps:
 
     async def countdown(self, goal_handle, timeout: float, ready: Callable[[], bool],
                         phase: Phase, name: str, detail: Callable[[int], str]) -> bool:
-        """Wait until ready() with feedback every second; False at the deadline, cancel raises."""
-        clock = self.node.get_clock()
-        deadline = clock.now().nanoseconds * 1e-9 + timeout
+        """Wait until ready() with feedback every second; False at the deadline, cancel raises.
+
+        The deadline is wall time: a person acts (or a node answers) in it.
+        """
+        deadline = time.monotonic() + timeout
         shown = None
         while not ready():
             if goal_handle.is_cancel_requested:
                 raise EpisodeCanceled()
-            left = deadline - clock.now().nanoseconds * 1e-9
+            left = deadline - time.monotonic()
             if left <= 0:
                 return False
             if shown != int(left):
@@ -302,7 +323,12 @@ class EpisodeSteps:
         """Ask the simulated world for its task-success reward (after settle_time)."""
         phase('reward', 'asking the simulated world')
         if self.s.settle_time > 0:  # the scene (and its last robot state) settles first
-            await sleep(self.node, self.s.settle_time, self.group)
+            if not await sleep_sim(self.node, self.s.settle_time, self.s.service_timeout,
+                                   self.group):
+                raise EpisodeFailure(R.SERVICE_UNAVAILABLE, 'the clock did not advance by '
+                                     f'settle_time {self.s.settle_time} s within '
+                                     f'{self.s.service_timeout} s (on sim time: is the sim node '
+                                     'publishing /clock?)')
         response = await self.call(self.sim_reward, GetTaskReward.Request(),
                                    R.SERVICE_UNAVAILABLE)
         if not response.success:
@@ -361,9 +387,10 @@ class EpisodeSteps:
         if not await wait_until(self.node, self.hand.server_is_ready, self.s.service_timeout,
                                 self.group):
             raise EpisodeFailure(R.RESET_FAILED, 'action hand/grasp is not available')
+        self.placed_ns = None
         watch = ServerWatch.action(self.node, 'hand/grasp')
-        ended, handle = await send_goal_served(self.node, self.hand,
-                                               HandGrasp.Goal(named_pose='open'), watch,
+        goal = HandGrasp.Goal(named_pose='open', duration=float(self.s.hand_open_duration))
+        ended, handle = await send_goal_served(self.node, self.hand, goal, watch,
                                                self.s.service_timeout, self.group)
         if ended != 'done':
             raise EpisodeFailure(R.SERVER_GONE, HAND_GONE if ended == 'gone' else
@@ -398,6 +425,7 @@ class EpisodeSteps:
             seed=-1 if seed is None else seed), R.RESET_FAILED)
         if not response.success:
             raise EpisodeFailure(R.RESET_FAILED, f'sim/reset: {response.message}')
+        self.placed_ns = Time.from_msg(response.stamp).nanoseconds or None
 
     async def operator_reset(self, goal_handle, run_id: str, episode: int, task: str,
                              phase: Phase) -> None:

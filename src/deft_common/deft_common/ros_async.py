@@ -1,10 +1,20 @@
-"""Await rclpy futures in async callbacks with a deadline, never blocking an executor thread."""
+"""
+Await rclpy futures in async callbacks with a deadline, never blocking an executor thread.
 
+Deadlines and polling periods here are wall-clock time (a steady clock): they protect against a
+peer that died or hangs, which must be noticed even when the node runs on a simulated clock that
+has stopped with the sim node. `sleep_sim` is the one wait on the node's own clock (sim time in
+the sim profile): the time a simulated scene takes to settle, with a wall-clock guard.
+"""
+
+import time
 from typing import Any, Callable, Optional, Tuple
 import uuid
 
 from rclpy.action.client import ClientGoalHandle
 from rclpy.callback_groups import CallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock
+from rclpy.clock_type import ClockType
 from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 from rclpy.task import Future
@@ -21,10 +31,14 @@ class _GoalAccepted:
 _ACCEPTED = _GoalAccepted()
 
 
+_STEADY = Clock(clock_type=ClockType.STEADY_TIME)
+
+
 async def wait_for(node: Node, future: Future, timeout: float,
-                   group: Optional[CallbackGroup] = None) -> Tuple[bool, Any]:
+                   group: Optional[CallbackGroup] = None,
+                   clock: Optional[Clock] = None) -> Tuple[bool, Any]:
     """
-    Await `future` for at most `timeout` seconds.
+    Await `future` for at most `timeout` seconds of wall time (of `clock`, e.g. the node's).
 
     Return (True, result) when it finished, (False, None) when the deadline passed (the future is
     then cancelled, which resumes the awaiting coroutine).
@@ -36,7 +50,8 @@ async def wait_for(node: Node, future: Future, timeout: float,
         if not future.done():
             future.cancel()
 
-    timer = node.create_timer(timeout, expire, callback_group=group or ReentrantCallbackGroup())
+    timer = node.create_timer(timeout, expire, callback_group=group or ReentrantCallbackGroup(),
+                              clock=clock or _STEADY)
     try:
         result = await future
     finally:
@@ -51,9 +66,55 @@ async def wait_for(node: Node, future: Future, timeout: float,
 
 
 async def sleep(node: Node, seconds: float, group: Optional[CallbackGroup] = None) -> None:
-    """Yield to the executor for `seconds` (a one-shot timer completes a future)."""
+    """Yield to the executor for `seconds` of wall time (a one-shot timer ends the wait)."""
     done = Future()
     await wait_for(node, done, seconds, group)
+
+
+async def settled(node: Node, future: Future, period: float,
+                  group: Optional[CallbackGroup] = None) -> bool:
+    """
+    Yield until `future` is done or `period` s of wall time passed; return whether it is done.
+
+    Unlike wait_for, the future is left alone at the deadline: a polling loop resumes as soon as
+    the answer comes instead of at its next period.
+    """
+    if future.done():
+        return True
+    woken = Future()
+    future.add_done_callback(lambda _: woken.done() or woken.set_result(True))
+    await wait_for(node, woken, period, group)
+    return future.done()
+
+
+async def sleep_sim(node: Node, seconds: float, wall_timeout: float,
+                    group: Optional[CallbackGroup] = None) -> bool:
+    """
+    Yield for `seconds` on the node's clock (sim time with use_sim_time, else wall time).
+
+    Return False when the clock did not get there within `wall_timeout` s of wall time (on sim
+    time: the sim node stopped publishing /clock).
+    """
+    clock = node.get_clock()
+    end = clock.now().nanoseconds + int(seconds * 1e9)
+    give_up = time.monotonic() + wall_timeout
+    while clock.now().nanoseconds < end:
+        wall_left = give_up - time.monotonic()
+        if wall_left <= 0:
+            return False
+        due = Future()
+        timer = node.create_timer(max(1e-6, (end - clock.now().nanoseconds) * 1e-9),
+                                  lambda due=due: due.done() or due.set_result(True),
+                                  callback_group=group or ReentrantCallbackGroup(), clock=clock)
+        try:
+            await wait_for(node, due, wall_left, group)
+        finally:
+            try:
+                timer.cancel()
+                node.destroy_timer(timer)
+            except InvalidHandle:
+                pass
+    return True
 
 
 async def wait_until(node: Node, ready: Callable[[], bool], timeout: float,
@@ -64,10 +125,9 @@ async def wait_until(node: Node, ready: Callable[[], bool], timeout: float,
     Used for "is the peer's service or action server discovered yet": discovery over DDS takes a
     variable time after a process starts, so one check (or one check after a fixed pause) is racy.
     """
-    clock = node.get_clock()
-    deadline = clock.now().nanoseconds * 1e-9 + max(0.0, timeout)
+    deadline = time.monotonic() + max(0.0, timeout)
     while not ready():
-        if clock.now().nanoseconds * 1e-9 >= deadline:
+        if time.monotonic() >= deadline:
             return False
         await sleep(node, period, group)
     return True
@@ -119,20 +179,20 @@ async def wait_served(node: Node, future: Future, watch: ServerWatch, timeout: f
     Await a result `future` while its server lives: 'done', 'gone', 'timeout' or 'stopped'.
 
     'gone': the watched server left the graph (the future is cancelled: no answer will come);
-    'timeout': `timeout` s passed on the node's clock; 'stopped': `stop()` turned true (a cancel,
-    a node shutting down). The caller decides what each means for its goal.
+    'timeout': `timeout` s of wall time passed; 'stopped': `stop()` turned true (a cancel, a node
+    shutting down). The caller decides what each means for its goal. Resumes as soon as the
+    future is done (the checks run every `period` s meanwhile).
     """
-    clock = node.get_clock()
-    deadline = clock.now().nanoseconds + int(timeout * 1e9)
+    deadline = time.monotonic() + timeout
     while not future.done():
         if stop():
             return 'stopped'
         if watch.gone():
             future.cancel()
             return 'gone'
-        if clock.now().nanoseconds > deadline:
+        if time.monotonic() > deadline:
             return 'timeout'
-        await sleep(node, period, group)
+        await settled(node, future, period, group)
     return 'done'
 
 

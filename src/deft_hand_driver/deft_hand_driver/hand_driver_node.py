@@ -8,6 +8,10 @@ corrupt or late replies, port gone: a BusFault of the backend) abort it with BUS
 fault's message; the log has one line per change of fault and its counts every 10 s while it
 lasts (fault_log). Every callback ends in a typed answer: an unexpected exception is logged once
 with its traceback and answered with INTERNAL_ERROR (or success false), the node serves on.
+
+The control loop, grasp durations and settle_timeout run on the node's clock (NodeClock): the
+wall clock on the robot, the simulated clock with use_sim_time (the sim profile), where the fake
+hand's lag follows sim time too.
 """
 
 import math
@@ -22,6 +26,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
+from deft_common.node_clock import NodeClock
 from deft_common.node_main import ConfigurationError, run_node
 from deft_common.ros_params import Param, declare
 from deft_hand_driver.backends import BACKEND_HELP, BACKENDS, make_backend
@@ -87,6 +92,7 @@ class HandDriverNode(Node):
         super().__init__('hand_driver', **kwargs)
         self.p = declare(self, PARAMS)
         self.retargeter = None  # built on the first MANO goal
+        self.clock = NodeClock(self)
         try:
             self.config = load_hand_config(self.p.hand_config)
             if self.p.servo_ids:
@@ -98,7 +104,7 @@ class HandDriverNode(Node):
             options = {}
             if self.p.backend == 'fake':
                 options = dict(time_constant=self.p.time_constant,
-                               stall_closure=self.p.stall_closure)
+                               stall_closure=self.p.stall_closure, clock=self.clock.now)
             elif self.p.backend == 'dynamixel':
                 options = dict(port=self.p.port, baud=self.p.baud,
                                operating_mode=self.p.operating_mode,
@@ -146,14 +152,16 @@ class HandDriverNode(Node):
     def control_loop(self) -> None:
         """Run control_step at rate_hz until destroy_node; an overrun skips, never bursts."""
         period = 1.0 / self.p.rate_hz
-        due = time.monotonic()
+        due = self.clock.now()
         while not self.loop_stop.is_set():
             self.control_step()
             due += period
-            now = time.monotonic()
-            if due < now - period:  # more than a step late (a stall): restart the schedule
-                due = now
-            self.loop_stop.wait(max(0.0, due - now))
+            now = self.clock.now()
+            if not now - period <= due <= now + period:  # a stall, or the clock went back:
+                due = now                                # restart the schedule
+            while not self.clock.wait_until(due, self.loop_stop):
+                if self.loop_stop.is_set():
+                    return
 
     def control_step(self) -> None:
         """Read the backend, publish joint_states, write the current setpoint."""
@@ -384,11 +392,13 @@ class HandDriverNode(Node):
         with self.lock:
             start = self.setpoint.copy()
         stall = StallDetector(self.p.stall_velocity, self.p.stall_time, self.p.stall_effort)
-        t0 = time.monotonic()
+        t0 = self.clock.now()
         period = 1.0 / self.p.rate_hz
         outcome = None
         while outcome is None:
-            elapsed = time.monotonic() - t0
+            elapsed = self.clock.now() - t0
+            if elapsed < 0:  # the clock went back (a restarted sim node): count from now
+                t0, elapsed = self.clock.now(), 0.0
             if self.active_goal is not me:
                 outcome = ('abort', G.CANCELED, 'preempted by a newer hand/grasp goal')
                 break
@@ -420,8 +430,8 @@ class HandDriverNode(Node):
                     worst = self.config.joint_names[int(np.argmax(np.abs(goal_pos - pos)))]
                     outcome = ('abort', G.TIMEOUT, f'targets not reached after {elapsed:.1f} s '
                                f'(max error {error:.3f} rad at {worst})')
-            if outcome is None:
-                time.sleep(period)
+            if outcome is None:  # on sim time may return early: the loop checks again
+                self.clock.wait_until(self.clock.now() + period)
         kind, result.error_code, result.message = outcome
         return kind
 
@@ -444,6 +454,8 @@ class HandDriverNode(Node):
                         self.backend.close()
                     except (RuntimeError, OSError) as exc:
                         self.get_logger().error(f'could not close the hand bus: {exc}')
+        if getattr(self, 'clock', None) is not None:
+            self.clock.close()
         return super().destroy_node()
 
 

@@ -1,0 +1,92 @@
+"""NodeClock: wall time without use_sim_time; /clock with it, and never a hang on a dead clock."""
+
+import threading
+import time
+
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
+
+from deft_common.node_clock import NodeClock, uses_sim_time
+
+
+@pytest.fixture
+def nodes():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)  # the test run's domain: no graph runs beside the unit tests
+    made = []
+
+    def make(name, sim):
+        n = rclpy.create_node(name, context=ctx, parameter_overrides=[
+            Parameter('use_sim_time', Parameter.Type.BOOL, sim)])
+        made.append(n)
+        return n
+    ex = SingleThreadedExecutor(context=ctx)
+    yield make, ex
+    ex.shutdown(timeout_sec=2.0)
+    for n in made:
+        n.destroy_node()
+    rclpy.try_shutdown(context=ctx)
+
+
+def test_without_sim_time_it_is_the_monotonic_clock(nodes):
+    make, _ = nodes
+    clock = NodeClock(make('wall', False))
+    assert not clock.sim and not uses_sim_time(make('wall2', False))
+    t0 = time.monotonic()
+    assert abs(clock.now() - t0) < 0.05
+    assert clock.sleep(0.05) and time.monotonic() - t0 >= 0.05
+    stop = threading.Event()
+    stop.set()
+    assert not clock.wait_until(clock.now() + 5.0, stop)  # a stop ends the wait at once
+
+
+def test_with_sim_time_it_follows_clock_and_gives_up_on_a_dead_one(nodes):
+    make, ex = nodes
+    node = make('sim_user', True)
+    pub = make('clock_pub', False).create_publisher(
+        Clock, '/clock', QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    ex.add_node(node)
+    spin = threading.Thread(target=ex.spin, daemon=True)
+    spin.start()
+    clock = NodeClock(node)
+    assert clock.sim
+
+    def tick(seconds):
+        pub.publish(Clock(clock=Time(nanoseconds=int(seconds * 1e9)).to_msg()))
+
+    deadline = time.monotonic() + 10.0
+    while clock.now() < 100.0:  # discovery: publish until the node hears it
+        assert time.monotonic() < deadline, '/clock never arrived'
+        tick(100.0)
+        time.sleep(0.02)
+    # a dead clock: wait_until gives up after max_wall, it does not hang
+    t0 = time.monotonic()
+    assert not clock.wait_until(101.0, max_wall=0.2)
+    assert 0.15 < time.monotonic() - t0 < 2.0
+    # sim time 10 s ahead in a few ms of wall time: the wait ends on the clock, not on the wall
+    woke = []
+    waiter = threading.Thread(target=lambda: woke.append(clock.sleep(10.0)))
+    waiter.start()
+    time.sleep(0.05)
+    for k in range(1, 11):
+        tick(100.0 + k * 1.01)
+        time.sleep(0.01)
+    waiter.join(timeout=5.0)
+    assert woke == [True] and clock.now() >= 110.0
+    # a clock that jumps back (a restarted sim node) ends a wait at once, not after the jump
+    back = []
+    waiter = threading.Thread(target=lambda: back.append(clock.wait_until(200.0, max_wall=5.0)))
+    waiter.start()
+    time.sleep(0.05)
+    deadline = time.monotonic() + 5.0
+    while clock.now() > 50.0 and time.monotonic() < deadline:
+        tick(50.0)
+        time.sleep(0.02)
+    waiter.join(timeout=5.0)
+    assert back == [True] and clock.now() == pytest.approx(50.0)
+    clock.close()
