@@ -290,28 +290,32 @@ def run_policy(opts, client: EpisodeClient, graph: GraphProcesses, run_dir: Path
         print(f'  deft_train_policy failed (exit {proc.returncode}): pi is not run', flush=True)
         return
     print(f'  trained in {time.monotonic() - t0:.0f} s; pi runs zero-shot (no further '
-          f'fine-tuning) on {opts.policy_trials} test configurations', flush=True)
-    done = 0
+          f'fine-tuning) on {opts.policy_trials} test configurations, and the prior alone on '
+          'the same ones (the paper\'s "affordance model only")', flush=True)
+    done = {'policy': 0, 'prior': 0}
     for k in range(opts.policy_trials):
         seed = opts.policy_seed + k
-        reset = client.reset_sim(seed, 'test', opts.startup_timeout)
-        if not reset.success:
-            print(f'  test configuration {seed}: sim/reset failed: {reset.message}', flush=True)
-            continue
-        goal = RunEpisode.Goal(task=opts.task, object_prompt=opts.object_prompt, mode='policy',
-                               run_id=run_dir.name, reward_source='sim', seed=-1)
-        outcome = client.run(goal, opts.timeout)
-        r = outcome.result
-        if r is None or not r.success:
-            why = r.message if r is not None else 'no result'
-            print(f'  test configuration {seed}: the episode failed: {why}', flush=True)
-            continue
-        ok = r.task_success == RunEpisode.Result.TASK_DONE
-        done += ok
-        print(f'  {reset.message.replace("object placed", "test configuration")}: reward '
-              f'{r.reward:.3f}, task '
-              f'{"done" if ok else "not done"}', flush=True)
-    print(f'  pi on test configurations: {done}/{opts.policy_trials} done', flush=True)
+        shown = []
+        for mode in ('policy', 'prior'):
+            reset = client.reset_sim(seed, 'test', opts.startup_timeout)
+            if not reset.success:
+                shown.append(f'{mode}: sim/reset failed: {reset.message}')
+                continue
+            goal = RunEpisode.Goal(task=opts.task, object_prompt=opts.object_prompt, mode=mode,
+                                   run_id=run_dir.name, reward_source='sim', seed=-1)
+            r = client.run(goal, opts.timeout).result
+            if r is None or not r.success:
+                shown.append(f'{mode}: the episode failed: '
+                             f'{r.message if r is not None else "no result"}')
+                continue
+            ok = r.task_success == RunEpisode.Result.TASK_DONE
+            done[mode] += ok
+            shown.append(f'{"pi" if mode == "policy" else "prior"} reward {r.reward:.3f} '
+                         f'({"done" if ok else "not done"})')
+        where = reset.message.replace('object placed ', '')
+        print(f'  test configuration {where}: {", ".join(shown)}', flush=True)
+    print(f'  on {opts.policy_trials} test configurations: pi {done["policy"]} done, the prior '
+          f'alone {done["prior"]}', flush=True)
 
 
 def report_dead(graph: GraphProcesses, timeout: float) -> int:

@@ -101,8 +101,9 @@ def test_demo_fine_tunes_with_a_line_per_episode_and_a_report(tmp_path):
     # then pi is trained on the run's 2 best episodes and run once on a test configuration
     assert (run / 'policy_cvae.pt').is_file(), out2
     assert re.search(r'\n  test configuration \(test, seed 900000, instance [a-z_]+/test/\d+\): '
-                     r'reward [0-9.]+, task (done|not done)\n', out2), out2
-    assert '  pi on test configurations: ' in out2
+                     r'pi reward [0-9.]+ \((done|not done)\), prior reward [0-9.]+ '
+                     r'\((done|not done)\)\n', out2), out2
+    assert re.search(r'\n  on 1 test configurations: pi [01] done, the prior alone [01]\n', out2)
 
 
 def test_demo_refuses_a_task_the_twin_does_not_have(tmp_path):
