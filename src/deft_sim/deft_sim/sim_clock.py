@@ -66,10 +66,6 @@ class Peers:
         """Note a state of `name` stamped `stamp` (sim s), received at `wall` (wall s)."""
         self.stamps[name] = (stamp, wall)
 
-    def forget(self) -> None:
-        """Forget every peer (they are heard again with their next state)."""
-        self.stamps.clear()
-
     def wait(self, end: float, wall: float, s: ClockSettings) -> Tuple[float, Optional[str]]:
         """
         Return (wall s to wait before a step that ends at sim time `end`, the peer waited for).
