@@ -84,11 +84,13 @@ def test_each_prior_is_drawn_on_the_camera_image(graph, probe):
     token = probe.subscribe(Image, 'affordance/prior_view', views.append)
     camera = probe.subscribe(Image, 'camera/color/image_raw', frames.append)
     try:
+        # the view is drawn on the newest frame the affordance node holds: frames flow first
+        wait_until(lambda: frames, 20, 'a frame on camera/color/image_raw')
         r = probe.call(PredictGrasp, 'affordance/predict',
                        PredictGrasp.Request(task='pick up the cup'), timeout=20,
                        resend_after=5.0)
         assert r.success, r.error_msg
-        wait_until(lambda: views and frames, 20, 'affordance/prior_view')
+        wait_until(lambda: views, 20, 'affordance/prior_view after the prediction')
     finally:
         probe.unsubscribe(token)
         probe.unsubscribe(camera)
