@@ -13,7 +13,7 @@ from std_srvs.srv import Trigger
 
 from deft_arm.backends import BACKENDS, MotionError, make_backend
 from deft_arm.motion import Pose, Workspace, interpolate, pre_grasp_pose, waypoint_pose
-from deft_common.node_clock import NodeClock
+from deft_common.node_clock import NodeClock, WallRate
 from deft_common.node_main import ConfigurationError, internal_error, run_node
 from deft_common.ros_async import ServerWatch, send_goal_served, wait_served
 from deft_common.ros_params import Param, declare
@@ -40,6 +40,9 @@ PARAMS = (
     Param('state_rate_hz', 20.0, 'Rate of arm/wrist_pose, Hz (on sim time the fake arm also '
           'publishes it at each motion step: the simulated world follows it in lockstep).',
           range=(0.1, 1000.0)),
+    Param('feedback_rate_hz', 0.0, 'Most execute_grasp feedback messages per second of wall '
+          "time (each stage's first and last step always come); 0: one per motion step. On sim "
+          'time the steps come many times faster than real time.', range=(0.0, 1000.0)),
     Param('home_at_once', False, 'fake only: arm/home puts the wrist home in one step instead of '
           'moving there (the sim profile: the scene reset that follows puts the simulated robot '
           'home anyway).'),
@@ -290,6 +293,7 @@ class ArmNode(Node):
         speed = goal.max_speed
         stop = lambda: handle.is_cancel_requested or self.shutting_down  # noqa: E731
         stage, failure = 'pre_grasp', None
+        rate = WallRate(self.p.feedback_rate_hz)
 
         def stage_move(stage, target, linear=False):
             nonlocal failure
@@ -298,7 +302,10 @@ class ArmNode(Node):
 
             def step(k, pose):
                 left = float(np.linalg.norm(target.position - pose.position))
-                fb = ExecuteGrasp.Feedback(stage=stage, progress=max(0.0, 1.0 - left / span))
+                progress = max(0.0, 1.0 - left / span)
+                if not rate.due(force=progress >= 1.0):
+                    return
+                fb = ExecuteGrasp.Feedback(stage=stage, progress=progress)
                 fb.wrist_pose.position.x, fb.wrist_pose.position.y, fb.wrist_pose.position.z = \
                     (float(v) for v in pose.position)
                 o = fb.wrist_pose.orientation

@@ -11,9 +11,12 @@ Wall time of episodes through the real sim graph, on its simulated clock.
   task and over all tasks (goal: at most 1 s).
   A run that fails (e.g. the fake prior's post-grasp trajectory leaving the workspace) is
   reported under `failed_runs`, not measured.
-- `demo_fine_tune_wall_s`: the demo's fine_tune (pick up the cup, N=30, M=10, E=5, CEM, reward
-  sim, affordance prior) from the goal to its result, no model training; median over
-  `--demo-repeats` fresh graphs (goal: at most 60 s).
+- `demo_fine_tune_wall_s`: the demo's fine_tune (`--demo-task`, by default the demo's "open the
+  drawer"; N=30, M=10, E=5, CEM, reward sim) from the goal to its result, no model training:
+  the affordance prior of `--demo-checkpoint`, by default the demo's cached model
+  ($ROS_HOME/deft/demo_prior/<task>/model.pt, made by `make demo`) or else the recipe's
+  ($ROS_HOME/deft/affordance_recipe/model.pt, made by bench_paper), or else the fake prior; the
+  result says which. Median over `--demo-repeats` fresh graphs (goal: at most 60 s).
 - `sim_graph_phase_wall_s`: median wall time per phase of an episode (where the time goes).
 
 Results are merged into the JSON file with the machine's load average (1 min) before and after.
@@ -41,11 +44,15 @@ STARTUP_S = 60.0
 
 def fine_tune_run(task: str, sim_task: str, episodes: int, warmup: int, elites: int,
                   log_root: Path, run_root: Path, run_id: str,
-                  sim_params: Optional[Dict[str, object]] = None) -> Dict[str, object]:
+                  sim_params: Optional[Dict[str, object]] = None,
+                  checkpoint: str = '') -> Dict[str, object]:
     """Start the sim graph for `sim_task`, run one fine_tune; return its wall times."""
-    graph = start_graph(f'bench-{sim_task}', log_root, 'sim', overrides={
-        'sim': {'mujoco_task': sim_task, **(sim_params or {})},
-        'episode': {'run_root': str(run_root)}})
+    overrides = {'sim': {'mujoco_task': sim_task, **(sim_params or {})},
+                 'episode': {'run_root': str(run_root)}}
+    if checkpoint:  # the demo's learned prior (random-init encoders: the recipe's models)
+        overrides['affordance'] = {'backend': 'model', 'checkpoint': checkpoint,
+                                   'allow_random': True}
+    graph = start_graph(f'bench-{sim_task}', log_root, 'sim', overrides=overrides)
     with graph:
         client = EpisodeClient(name=f'bench_client_{sim_task}')
         try:
@@ -79,6 +86,20 @@ def fine_tune_run(task: str, sim_task: str, episodes: int, warmup: int, elites: 
             'phases': phases, 'rewards': list(outcome.result.rewards)}
 
 
+def demo_checkpoint(task: str, given: str) -> str:
+    """Return the checkpoint of the demo's prior: given, else a cached model, else ''."""
+    if given:
+        if not Path(given).is_file():
+            raise FileNotFoundError(f'--demo-checkpoint {given}: no such file')
+        return str(Path(given).absolute())
+    home = Path(os.environ.get('ROS_HOME', Path.home() / '.ros')) / 'deft'
+    for path in (home / 'demo_prior' / task / 'model.pt',
+                 home / 'affordance_recipe' / 'model.pt'):
+        if path.is_file():
+            return str(path)
+    return ''
+
+
 def load_average() -> float:
     """Return the 1-minute load average."""
     return round(os.getloadavg()[0], 2)
@@ -90,6 +111,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--episodes', type=int, default=5, help='episodes per task (>= 2)')
     parser.add_argument('--demo-repeats', type=int, default=1,
                         help="runs of the demo's 30-episode fine_tune (0: skip it)")
+    parser.add_argument('--demo-task', default='open_drawer',
+                        help="twin task of the demo's fine_tune (default: the demo's)")
+    parser.add_argument('--demo-checkpoint', default='',
+                        help="affordance model of the demo's prior (default: a cached one, see "
+                        'above; none: the fake prior)')
     parser.add_argument('--tasks', default='', help='comma-separated twin tasks (default all)')
     parser.add_argument('--sim-param', action='append', default=[], metavar='NAME=VALUE',
                         help='a sim node parameter for every run (a JSON value), e.g. '
@@ -104,9 +130,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error('--episodes must be >= 2 and --demo-repeats >= 0')
     from deft_sim.tasks import TASK_SPECS
     tasks = [t for t in opts.tasks.split(',') if t] or list(TASK_SPECS)
-    unknown = sorted(set(tasks) - set(TASK_SPECS))
+    unknown = sorted((set(tasks) | {opts.demo_task}) - set(TASK_SPECS))
     if unknown:
         parser.error(f'unknown tasks {unknown}; known: {", ".join(TASK_SPECS)}')
+    try:
+        checkpoint = demo_checkpoint(opts.demo_task, opts.demo_checkpoint)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
+    prior = f'the affordance model {checkpoint}' if checkpoint else 'the fake prior'
     root = Path(tempfile.mkdtemp(prefix='deft_bench_graph_'))
     log_root = Path(os.environ.get('ROS_HOME', root)) / 'bench-logs'
     rclpy.init()
@@ -128,11 +159,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f'{name}: episodes {", ".join(f"{t:.2f}" for t in run["episodes"])} s; '
                   f'rewards {", ".join(f"{r:.2f}" for r in run["rewards"])}', flush=True)
         for k in range(opts.demo_repeats):
-            run = fine_tune_run(TASK_SPECS['pick_cup'].text, 'pick_cup', 30, 10, 5, log_root,
-                                root, f'demo-{k}', sim_params)
+            run = fine_tune_run(TASK_SPECS[opts.demo_task].text, opts.demo_task, 30, 10, 5,
+                                log_root, root, f'demo-{k}', sim_params, checkpoint)
             demo.append(run['total'])
             rewards = run['rewards']
-            print(f'demo fine_tune {k + 1}: {run["total"]:.1f} s, mean reward first 10 '
+            print(f'demo fine_tune {k + 1} ({opts.demo_task}, {prior}): {run["total"]:.1f} s, '
+                  'mean reward first 10 '
                   f'{statistics.mean(rewards[:10]):.3f}, last 10 '
                   f'{statistics.mean(rewards[-10:]):.3f}', flush=True)
     finally:
@@ -158,9 +190,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results['demo_fine_tune_wall_s'] = {
             'value': round(statistics.median(demo), 2), 'unit': 's',
             'goal': f'<= {DEMO_GOAL_S}', **load,
-            'detail': (f"median over {len(demo)} runs of the demo's fine_tune (pick up the cup, "
-                       'N=30, M=10, E=5, CEM, sim reward) through the sim graph, goal to result, '
-                       'no model training')}
+            'task': opts.demo_task, 'prior': prior,
+            'detail': (f"median over {len(demo)} runs of the demo's fine_tune ({opts.demo_task}, "
+                       f'N=30, M=10, E=5, CEM, sim reward, {prior}) through the sim graph, goal '
+                       'to result, no model training')}
     print(json.dumps(results, indent=2))
     if opts.out is not None:
         merged = json.loads(opts.out.read_text()) if opts.out.is_file() else {}

@@ -18,7 +18,9 @@ from deft_bringup import graph
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
 ROBOT = json.loads((Path(__file__).with_name('robot_profile_params.json')).read_text())
 # parameters the simulated clock added, with their values on the robot (the old behaviour)
-NEUTRAL = {'arm': {'home_at_once': False}, 'episode': {'hand_open_duration': 0.0}}
+NEUTRAL = {'arm': {'home_at_once': False, 'feedback_rate_hz': 0.0},
+           'hand_driver': {'feedback_rate_hz': 0.0},
+           'episode': {'hand_open_duration': 0.0}}
 
 
 def merged(profile: str, node: str) -> dict:

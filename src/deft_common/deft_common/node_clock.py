@@ -108,3 +108,26 @@ class NodeClock:
             jumps, self._jumps = self._jumps, None
             jumps.unregister()
         self._notify()
+
+
+class WallRate:
+    """
+    At most `rate_hz` events per second of wall time (0: every event): feedback meant for people.
+
+    On sim time a motion step can come many times faster than anyone reads its feedback; the
+    first event always passes, and `due(force=True)` (a stage's first or last step) too.
+    """
+
+    def __init__(self, rate_hz: float):
+        if rate_hz < 0:
+            raise ValueError(f'rate_hz must be >= 0, got {rate_hz}')
+        self.period = 1.0 / rate_hz if rate_hz > 0 else 0.0
+        self.last: Optional[float] = None
+
+    def due(self, force: bool = False) -> bool:
+        """Return whether an event may pass now (and count it if so)."""
+        now = time.monotonic()
+        if force or self.last is None or now - self.last >= self.period:
+            self.last = now
+            return True
+        return False

@@ -66,37 +66,62 @@ def _drain(executor) -> None:
         pool.shutdown(wait=True)
 
 
-class ClockThread:
+class SideLane:
     """
-    A node's /clock subscription on a thread of its own (nodes on sim time with several threads).
+    High-rate subscriptions of a node on a helper node with a thread and an executor of its own.
+
+    rclpy 9's executors rebuild their wait set from every entity of the node at each wake-up, in
+    Python: a node with services, actions and parameters spends about a millisecond of CPU per
+    message it takes, and more with a MultiThreadedExecutor, which hands each callback to its
+    pool. Fed at the rate of the simulated clock (many times real time while the robot acts),
+    that CPU is most of what an episode through the graph costs. A helper node
+    `<name>_<suffix>` (no parameters, no rosout) spun by a SingleThreadedExecutor takes such
+    messages with a wait set of a few entities; its callbacks run on its thread, so they must be
+    thread-safe. Topic names resolve through the node (its namespace and remappings).
+    """
+
+    def __init__(self, node: Node, suffix: str):
+        self.node = node
+        self.helper = Node(f'{node.get_name()}_{suffix}', namespace=node.get_namespace(),
+                           context=node.context, use_global_arguments=False,
+                           start_parameter_services=False, enable_rosout=False)
+        self.executor = SingleThreadedExecutor(context=node.context)
+        self.executor.add_node(self.helper)
+        self.thread = threading.Thread(target=self.executor.spin, name=suffix, daemon=True)
+        self.thread.start()
+
+    def subscribe(self, msg_type, topic: str, callback: Callable, qos) -> None:
+        """Subscribe on the helper to `topic` as the node resolves it."""
+        self.helper.create_subscription(msg_type, self.node.resolve_topic_name(topic),
+                                        callback, qos)
+
+    def close(self) -> None:
+        """Stop the thread and destroy the helper node (safe to call twice)."""
+        if self.helper is None:
+            return
+        self.executor.shutdown(timeout_sec=2.0)
+        self.thread.join(timeout=2.0)
+        self.helper.destroy_node()
+        self.helper = None
+
+
+class ClockThread(SideLane):
+    """
+    A node's /clock subscription on a side lane (nodes on sim time with several threads).
 
     rclpy 9's MultiThreadedExecutor costs several ms of CPU per callback it hands to its pool: fed
-    /clock at 50 messages per second of sim time, an idle node took a quarter of a core (and the
-    simulated clock runs many times faster than that while the robot acts). The node's own
-    /clock subscription (made by rclpy's TimeSource) is replaced by one on a small helper node
-    `<name>_clock` spun by a SingleThreadedExecutor; it sets the same clock, whose jump callbacks
-    wake the node's timers and waits as before.
+    /clock at the simulated clock's rate, an idle node took a quarter of a core. The node's own
+    /clock subscription (made by rclpy's TimeSource) is replaced by one on the lane; it sets the
+    same clock, whose jump callbacks wake the node's timers and waits as before.
     """
 
     def __init__(self, node: Node):
+        super().__init__(node, 'clock')
         source = node._time_source  # rclpy's TimeSource of the node (no public accessor)
-        self.helper = Node(f'{node.get_name()}_clock', namespace=node.get_namespace(),
-                           context=node.context, use_global_arguments=False,
-                           start_parameter_services=False, enable_rosout=False)
         self.helper.create_subscription(
             Clock, '/clock', source.clock_callback,
             QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
         source.detach_node()  # drops the node's own /clock subscription; sim time stays on
-        self.executor = SingleThreadedExecutor(context=node.context)
-        self.executor.add_node(self.helper)
-        self.thread = threading.Thread(target=self.executor.spin, name='clock', daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        """Stop the thread and destroy the helper node."""
-        self.executor.shutdown(timeout_sec=2.0)
-        self.thread.join(timeout=2.0)
-        self.helper.destroy_node()
 
 
 def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: int = 4,

@@ -11,7 +11,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 
-from deft_common.node_clock import NodeClock, uses_sim_time
+from deft_common.node_clock import NodeClock, WallRate, uses_sim_time
 
 
 @pytest.fixture
@@ -90,3 +90,19 @@ def test_with_sim_time_it_follows_clock_and_gives_up_on_a_dead_one(nodes):
     waiter.join(timeout=5.0)
     assert back == [True] and clock.now() == pytest.approx(50.0)
     clock.close()
+
+
+def test_wall_rate_lets_through_the_first_the_forced_and_one_per_period(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(time, 'monotonic', lambda: now[0])
+    rate = WallRate(10.0)
+    passed = []
+    for k in range(100):  # 100 events over 1 s of wall time at 10 Hz
+        passed.append(rate.due(force=k == 99))
+        now[0] += 0.01
+    assert passed[0] and passed[-1]
+    assert sum(passed) == 11  # at 0.0, 0.1, ..., 0.9 s, and the forced last one
+    every = WallRate(0.0)
+    assert all(every.due() for _ in range(5))
+    with pytest.raises(ValueError, match='rate_hz'):
+        WallRate(-1.0)

@@ -26,7 +26,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from deft_common.node_clock import NodeClock
+from deft_common.node_clock import NodeClock, WallRate
 from deft_common.node_main import ConfigurationError, run_node
 from deft_common.ros_params import Param, declare
 from deft_hand_driver.backends import BACKEND_HELP, BACKENDS, make_backend
@@ -45,6 +45,9 @@ PARAMS = (
     Param('servo_ids', '', 'dynamixel: servo ids in hand_config joint order, comma-separated '
           '(e.g. "1,0,2,3,..."), overriding the ids of hand_config; empty = its ids.'),
     Param('rate_hz', 50.0, 'Control loop and joint_states rate, Hz.', range=(1.0, 1000.0)),
+    Param('feedback_rate_hz', 0.0, 'Most hand/grasp feedback messages per second of wall time '
+          '(the first always comes); 0: one per control step. On sim time the steps come many '
+          'times faster than real time.', range=(0.0, 1000.0)),
     Param('time_constant', 0.08, 'fake: first-order lag of the joints, s.', range=(0.001, 5.0)),
     Param('stall_closure', 0.0, 'fake: closure (0..1) where an imaginary object stops the '
           'fingers; 0 = no object.', range=(0.0, 1.0)),
@@ -394,6 +397,7 @@ class HandDriverNode(Node):
         stall = StallDetector(self.p.stall_velocity, self.p.stall_time, self.p.stall_effort)
         t0 = self.clock.now()
         period = 1.0 / self.p.rate_hz
+        rate = WallRate(self.p.feedback_rate_hz)
         outcome = None
         while outcome is None:
             elapsed = self.clock.now() - t0
@@ -418,7 +422,8 @@ class HandDriverNode(Node):
                 self.setpoint = ramp(start, goal_pos, elapsed, duration)
                 pos, vel, eff = self.pos.copy(), self.vel.copy(), self.eff.copy()
             error = float(np.max(np.abs(goal_pos - pos)))
-            handle.publish_feedback(HandGrasp.Feedback(max_error=error, elapsed=elapsed))
+            if rate.due():
+                handle.publish_feedback(HandGrasp.Feedback(max_error=error, elapsed=elapsed))
             if elapsed >= duration:
                 if error <= tol:
                     outcome = ('succeed', G.NONE, f'reached the targets (max error {error:.3f})')

@@ -23,7 +23,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 
 from deft_common import image_codec
-from deft_common.node_main import ConfigurationError, internal_error, run_node
+from deft_common.node_main import ConfigurationError, SideLane, internal_error, run_node
 from deft_common.ros_params import Param, declare
 from deft_common.rotations import Transform
 from deft_hand_driver.hand_config import load_hand_config
@@ -37,7 +37,7 @@ PARAMS = (
           'sticks to a closed hand) or mujoco (physics: contact and friction hold the cup).',
           choices=('fake', 'mujoco')),
     Param('mujoco_task', 'pick_cup', 'mujoco: task scored by sim/reward.', choices=TASKS),
-    Param('physics_rate_hz', 50.0, 'Steps of the simulated clock per second of sim time: the '
+    Param('physics_rate_hz', 25.0, 'Steps of the simulated clock per second of sim time: the '
           'world advances (mujoco: in whole 2 ms physics timesteps) and /clock is published '
           'every 1/physics_rate_hz s of sim time.', range=(10.0, 1000.0)),
     Param('max_peer_lag', 0.1, 'Sim seconds the world may run ahead of the newest state of the '
@@ -152,17 +152,16 @@ class SimNode(Node):
         # viewers' frames on the wall clock: sim time may run far faster than anyone watches
         self.create_timer(1.0 / self.p.camera_rate_hz, self.viewer_frame,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
-        group = None
         # Keep only the newest wrist pose and hand state: the world follows the robot's present
         # state, and a backlog queued behind a slow render would otherwise still be replayed
         # when sim/reward is asked (the reward would see the robot as it was, not as it is).
+        # They come once per clock step: a side lane takes them (their callbacks lock).
         latest = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(PoseStamped, 'arm/wrist_pose', self.on_wrist, latest,
-                                 callback_group=group)
-        self.create_subscription(JointState, 'hand/joint_states', self.on_hand, latest,
-                                 callback_group=group)
-        self.create_service(ResetSim, 'sim/reset', self.on_reset, callback_group=group)
-        self.create_service(GetTaskReward, 'sim/reward', self.on_reward, callback_group=group)
+        self.states = SideLane(self, 'states')
+        self.states.subscribe(PoseStamped, 'arm/wrist_pose', self.on_wrist, latest)
+        self.states.subscribe(JointState, 'hand/joint_states', self.on_hand, latest)
+        self.create_service(ResetSim, 'sim/reset', self.on_reset)
+        self.create_service(GetTaskReward, 'sim/reward', self.on_reward)
         self.stopping = threading.Event()
         self.stepper = threading.Thread(target=self.run_clock, name='sim_clock', daemon=True)
         self.stepper.start()
@@ -254,9 +253,11 @@ class SimNode(Node):
             self.stepper.join(timeout=5.0)
 
     def destroy_node(self):
-        """Stop the clock, then the node."""
+        """Stop the clock and the side lane, then the node."""
         if getattr(self, 'stepper', None) is not None:
             self.begin_shutdown()
+        if getattr(self, 'states', None) is not None:
+            self.states.close()
         return super().destroy_node()
 
     # --- frames --------------------------------------------------------------------------

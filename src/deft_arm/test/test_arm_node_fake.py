@@ -1,0 +1,94 @@
+"""The arm node on the fake backend: the feedback of its motions."""
+
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+
+from deft_interfaces.action import ExecuteGrasp
+
+
+class Handle:
+    """Stands in for the action server's goal handle."""
+
+    def __init__(self, goal):
+        self.request = goal
+        self.is_cancel_requested = False
+        self.status = None
+        self.feedback = []
+
+    def abort(self):
+        self.status = 'aborted'
+
+    def succeed(self):
+        self.status = 'succeeded'
+
+    def canceled(self):
+        self.status = 'canceled'
+
+    def publish_feedback(self, fb):
+        self.feedback.append(fb)
+
+
+def run(coroutine):
+    """Run a coroutine to its end; it must never await (no hand driver: the hand fails fast)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise AssertionError('run_grasp awaited something')
+
+
+@pytest.fixture
+def arm():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    nodes = []
+
+    def make(**params):
+        from deft_arm.arm_node import ArmNode
+        params = dict(dict(backend='fake', hand_timeout=0.1, max_speed=0.5,
+                           control_rate_hz=100.0), **params)
+        node = ArmNode(context=ctx, parameter_overrides=[
+            Parameter(k, value=v) for k, v in params.items()])
+        nodes.append(node)
+        return node
+    yield make
+    for node in nodes:
+        node.destroy_node()
+    rclpy.try_shutdown(context=ctx)
+
+
+def grasp_goal():
+    goal = ExecuteGrasp.Goal()
+    goal.contact_point.header.frame_id = 'base_link'
+    goal.contact_point.point.x, goal.contact_point.point.z = 0.35, 0.2
+    goal.wrist_orientation.x, goal.wrist_orientation.w = 1.0, 0.0  # palm down
+    goal.approach_distance = 0.05
+    return goal
+
+
+def stages(feedback):
+    """Return {stage: [progress, ...]} in the order the feedback came."""
+    out = {}
+    for fb in feedback:
+        out.setdefault(fb.stage, []).append(round(fb.progress, 6))
+    return out
+
+
+def test_feedback_rate_bounds_the_motion_feedback_but_keeps_each_stage_start_and_end(arm):
+    every = Handle(grasp_goal())
+    result = run(arm().run_grasp(every))
+    # no hand driver: the grasp stage fails, the arm retreats; pre_grasp and approach moved
+    assert every.status == 'aborted' and 'hand' in result.message
+    full = stages(every.feedback)
+    assert len(full['pre_grasp']) > 20  # one per motion step (0.3 m at 0.5 m/s, 100 Hz)
+    limited = Handle(grasp_goal())
+    run(arm(feedback_rate_hz=5.0).run_grasp(limited))
+    few = stages(limited.feedback)
+    assert few.keys() == full.keys()
+    for stage, progress in few.items():  # a stage's start (0) and its end (1) always come
+        if full[stage][-1] == 1.0:
+            assert progress[0] == 0.0 and progress[-1] == 1.0, stage
+    # pre_grasp lasts ~0.6 s: at 5 Hz, its start, at most ~4 steps and its end
+    assert 3 <= len(few['pre_grasp']) <= 6 < len(full['pre_grasp'])
