@@ -54,7 +54,7 @@ def fine_tune_run(task: str, sim_task: str, episodes: int, warmup: int, elites: 
                                    'allow_random': True}
     graph = start_graph(f'bench-{sim_task}', log_root, 'sim', overrides=overrides)
     with graph:
-        client = EpisodeClient(name=f'bench_client_{sim_task}')
+        client = EpisodeClient(name=f'bench_client_{run_id}'.replace('-', '_'))
         try:
             if not client.wait_for_server(STARTUP_S) or not client.wait_for_camera(STARTUP_S):
                 raise RuntimeError(f'the sim graph did not come up: {graph.exited()}')

@@ -47,7 +47,7 @@ from deft_cem.report import write_report
 from deft_cem.rewards import OperatorRewardBox, ResetGate, recorded_rewards
 from deft_cem.run_index import list_runs
 from deft_common.image_codec import LatestFrame
-from deft_common.node_main import ConfigurationError, run_node
+from deft_common.node_main import ConfigurationError, SideLane, run_node
 from deft_common.ros_params import declare
 from deft_interfaces.action import FineTune, RunEpisode
 from deft_interfaces.msg import EpisodeRecord, RunList, RunSummary
@@ -89,15 +89,16 @@ class EpisodeNode(Node):
                          if p.image_qos == 'reliable' else ReliabilityPolicy.BEST_EFFORT)
         self.create_subscription(Image, 'camera/color/image_raw', self.camera.keep, qos)
         self.capture = EpisodeCapture(self.space.names, p.bag_joint_rate_hz)
-        self.bags = None
+        self.bags = self.states = None
         if p.record_bags:
             self.bags = EpisodeBagWriter(namespace=self.get_namespace(),
                                          compress=p.bag_compression == 'zstd')
             self.create_subscription(Image, 'camera/depth/image_raw', self.depth.keep, qos)
             self.create_subscription(CameraInfo, 'camera/color/camera_info',
                                      self.camera_info.keep, qos)
-            self.create_subscription(JointState, 'hand/joint_states', self.capture.joints.offer,
-                                     10)
+            # one per hand control step (many per second on sim time): on a side lane
+            self.states = SideLane(self, 'states')
+            self.states.subscribe(JointState, 'hand/joint_states', self.capture.joints.offer, 10)
         ros_home = Path(os.environ.get('ROS_HOME', Path.home() / '.ros'))
         self.run_root = Path(p.run_root or ros_home / 'deft' / 'runs').expanduser()
         group = ReentrantCallbackGroup()
@@ -131,6 +132,12 @@ class EpisodeNode(Node):
         self.get_logger().info(f'ready: {self.space.size} grasp parameters, runs in '
                                f'{self.run_root}, reward default {p.default_reward_source}, '
                                f'scene reset {p.scene_reset}')
+
+    def destroy_node(self):
+        """Stop the side lane, then the node."""
+        if self.states is not None:
+            self.states.close()
+        return super().destroy_node()
 
     def announce_runs(self, at_start: bool = False) -> None:
         """Publish (latched) and, at start, log the runs that can be resumed."""

@@ -12,6 +12,7 @@ FineTuneRun.record appends the episode itself atomically. No rclpy here.
 import math
 from pathlib import Path
 import shutil
+import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from deft_common.runs import RunSettings, save_initial_image
@@ -24,7 +25,11 @@ NOTHING_WAITS: Dict[str, Any] = {'episode': -1, 'reward': math.nan, 'reward_sour
 
 
 class JointDecimator:
-    """Keeps hand joint states of the episode under way, at most `rate_hz` (for its bag)."""
+    """
+    Keeps hand joint states of the episode under way, at most `rate_hz` (for its bag).
+
+    Thread-safe: the node offers states from a side lane while its executor starts and stops.
+    """
 
     def __init__(self, rate_hz: float):
         if not rate_hz > 0:
@@ -33,25 +38,27 @@ class JointDecimator:
         self.kept: List = []
         self.active = False
         self._last = -math.inf
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Start a new episode: forget the last one's states."""
-        self.kept, self.active, self._last = [], True, -math.inf
+        with self._lock:
+            self.kept, self.active, self._last = [], True, -math.inf
 
     def stop(self) -> None:
-        """Stop keeping (the motion is over)."""
-        self.active = False
+        """Stop keeping (the motion is over): no state is added after this returns."""
+        with self._lock:
+            self.active = False
 
     def offer(self, msg) -> bool:
         """Keep `msg` when active and at least one period after the last kept; return kept."""
-        if not self.active:
-            return False
         t = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        if t - self._last < self.period:
-            return False
-        self._last = t
-        self.kept.append(msg)
-        return True
+        with self._lock:
+            if not self.active or t - self._last < self.period:
+                return False
+            self._last = t
+            self.kept.append(msg)
+            return True
 
 
 def grab_frame(camera, camera_info, depth) -> Optional[Frame]:

@@ -107,12 +107,13 @@ class SideLane:
 
 class ClockThread(SideLane):
     """
-    A node's /clock subscription on a side lane (nodes on sim time with several threads).
+    A node's /clock subscription on a side lane (every node on sim time but the one that owns it).
 
-    rclpy 9's MultiThreadedExecutor costs several ms of CPU per callback it hands to its pool: fed
-    /clock at the simulated clock's rate, an idle node took a quarter of a core. The node's own
-    /clock subscription (made by rclpy's TimeSource) is replaced by one on the lane; it sets the
-    same clock, whose jump callbacks wake the node's timers and waits as before.
+    /clock comes at the simulated clock's rate; on the node's own executor each message cost a
+    wake-up of all its entities (with a MultiThreadedExecutor several ms: an idle node took a
+    quarter of a core). The node's own /clock subscription (made by rclpy's TimeSource) is
+    replaced by one on the lane; it sets the same clock, whose jump callbacks wake the node's
+    timers and waits as before.
     """
 
     def __init__(self, node: Node):
@@ -158,7 +159,7 @@ def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: 
     code = 0
     try:
         node = factory()
-        if threads > 1 and node.get_parameter('use_sim_time').value:
+        if node.get_parameter('use_sim_time').value and not getattr(node, 'owns_clock', False):
             clock = ClockThread(node)
         executor = SingleThreadedExecutor() if threads <= 1 else \
             MultiThreadedExecutor(num_threads=threads)

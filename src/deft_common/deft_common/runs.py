@@ -217,8 +217,10 @@ def save_initial_image(run_dir: Path, episode: int, rgb: np.ndarray) -> Path:
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f'I0 must be an H x W x 3 uint8 RGB image, got {rgb.dtype} {rgb.shape}')
-    return atomic_write(image_path(run_dir, episode),
-                         lambda f: Image.fromarray(rgb, 'RGB').save(f, format='PNG'))
+    # zlib level 1: about 3 times faster than PIL's default 6 for ~20 % more bytes; it is written
+    # between two episodes, while the robot waits
+    return atomic_write(image_path(run_dir, episode), lambda f: Image.fromarray(rgb, 'RGB').save(
+        f, format='PNG', compress_level=1))
 
 
 def save_features(run_dir: Path, episode: int, features: Sequence[float]) -> Path:

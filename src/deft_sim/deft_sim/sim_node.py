@@ -122,6 +122,7 @@ class SimNode(Node):
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
         self.sim_time = bool(self.get_parameter('use_sim_time').value)
+        self.owns_clock = self.sim_time  # run_node: no ClockThread (/clock back to itself)
         if self.sim_time:  # this node sets its own clock as it steps: no /clock back to itself
             self._time_source.detach_node()  # rclpy's TimeSource (no public accessor)
         self.lock = threading.Condition()  # the world and the clock; notified by peer states
