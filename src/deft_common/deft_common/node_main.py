@@ -71,13 +71,13 @@ class SideLane:
     High-rate subscriptions of a node on a helper node with a thread and an executor of its own.
 
     rclpy 9's executors rebuild their wait set from every entity of the node at each wake-up, in
-    Python: a node with services, actions and parameters spends about a millisecond of CPU per
-    message it takes, and more with a MultiThreadedExecutor, which hands each callback to its
-    pool. Fed at the rate of the simulated clock (many times real time while the robot acts),
-    that CPU is most of what an episode through the graph costs. A helper node
-    `<name>_<suffix>` (no parameters, no rosout) spun by a SingleThreadedExecutor takes such
-    messages with a wait set of a few entities; its callbacks run on its thread, so they must be
-    thread-safe. Topic names resolve through the node (its namespace and remappings).
+    Python, and a MultiThreadedExecutor hands each callback to its pool (several ms of CPU). On
+    sim time some topics come at the simulated clock's rate, many times real time while the robot
+    acts. A helper node `<name>_<suffix>` (no parameters, no rosout) spun by a
+    SingleThreadedExecutor takes them with a wait set of a few entities, so the node's own
+    executor serves its services and actions without queueing behind them. Its callbacks run on
+    its thread: they must be thread-safe. Topic names resolve through the node (its namespace and
+    remappings).
     """
 
     def __init__(self, node: Node, suffix: str):
