@@ -114,6 +114,7 @@ class ArmNode(Node):
         self.group = ReentrantCallbackGroup()
         self.motion_lock = threading.Lock()
         self.busy = False
+        self.motion_end = None  # node clock when the last motion ended (execute_grasp's result)
         self.shutting_down = False  # set by begin_shutdown: motions stop at their next step
         self.pose_pub = self.create_publisher(PoseStamped, 'arm/wrist_pose', 10)
         self.create_timer(1.0 / self.p.state_rate_hz, self.publish_pose)
@@ -154,8 +155,11 @@ class ArmNode(Node):
         with self.motion_lock:
             path = interpolate(self.backend.current_pose(), goal, speed or self.p.max_speed,
                                self.p.max_angular_speed, self.p.control_rate_hz)
-            return self.backend.move(path, self.p.control_rate_hz, should_stop, on_step,
-                                     linear=linear)
+            try:
+                return self.backend.move(path, self.p.control_rate_hz, should_stop, on_step,
+                                         linear=linear)
+            finally:
+                self.motion_end = self.get_clock().now()
 
     def on_home(self, request, response):
         """Move home (blocks this service call until there)."""
@@ -255,8 +259,12 @@ class ArmNode(Node):
 
     async def execute(self, handle):
         """Run the stages; retreat with the hand open on cancel or failure."""
+        self.motion_end = None
         try:
-            return await self.run_grasp(handle)
+            result = await self.run_grasp(handle)
+            if self.motion_end is not None:
+                result.motion_end = self.motion_end.to_msg()
+            return result
         except Exception as exc:  # a bug: the arm stops, the goal ends typed, the node serves on
             if self.shutting_down:  # the node is being destroyed under the goal: nothing to tell
                 raise

@@ -3,6 +3,7 @@
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
+from rclpy.time import Time
 
 from deft_interfaces.action import ExecuteGrasp
 
@@ -92,3 +93,13 @@ def test_feedback_rate_bounds_the_motion_feedback_but_keeps_each_stage_start_and
             assert progress[0] == 0.0 and progress[-1] == 1.0, stage
     # pre_grasp lasts ~0.6 s: at 5 Hz, its start, at most ~4 steps and its end
     assert 3 <= len(few['pre_grasp']) <= 6 < len(full['pre_grasp'])
+
+
+def test_the_result_says_when_the_last_motion_ended(arm):
+    node = arm()
+    handle = Handle(grasp_goal())
+    result = run(node.execute(handle))  # no hand driver: the arm retreats after the approach
+    end = Time.from_msg(result.motion_end).nanoseconds
+    now = node.get_clock().now().nanoseconds
+    assert 0 < end <= now and now - end < 0.5e9  # the retreat, the last motion, just ended
+    assert node.busy is False

@@ -94,8 +94,8 @@ class EpisodeRunner:
                 raise EpisodeCanceled()
             eps = eps_of(xi)
             capture.residual(xi, eps)
-            await steps.execute_grasp(handle, prior.header.frame_id, xi, eps, phase, job.task)
-            ended = steps.now_ns()
+            ended = await steps.execute_grasp(handle, prior.header.frame_id, xi, eps, phase,
+                                              job.task)
             reward = await steps.reward(handle, job.source, job.run_id, job.index, job.task,
                                         phase)
             capture.scored(reward, job.source, await self.final_frame(ended))

@@ -232,8 +232,13 @@ class EpisodeSteps:
         return goal
 
     async def execute_grasp(self, goal_handle, frame_id: str, xi, eps, phase: Phase,
-                            task: str = '') -> None:
-        """Run arm/execute_grasp with the task's tau, mirroring its stages; cancel on cancel."""
+                            task: str = '') -> int:
+        """
+        Run arm/execute_grasp with the task's tau, mirroring its stages; cancel on cancel.
+
+        Returns when the motion ended (ns, node clock): the arm's motion_end, or now when the arm
+        gives none. Frames stamped from then on show the scene the motion left.
+        """
         phase('approach', 'sending the grasp to the arm')
         self.placed_ns = None
         if not await wait_until(self.node, self.arm.server_is_ready, self.s.service_timeout,
@@ -277,6 +282,9 @@ class EpisodeSteps:
             code = R.HAND_FAILED if arm.error_code == ExecuteGrasp.Result.HAND_FAILED \
                 else R.ARM_FAILED
             raise EpisodeFailure(code, f'arm: {arm.message} (stage {arm.final_stage})')
+        now = self.now_ns()
+        end = Time.from_msg(wrapped.result.motion_end).nanoseconds
+        return min(end, now) if end > 0 else now
 
     async def cancel_arm(self, handle, result) -> None:
         """Cancel an arm goal and give it service_timeout (not a whole arm_timeout) to stop."""
