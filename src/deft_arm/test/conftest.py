@@ -7,15 +7,23 @@ import types
 
 import pytest
 
-# The double is test code, not part of the installed package. Pytest's importlib mode puts no test
-# folder on sys.path, so the test modules import it by this name, registered here (conftest.py
-# is imported before the test modules of its folder).
+# The double and the goal-handle helpers are test code, not part of the installed package.
+# Pytest's importlib mode puts no test folder on sys.path, so the test modules import them by
+# these names, registered here (conftest.py is imported before the test modules of its folder).
 DOUBLE = 'deft_arm_test_moveit_double'
-_spec = importlib.util.spec_from_file_location(
-    DOUBLE, Path(__file__).with_name('moveit_double.py'))
-moveit_double = importlib.util.module_from_spec(_spec)
-sys.modules[DOUBLE] = moveit_double
-_spec.loader.exec_module(moveit_double)
+HANDLE = 'deft_arm_test_goal_handle'
+
+
+def _register(name: str, file: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(file))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+moveit_double = _register(DOUBLE, 'moveit_double.py')
+_register(HANDLE, 'goal_handle.py')
 World = moveit_double.World
 
 

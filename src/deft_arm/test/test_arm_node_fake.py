@@ -1,43 +1,12 @@
 """The arm node on the fake backend: the feedback of its motions."""
 
+from deft_arm_test_goal_handle import Handle, run
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
 from rclpy.time import Time
 
 from deft_interfaces.action import ExecuteGrasp
-
-
-class Handle:
-    """Stands in for the action server's goal handle."""
-
-    def __init__(self, goal):
-        self.request = goal
-        self.is_cancel_requested = False
-        self.status = None
-        self.feedback = []
-
-    def abort(self):
-        self.status = 'aborted'
-
-    def succeed(self):
-        self.status = 'succeeded'
-
-    def canceled(self):
-        self.status = 'canceled'
-
-    def publish_feedback(self, fb):
-        self.feedback.append(fb)
-
-
-def run(coroutine):
-    """Run a coroutine to its end; it must never await (no hand driver: the hand fails fast)."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return done.value
-    coroutine.close()
-    raise AssertionError('run_grasp awaited something')
 
 
 @pytest.fixture

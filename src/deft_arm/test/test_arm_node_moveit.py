@@ -2,6 +2,7 @@
 
 import sys
 
+from deft_arm_test_goal_handle import Handle, run
 from deft_arm_test_moveit_double import PALM_DOWN, ErrorCodes
 import pytest
 import rclpy
@@ -12,38 +13,6 @@ from deft_common.node_main import ConfigurationError
 from deft_interfaces.action import ExecuteGrasp
 
 E = ExecuteGrasp.Result
-
-
-class Handle:
-    """Stands in for the action server's goal handle."""
-
-    def __init__(self, goal):
-        self.request = goal
-        self.is_cancel_requested = False
-        self.status = None
-        self.feedback = []
-
-    def abort(self):
-        self.status = 'aborted'
-
-    def succeed(self):
-        self.status = 'succeeded'
-
-    def canceled(self):
-        self.status = 'canceled'
-
-    def publish_feedback(self, fb):
-        self.feedback.append(fb)
-
-
-def run(coroutine):
-    """Run a coroutine that never awaits (every outcome here ends before the first await)."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return done.value
-    coroutine.close()
-    raise AssertionError('run_grasp awaited something')
 
 
 def grasp_goal(z=0.1):
