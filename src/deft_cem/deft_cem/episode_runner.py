@@ -5,21 +5,24 @@ One episode and the fine-tuning loop over the graph, for the episode node.
 reward, hand open and arm home, keeping what it produced in an EpisodeCapture; on a cancel or a
 failure it opens the hand and sends the arm home before raising. `EpisodeRunner.tune` runs the
 remaining episodes of a FineTuneRun (Algorithm 1): each finished episode is recorded (the
-node's callback appends it atomically to the run directory) before the scene is reset and the
-next begins; an episode the operator discards is run again with the same eps. No rclpy import:
-the node owns the action servers and turns what these raise into results.
+node's callback appends it atomically to the run directory; on a thread of its own while the
+hand opens and the arm goes home, joined before the episode returns) before the scene is reset
+and the next begins; an episode the operator discards is run again with the same eps. No rclpy
+import: the node owns the action servers and turns what these raise into results.
 """
 
 import traceback
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 from deft_cem.episode_goals import EpisodeJob, scene_seed
 from deft_cem.episode_recording import EpisodeCapture, grab_frame
 from deft_cem.episode_steps import EpisodeCanceled, EpisodeFailure, EpisodeSteps, Phase, R
 from deft_cem.fine_tune import FineTuneRun
+from deft_common.ros_async import ThreadJob
 
 # record(k, xi, eps, reward): store finished episode k of the run (before the next starts)
 Record = Callable[[int, Sequence[float], Sequence[float], float], None]
+RECORD_TIMEOUT = 120.0  # wall s an episode's record (bag, I0, run directory) may take
 
 
 class RunStopped(Exception):
@@ -75,8 +78,16 @@ class EpisodeRunner:
                          'episode is stored without its final frame')
         return None
 
-    async def episode(self, handle, job: EpisodeJob, eps_of: Callable, phase: Phase):
-        """Perceive, predict, execute xi + eps, reward, hand open and arm home: (xi, eps, r)."""
+    async def episode(self, handle, job: EpisodeJob, eps_of: Callable, phase: Phase,
+                      record: Optional[Callable[[Sequence[float], Sequence[float], float], None]]
+                      = None):
+        """
+        Perceive, predict, execute xi + eps, reward, hand open and arm home: (xi, eps, r).
+
+        `record(xi, eps, reward)`, if given, stores the scored episode: it runs on a thread of its
+        own while the hand opens and the arm goes home, and has finished (or raised) when this
+        returns or raises. The hand's joint states are kept from the start to the score.
+        """
         steps, capture = self.steps, self.capture
         try:
             if self.reset_first:  # the last episode lost a node mid-motion: put things back
@@ -99,7 +110,14 @@ class EpisodeRunner:
             reward = await steps.reward(handle, job.source, job.run_id, job.index, job.task,
                                         phase)
             capture.scored(reward, job.source, await self.final_frame(ended))
-            await steps.home(phase)
+            capture.joints.stop()
+            saving = None if record is None else ThreadJob(
+                lambda: record(xi, eps, reward), f'record of episode {job.index}')
+            try:
+                await steps.home(phase)
+            finally:
+                if saving is not None:
+                    await saving.join(steps.node, RECORD_TIMEOUT, steps.group)
             return xi, eps, reward
         except EpisodeCanceled:
             await steps.safe_reset(job.seed, phase)
@@ -138,14 +156,15 @@ class EpisodeRunner:
                 job = EpisodeJob(s.task, s.object_prompt, s.reward_source, run_id, k,
                                  scene_seed(s.seed, k), s.prior, s.seed)
                 try:
-                    xi, eps, reward = await self.episode(handle, job, lambda _, e=eps_k: e, phase)
+                    xi, eps, reward = await self.episode(
+                        handle, job, lambda _, e=eps_k: e, phase,
+                        lambda xi, eps, r, k=k: record(k, xi, eps, r))
                 except EpisodeFailure as exc:
                     if exc.code != R.REWARD_DISCARDED:
                         raise
                     self.log.info(f'episode {k} discarded; recording it again')
                     await self.steps.operator_reset(handle, run_id, k, s.task, phase)
                     continue
-                record(k, xi, eps, reward)
                 phase('warmup' if k + 1 < s.warmup_episodes else 'refit',
                       f'episode {k} reward {reward:.3f}')
                 self.log.info(f'{run_id} episode {k}/{s.episodes}: reward {reward:.3f}, best '

@@ -154,7 +154,7 @@ class EpisodeSteps:
     async def fresh_frames(self, frames: Sequence[LatestFrame], after: int) -> bool:
         """Wait up to final_image_timeout until each of `frames` is stamped at or after `after`."""
         return await wait_until(self.node, lambda: all(f.stamp_ns() >= after for f in frames),
-                                self.s.final_image_timeout, self.group)
+                                self.s.final_image_timeout, self.group, period=0.01)
 
     async def perceive(self, prompt: str, phase: Phase, not_before: int = 0) -> None:
         """

@@ -7,6 +7,7 @@ has stopped with the sim node. `sleep_sim` is the one wait on the node's own clo
 the sim profile): the time a simulated scene takes to settle, with a wall-clock guard.
 """
 
+import threading
 import time
 from typing import Any, Callable, Optional, Tuple
 import uuid
@@ -236,3 +237,44 @@ async def send_goal_served(node: Node, client, goal, watch: ServerWatch, timeout
     if ended != 'done' and not sent.done():
         sent.cancel()  # forget the request: no answer is awaited any more
     return ended, (accepted.result() if ended == 'done' else None)
+
+
+class ThreadJob:
+    """
+    A blocking function (file writes, compression) run on a thread of its own, awaited later.
+
+    The coroutine that starts it goes on with other steps (awaiting peers) and joins it when it
+    needs the result: the executor thread never blocks on it.
+    """
+
+    def __init__(self, fn: Callable[[], Any], name: str = 'deft_job'):
+        self._done = threading.Event()
+        self._result: Any = None
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            self._result = fn()
+        except BaseException as exc:  # noqa: B902 - handed to whoever joins
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def done(self) -> bool:
+        """Return whether the function returned or raised."""
+        return self._done.is_set()
+
+    async def join(self, node: Node, timeout: float,
+                   group: Optional[CallbackGroup] = None) -> Any:
+        """
+        Await the function (polled every 10 ms of wall time): its result, or its exception.
+
+        TimeoutError when it has not finished within `timeout` s of wall time (it runs on).
+        """
+        if not await wait_until(node, self.done, timeout, group, period=0.01):
+            raise TimeoutError(f'{self._thread.name} did not finish within {timeout} s')
+        if self._error is not None:
+            raise self._error
+        return self._result

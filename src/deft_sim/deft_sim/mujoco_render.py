@@ -35,35 +35,52 @@ class OffscreenRenderer:
     """
     Draws a model's camera 'rgbd' offscreen: RGB and metric depth, at the camera's size.
 
-    Creating it creates the OpenGL context (MUJOCO_GL=egl renders offscreen on the CPU); call
+    Creating it creates the OpenGL context (MUJOCO_GL=egl renders offscreen on the CPU), kept for
+    the renderer's life: a world that compiles a new model (another object instance) only needs
+    a new MjrContext (the model's meshes and textures), not a new OpenGL context, whose first
+    frame costs about 50 ms more on llvmpipe. Render from the thread that created it; call
     close() to free it.
     """
 
     def __init__(self, model: mujoco.MjModel, width: int, height: int):
-        self.model = model
         gl = mujoco.GLContext(width, height)
         gl.make_current()
+        self._gl: Optional[mujoco.GLContext] = gl
+        self._rect = mujoco.MjrRect(0, 0, width, height)
+        self._rgb = np.empty((height, width, 3), np.uint8)
+        self._depth = np.empty((height, width), np.float32)
+        self._option = mujoco.MjvOption()
+        self.model: Optional[mujoco.MjModel] = None
+        self._context: Optional[mujoco.MjrContext] = None
+        self._bind(model)
+
+    def _bind(self, model: mujoco.MjModel) -> None:
+        """Make `model` the one drawn: its MjrContext, scene and camera (context current)."""
+        if self._context is not None:
+            self._context.free()
+            self._context = None
         context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, context)
         context.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
         cam = mujoco.MjvCamera()
         cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
         cam.fixedcamid = model.camera('rgbd').id
-        self._gl: Optional[mujoco.GLContext] = gl
-        self._context, self._camera = context, cam
+        self.model, self._context, self._camera = model, context, cam
         self._scene = mujoco.MjvScene(model, maxgeom=1000)
-        self._option = mujoco.MjvOption()
-        self._rect = mujoco.MjrRect(0, 0, width, height)
-        self._rgb = np.empty((height, width, 3), np.uint8)
-        self._depth = np.empty((height, width), np.float32)
 
-    def render(self, data: mujoco.MjData) -> Tuple[np.ndarray, np.ndarray]:
+    def render(self, data: mujoco.MjData, model: Optional[mujoco.MjModel] = None
+               ) -> Tuple[np.ndarray, np.ndarray]:
         """
         Return (rgb uint8 H x W x 3, depth float32 H x W in metres along the optical axis).
 
-        Pixels that see nothing within the far plane are NaN.
+        `model` is data's model when it is not the one drawn last (None: the same). Pixels that
+        see nothing within the far plane are NaN.
         """
+        if self._gl is None:
+            raise RuntimeError('the renderer is closed')
         self._gl.make_current()
+        if model is not None and model is not self.model:
+            self._bind(model)
         mujoco.mjv_updateScene(self.model, data, self._option, None, self._camera,
                                mujoco.mjtCatBit.mjCAT_ALL, self._scene)
         mujoco.mjr_render(self._rect, self._scene, self._context)
@@ -90,5 +107,7 @@ class OffscreenRenderer:
         if self._gl is not None:
             gl, self._gl = self._gl, None
             gl.make_current()
-            self._context.free()
+            if self._context is not None:
+                self._context.free()
+                self._context = None
             gl.free()

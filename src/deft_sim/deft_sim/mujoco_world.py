@@ -118,7 +118,6 @@ class MujocoWorld(TaskScoring):
                                  self.s.drawer, containers,
                                  self.s.grapes if self.s.task == 'scoop_grape' else None,
                                  self.s.material if pour else None, self.extra_bodies)
-        self.close()  # the renderer belongs to the old model: a new one is made on demand
         self.model = mujoco.MjModel.from_xml_string(self.xml)
         self.data = mujoco.MjData(self.model)
         m = self.model
@@ -428,7 +427,7 @@ class MujocoWorld(TaskScoring):
         del object_pose
         if self._renderer is None:
             self._renderer = OffscreenRenderer(self.model, self.camera.width, self.camera.height)
-        return self._renderer.render(self.data)
+        return self._renderer.render(self.data, self.model)
 
     def close(self) -> None:
         """Free the OpenGL context (safe to call twice)."""

@@ -89,6 +89,32 @@ def test_the_world_builds_the_configuration_s_instance(hand):
         w.close()
 
 
+def test_a_world_that_switches_instances_draws_each_as_a_fresh_world_does(hand):
+    """One OpenGL context for the world's life: a new model needs only its own MjrContext."""
+    seeds = [s for s in range(40) if configuration('pick_cup', s, 'train')[0].index % 2][:2] + \
+        [s for s in range(40) if not configuration('pick_cup', s, 'train')[0].index % 2][:1]
+    assert len({configuration('pick_cup', s, 'train')[0] for s in seeds}) == 3
+    w = MujocoWorld(CAMERA, CAMERA_TO_BASE, hand, MujocoSettings(task='pick_cup'))
+    try:
+        w.render()
+        renderer = w._renderer
+        for seed in seeds:
+            w.reset(seed, 'train')
+            rgb, depth = w.render()
+            assert w._renderer is renderer and renderer.model is w.model
+            fresh = MujocoWorld(CAMERA, CAMERA_TO_BASE, hand, MujocoSettings(task='pick_cup'))
+            try:
+                fresh.reset(seed, 'train')
+                rgb2, depth2 = fresh.render()
+            finally:
+                fresh.close()
+            assert np.array_equal(rgb, rgb2)
+            assert np.array_equal(np.isnan(depth), np.isnan(depth2))
+            assert np.allclose(depth[~np.isnan(depth)], depth2[~np.isnan(depth2)], atol=1e-5)
+    finally:
+        w.close()
+
+
 def test_without_instances_the_nominal_object_stays(hand):
     w = MujocoWorld(CAMERA, CAMERA_TO_BASE, hand,
                     MujocoSettings(task='pick_spoon', instances=False))
