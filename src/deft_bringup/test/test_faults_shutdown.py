@@ -18,7 +18,12 @@ from deft_bringup.testing import FAST_SIM, wait_until
 from deft_interfaces.action import ExecuteGrasp
 
 pytestmark = pytest.mark.integration
-SLOW_ARM = {**FAST_SIM, 'arm': {'max_speed': 0.05, 'max_angular_speed': 0.5}}
+# The goal must still be under way when the signals come. On the fast sim clock a motion at
+# 0.05 m/s took 0.5-1.6 s of wall time, less than it can take the arm's new participant to match
+# this process's feedback and response readers (all of the goal's feedback was then dropped, and
+# the test waited in vain): capped at real time, the pre-grasp motion alone lasts about 7 s.
+SLOW_ARM = {**FAST_SIM, 'sim': {**FAST_SIM['sim'], 'max_real_time_factor': 1.0},
+            'arm': {'max_speed': 0.05, 'max_angular_speed': 0.5}}
 PALM_DOWN = (1.0, 0.0, 0.0, 0.0)
 
 
@@ -73,7 +78,12 @@ def test_nodes_stopped_mid_goal_exit_0_without_traceback(make_graph, probe, orde
         future = client.send_goal_async(grasp_goal(),
                                         feedback_callback=lambda m: stages.append(
                                             m.feedback.stage))
-        wait_until(lambda: len(stages) >= 3, 60, 'the arm to move')  # mid-motion
+        try:
+            wait_until(lambda: len(stages) >= 3, 60, 'the arm to move')  # mid-motion
+        except AssertionError as exc:
+            answer = future.result().accepted if future.done() else 'none'
+            raise AssertionError(f'{exc}; feedback {stages}, goal response {answer}\n' + '\n'.join(
+                graph.tail(n, 40) for n in ('arm', 'sim', 'hand_driver'))) from None
         # feedback comes only for an accepted goal; its goal response may come later or not at
         # all (a server that has not yet matched this client's response reader drops it)
         assert not future.done() or future.result().accepted
