@@ -34,7 +34,10 @@ def test_fine_tune_from_the_form_fills_the_curve(panel, qtbot):
     panel.link.feedback.connect(lambda kind, fb: seen.append(fb.phase))
     qtbot.mouseClick(panel.send_button, Qt.LeftButton)
     assert not panel.send_button.isEnabled() and panel.cancel_button.isEnabled()
-    qtbot.waitUntil(lambda: len(panel.progress.rewards) >= 2, timeout=240_000)
+    # a run that ends early (a failed episode) ends the wait with its message
+    qtbot.waitUntil(lambda: len(panel.progress.rewards) >= 2 or panel.progress.status != '',
+                    timeout=240_000)
+    assert len(panel.progress.rewards) >= 2, (panel.progress.status, panel.progress.message)
     # the episode's prior drawn on the camera image (affordance/prior_view)
     qtbot.waitUntil(lambda: panel.view.pixmap() is not None and not panel.view.pixmap().isNull(),
                     timeout=30_000)
