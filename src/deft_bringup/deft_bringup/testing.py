@@ -172,3 +172,73 @@ class Probe:
         self.executor.shutdown(timeout_sec=2.0)
         self.node.destroy_node()
         self.thread.join(timeout=2.0)
+
+
+def ready_client(probe: 'Probe', action_type, name: str):
+    """
+    Return an action client whose goals provably reach the server and whose answers come back.
+
+    Right after a server (or this client) starts, discovery may be one-sided: a goal sent then is
+    lost, or its response is. A malformed goal (empty task) is aborted with BAD_GOAL without side
+    effects (the robot does not move, the node is not busy), so it is sent until one answer comes
+    back; after that the goal service works both ways.
+    """
+    client = probe.action_client(action_type, name)
+    assert client.wait_for_server(timeout_sec=30)
+    deadline = time.monotonic() + 30
+    while True:
+        future = client.send_goal_async(action_type.Goal(task=''))
+        end = time.monotonic() + 2.0
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.02)
+        if future.done():
+            return client
+        assert time.monotonic() < deadline, f'{name} never answered a goal'
+
+
+def send(client, goal, timeout: float, on_feedback: Optional[Callable] = None,
+         kill_when: Optional[Callable] = None):
+    """Send a FineTune goal; return (status, result, feedback list)."""
+    feedback = []
+
+    def fb(msg):
+        feedback.append(msg.feedback)
+        if on_feedback:
+            on_feedback(msg.feedback)
+
+    # A server that just (re)started may match the client's request writer a moment after
+    # wait_for_server() said yes (it can still see the killed process' endpoints): a request
+    # sent before the match is lost (volatile QoS), so send again, as a careful client does.
+    # A late response may still accept an earlier copy: cancel it, so exactly one goal runs.
+    # A copy rejected while an earlier one is still unanswered means the earlier one runs (its
+    # response was lost): keep waiting for it rather than take the rejection.
+    futures = []
+
+    def answered():
+        done = [f for f in futures if f.done()]
+        return any(f.result().accepted for f in done) or len(done) == len(futures)
+
+    for attempt in range(3):
+        futures.append(client.send_goal_async(goal, feedback_callback=fb))
+        try:
+            wait_until(answered, 10, 'the fine_tune goal response')
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+    done = [f for f in futures if f.done()]
+    future = next((f for f in done if f.result().accepted), done[0])
+    for other in futures:
+        if other is not future:
+            other.add_done_callback(
+                lambda f: f.result().accepted and f.result().cancel_goal_async())
+    handle = future.result()
+    assert handle.accepted
+    result = handle.get_result_async()
+    deadline = time.monotonic() + timeout
+    while not result.done():
+        if kill_when and kill_when(feedback):
+            return None, None, feedback
+        assert time.monotonic() < deadline, f'fine_tune did not finish in {timeout} s'
+        time.sleep(0.05)
+    return result.result().status, result.result().result, feedback

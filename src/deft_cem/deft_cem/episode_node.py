@@ -295,16 +295,25 @@ class EpisodeNode(Node):
         return result
 
     # --- fine-tuning ------------------------------------------------------------------------
-    def record_episode(self, run: FineTuneRun, k: int, xi, eps, reward: float) -> None:
-        """Store a finished episode of a run: I0, bag, the record (atomic), then publish it."""
+    def record_episode(self, run: FineTuneRun, k: int, xi, eps, reward: float,
+                       refused: str = '') -> None:
+        """
+        Store a finished episode of a run: I0, bag, the record (atomic), then publish it.
+
+        refused: why the arm refused xi + eps before any motion ('' for an executed episode);
+        the twin's verdict (reward source sim) is then "not done", the others have none.
+        """
         s = run.settings
+        task_success = self.steps.task_success
+        if refused:
+            task_success = False if s.reward_source == 'sim' else None
         record = self.record_msg(self.capture.record(run.store.run_id, k, s.task, xi, eps,
                                                      reward, s.reward_source))
         bag = store_episode_media(run.store.dir, k, self.capture, record, bag_metadata(s),
                                   self.bags, self.p.save_initial_images,
                                   self.get_logger().warning)
-        run.record(xi, eps, reward, s.reward_source, bag_path=bag,
-                   task_success=self.steps.task_success)
+        run.record(xi, eps, reward, s.reward_source, bag_path=bag, message=refused,
+                   task_success=task_success)
         self.records.publish(record)
 
     async def fine_tune(self, handle):
@@ -353,8 +362,8 @@ class EpisodeNode(Node):
             fb.std, fb.best_reward = run.optimizer.std.tolist(), run.best_reward
             handle.publish_feedback(fb)
 
-        def record(k, xi, eps, reward):
-            self.record_episode(run, k, xi, eps, reward)
+        def record(k, xi, eps, reward, refused):
+            self.record_episode(run, k, xi, eps, reward, refused)
             fb.last_reward = reward
 
         self.get_logger().info(f'fine_tune {run.store.run_id}: episodes {run.next_episode}..'

@@ -52,6 +52,10 @@ PARAMS = (
           range=(1.0, 86400.0)),
     Param('service_timeout', 10.0, 'Seconds to wait for a service to exist and answer.',
           range=(0.1, 600.0)),
+    Param('max_unreachable', 5, 'fine_tune: an episode whose xi + eps the arm refuses before '
+          'any motion (outside its workspace or reach) is recorded with reward 0 and the run '
+          'goes on; this many in a row stop the run (the prior itself is likely out of reach); '
+          '0 = stop at the first.', range=(0, 1000)),
     Param('arm_timeout', 120.0, 'Seconds the whole arm/execute_grasp may take.',
           range=(1.0, 3600.0)),
     Param('hand_timeout', 15.0, 'Seconds opening the hand may take.', range=(0.5, 600.0)),

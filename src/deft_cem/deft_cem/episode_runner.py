@@ -7,7 +7,11 @@ failure it opens the hand and sends the arm home before raising. `EpisodeRunner.
 remaining episodes of a FineTuneRun (Algorithm 1): each finished episode is recorded (the
 node's callback appends it atomically to the run directory; on a thread of its own while the
 hand opens and the arm goes home, joined before the episode returns) before the scene is reset
-and the next begins; an episode the operator discards is run again with the same eps. No rclpy
+and the next begins; an episode the operator discards is run again with the same eps. An
+episode whose xi + eps the arm refuses before any motion (UNREACHABLE: outside its workspace or
+reach) is recorded with reward 0, the floor of every reward source, so that the optimiser moves
+away from it; `max_unreachable` of them in a row stop the run. (Stopping at the first, as
+before, left a run that could never go on: a resumed run asks for the same eps again.) No rclpy
 import: the node owns the action servers and turns what these raise into results.
 """
 
@@ -20,8 +24,10 @@ from deft_cem.episode_steps import EpisodeCanceled, EpisodeFailure, EpisodeSteps
 from deft_cem.fine_tune import FineTuneRun
 from deft_common.ros_async import ThreadJob
 
-# record(k, xi, eps, reward): store finished episode k of the run (before the next starts)
-Record = Callable[[int, Sequence[float], Sequence[float], float], None]
+# record(k, xi, eps, reward, refused): store finished episode k of the run (before the next
+# starts); refused: why the arm refused xi + eps ('' for an executed episode)
+Record = Callable[[int, Sequence[float], Sequence[float], float, str], None]
+REFUSED_REWARD = 0.0  # the reward of an episode the arm refused: the floor of every source
 RECORD_TIMEOUT = 120.0  # wall s an episode's record (bag, I0, run directory) may take
 
 
@@ -123,6 +129,9 @@ class EpisodeRunner:
             await steps.safe_reset(job.seed, phase)
             raise
         except EpisodeFailure as exc:
+            if exc.code == R.UNREACHABLE:  # refused before any motion: nothing to put back
+                capture.joints.stop()
+                raise
             if exc.code == R.SERVER_GONE:
                 # Report at once: the node that went away cannot be reset now (a respawned one
                 # may come within seconds); the next episode resets the scene before it starts.
@@ -147,7 +156,7 @@ class EpisodeRunner:
         RunStopped when an episode, or the scene reset after one, failed.
         """
         s, run_id = run.settings, run.store.run_id
-        k, where = run.next_episode, 'episode'
+        k, where, refused = run.next_episode, 'episode', 0
         try:
             # a crashed run may have left the hand closed; the scene of the next episode
             await self.steps.reset(scene_seed(s.seed, run.next_episode), phase)
@@ -158,13 +167,30 @@ class EpisodeRunner:
                 try:
                     xi, eps, reward = await self.episode(
                         handle, job, lambda _, e=eps_k: e, phase,
-                        lambda xi, eps, r, k=k: record(k, xi, eps, r))
+                        lambda xi, eps, r, k=k: record(k, xi, eps, r, ''))
                 except EpisodeFailure as exc:
+                    if exc.code == R.UNREACHABLE and refused < self.steps.s.max_unreachable:
+                        refused += 1
+                        await self.refused(k, eps_k, str(exc), refused, record)
+                        # a finished episode, as any other (the panel's curve counts it)
+                        phase('warmup' if k + 1 < s.warmup_episodes else 'refit',
+                              f'episode {k} refused by the arm: reward {REFUSED_REWARD}')
+                        where = 'scene reset after episode'
+                        await self.steps.reset_sim_scene(scene_seed(s.seed, k + 1), phase)
+                        continue
+                    if exc.code == R.UNREACHABLE:
+                        raise RunStopped(
+                            f'episode {k} failed: {exc}; {refused + 1} episodes in a row were '
+                            'refused by the arm before any motion (max_unreachable '
+                            f'{self.steps.s.max_unreachable}): the prior itself is likely out '
+                            "of the arm's reach; check camera_to_base, the arm's workspace box "
+                            "and the run's initial_std") from exc
                     if exc.code != R.REWARD_DISCARDED:
                         raise
                     self.log.info(f'episode {k} discarded; recording it again')
                     await self.steps.operator_reset(handle, run_id, k, s.task, phase)
                     continue
+                refused = 0
                 phase('warmup' if k + 1 < s.warmup_episodes else 'refit',
                       f'episode {k} reward {reward:.3f}')
                 self.log.info(f'{run_id} episode {k}/{s.episodes}: reward {reward:.3f}, best '
@@ -174,3 +200,13 @@ class EpisodeRunner:
                                              s.task, phase)
         except EpisodeFailure as exc:
             raise RunStopped(f'{where} {k} failed: {exc}') from exc
+
+    async def refused(self, k: int, eps: Sequence[float], why: str, in_a_row: int,
+                      record: Record) -> None:
+        """Record episode k, whose xi + eps the arm refused before any motion, with reward 0."""
+        xi = self.capture.current.get('xi', [])
+        self.log.warning(f'episode {k}: {why}; recorded with reward {REFUSED_REWARD} '
+                         f'({in_a_row} in a row, at most {self.steps.s.max_unreachable})')
+        job = ThreadJob(lambda: record(k, xi, eps, REFUSED_REWARD, why),
+                        f'record of episode {k}')
+        await job.join(self.steps.node, RECORD_TIMEOUT, self.steps.group)

@@ -77,6 +77,7 @@ class StepSettings:
     reset_timeout: float = 300.0  # s the operator may take to reset the scene (reset_done)
     final_image_timeout: float = 5.0  # s to wait for a frame after the motion (embedding)
     hand_open_duration: float = 0.0  # s the hand takes to open (0: the driver's default)
+    max_unreachable: int = 5  # fine_tune: refused xi + eps in a row that stop the run
 
     @classmethod
     def from_params(cls, params) -> 'StepSettings':
@@ -279,8 +280,9 @@ class EpisodeSteps:
         wrapped = result.result()
         if wrapped.status != GoalStatus.STATUS_SUCCEEDED:
             arm = wrapped.result
-            code = R.HAND_FAILED if arm.error_code == ExecuteGrasp.Result.HAND_FAILED \
-                else R.ARM_FAILED
+            code = {ExecuteGrasp.Result.HAND_FAILED: R.HAND_FAILED,
+                    ExecuteGrasp.Result.UNREACHABLE: R.UNREACHABLE}.get(arm.error_code,
+                                                                         R.ARM_FAILED)
             raise EpisodeFailure(code, f'arm: {arm.message} (stage {arm.final_stage})')
         now = self.now_ns()
         end = Time.from_msg(wrapped.result.motion_end).nanoseconds
