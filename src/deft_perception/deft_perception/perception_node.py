@@ -87,6 +87,10 @@ PARAMS = (
     Param('omp_wait_policy', DEFAULT_WAIT_POLICY, 'sam, mobile_sam: OMP_WAIT_POLICY of the '
           'process, set before torch loads (PASSIVE: idle OpenMP threads sleep instead of '
           'spinning; empty: as the environment sets it).', choices=WAIT_POLICIES),
+    Param('reuse_answer', True, 'Answer a request for the frame, prompt and crop size of the '
+          'previous answer (same colour and depth stamps) with that answer instead of '
+          'segmenting again: an episode segments the frame it perceived once more to predict '
+          'its grasp (with sam, seconds saved per episode).'),
     Param('image_qos', 'reliable', 'Reliability of the camera subscriptions: reliable (large '
           'images arrive whole) or best_effort (for drivers that only publish best effort).',
           choices=('reliable', 'best_effort')),
@@ -122,6 +126,8 @@ class PerceptionNode(Node):
         self.recent = {'colour': deque(maxlen=self.p.sync_queue),
                        'depth': deque(maxlen=self.p.sync_queue)}
         self.latest = {'info': None}
+        self.last_answer = None  # (frame, prompt, crop size), the answer's fields
+        self.reused = 0  # answers given again (reuse_answer)
         group = ReentrantCallbackGroup()
         qos = QoSProfile(depth=2, history=HistoryPolicy.KEEP_LAST,
                          reliability=ReliabilityPolicy.RELIABLE if self.p.image_qos == 'reliable'
@@ -240,6 +246,14 @@ class PerceptionNode(Node):
             prompt = parse_prompt(request.prompt, w, h)
         except ValueError as exc:
             raise _Failure(S.BAD_PROMPT, f'bad prompt: {exc}') from exc
+        size = request.crop_size or self.p.crop_size
+        key = (_stamp_ns(colour), _stamp_ns(depth_msg), request.prompt, size)
+        last = self.last_answer
+        if self.p.reuse_answer and last is not None and last[0] == key:
+            for name, value in last[1].items():
+                setattr(response, name, value)
+            self.reused += 1
+            return
         try:
             mask = self.segmenter.segment(rgb, depth, camera, prompt)
         except SegmentationError as exc:
@@ -253,7 +267,6 @@ class PerceptionNode(Node):
             raise _Failure(S.NO_VALID_DEPTH, 'the object has no valid depth (all NaN, zero or '
                            'negative): check the depth stream and the object distance')
         u0, v0, u1, v1 = mask_box(mask)
-        size = request.crop_size or self.p.crop_size
         window = crop_window((u0, v0, u1, v1), self.p.crop_margin, w, h)
         response.header = colour.header
         response.mask = image_codec.to_msg(mask.astype(np.uint8) * 255, 'mono8', colour.header)
@@ -266,6 +279,11 @@ class PerceptionNode(Node):
         c = points.mean(axis=0)
         response.centroid.x, response.centroid.y, response.centroid.z = (float(v) for v in c)
         response.depth_valid_fraction = valid
+        self.last_answer = (key, {name: getattr(response, name) for name in ANSWER_FIELDS})
+
+
+ANSWER_FIELDS = ('header', 'mask', 'box', 'crop', 'crop_window', 'points', 'centroid',
+                 'depth_valid_fraction')
 
 
 def _stamp_ns(msg) -> int:
