@@ -229,6 +229,14 @@ class PerceptionNode(Node):
         if skew > self.p.max_sync_skew:
             raise _Failure(S.NO_IMAGE, f'colour and depth are {skew:.3f} s apart '
                            f'(max_sync_skew {self.p.max_sync_skew} s)')
+        size = request.crop_size or self.p.crop_size
+        key = (_stamp_ns(colour), _stamp_ns(depth_msg), request.prompt, size)
+        last = self.last_answer  # the frame answered last: nothing to decode again
+        if self.p.reuse_answer and last is not None and last[0] == key:
+            for name, value in last[1].items():
+                setattr(response, name, value)
+            self.reused += 1
+            return
         try:
             rgb = image_codec.to_rgb(colour)
             depth = image_codec.depth_in_metres(depth_msg)
@@ -246,14 +254,6 @@ class PerceptionNode(Node):
             prompt = parse_prompt(request.prompt, w, h)
         except ValueError as exc:
             raise _Failure(S.BAD_PROMPT, f'bad prompt: {exc}') from exc
-        size = request.crop_size or self.p.crop_size
-        key = (_stamp_ns(colour), _stamp_ns(depth_msg), request.prompt, size)
-        last = self.last_answer
-        if self.p.reuse_answer and last is not None and last[0] == key:
-            for name, value in last[1].items():
-                setattr(response, name, value)
-            self.reused += 1
-            return
         try:
             mask = self.segmenter.segment(rgb, depth, camera, prompt)
         except SegmentationError as exc:
