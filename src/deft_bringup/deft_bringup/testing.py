@@ -7,11 +7,11 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 from rclpy.action import ActionClient
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
 from deft_bringup.graph import describe
 from deft_bringup.runner import TAG_VARIABLE, GraphProcesses
+from deft_common.executors import PoolExecutor
 
 # Faster motions and rendering so test suites stay short; the behaviour under test is the same.
 # The graph-mechanics suites run the kinematic world (deterministic, no physics);
@@ -76,7 +76,7 @@ class Probe:
 
     def __init__(self, namespace: str = '/deft', name: str = 'probe'):
         self.node = Node(name, namespace=namespace)
-        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor = PoolExecutor(num_threads=2)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()

@@ -9,16 +9,13 @@ import traceback
 from typing import Callable, Optional, Sequence, Set, Tuple
 
 import rclpy
-from rclpy.executors import (
-    ExternalShutdownException,
-    MultiThreadedExecutor,
-    SingleThreadedExecutor,
-)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 
+from deft_common.executors import PoolExecutor
 from deft_common.ros_params import Param, ParameterError, usage
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -143,7 +140,8 @@ def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: 
     node).
 
     threads = 1 spins a SingleThreadedExecutor: right for nodes whose callbacks never wait on
-    others, since rclpy's MultiThreadedExecutor busy-loops while its pool is saturated.
+    others (no pool: each callback runs on the spinning thread). threads > 1 spins a
+    PoolExecutor (deft_common.executors): rclpy 9's MultiThreadedExecutor without its busy loop.
     """
     argv = list(sys.argv if args is None else args)
     user = argv[1:argv.index('--ros-args')] if '--ros-args' in argv else argv[1:]
@@ -162,7 +160,7 @@ def run_node(factory: Callable[[], Node], args: Optional[list] = None, threads: 
         if node.get_parameter('use_sim_time').value and not getattr(node, 'owns_clock', False):
             clock = ClockThread(node)
         executor = SingleThreadedExecutor() if threads <= 1 else \
-            MultiThreadedExecutor(num_threads=threads)
+            PoolExecutor(num_threads=threads)
         executor.add_node(node)
         while not stop.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)

@@ -69,8 +69,9 @@ def table(bus, addr, size, signed=False):
     return [bus.read_table(sid, addr, size, signed) for sid in IDS]
 
 
-def move(hand, targets, tol=0.01, loops=3000):
-    for _ in range(loops):
+def move(hand, targets, tol=0.01, seconds=10.0):
+    end = time.monotonic() + seconds  # the emulated servos settle in well under 1 s
+    while time.monotonic() < end:
         hand.write(targets)
         pos, vel, eff = hand.read()
         if np.max(np.abs(pos - targets)) < tol:

@@ -109,7 +109,8 @@ def test_sync_write_moves_the_servos_and_sync_reads_agree(bus, port):
     assert writer.txPacket() == sdk.COMM_SUCCESS
     PH.ping(port, 1)  # a sync write has no status: a round trip after it orders the check
     assert {sid: bus.read_table(sid, 116, 4) for sid in goals} == goals
-    for _ in range(2000):
+    end = time.monotonic() + 5.0  # the servos settle in ~0.3 s (time constant 0.05 s)
+    while time.monotonic() < end:
         assert reader.txRxPacket() == sdk.COMM_SUCCESS
         pos = {sid: reader.getData(sid, 132, 4) for sid in goals}
         if all(abs(pos[s] - goals[s]) <= 1 for s in goals):

@@ -10,11 +10,12 @@ import yaml
 
 rclpy = pytest.importorskip('rclpy')
 from rclpy.action import ActionClient  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
+from deft_common.executors import PoolExecutor  # noqa: E402
 from deft_common.node_main import ConfigurationError  # noqa: E402
 from deft_hand_driver.dynamixel_bus import Addr  # noqa: E402
 from deft_hand_driver.emulated_bus import EmulatedBusProcess  # noqa: E402
@@ -119,7 +120,7 @@ class Graph:
         self.probe.create_subscription(JointState, 'hand/joint_states', self.states.append, 10)
         self.grasp = ActionClient(self.probe, HandGrasp, 'hand/grasp')
         self.reboot = self.probe.create_client(Trigger, 'hand/reboot_servos')
-        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.executor = PoolExecutor(num_threads=4, context=context)
         self.executor.add_node(node)
         self.executor.add_node(self.probe)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)

@@ -14,8 +14,10 @@ import threading
 from typing import Optional, Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+
+from deft_common.executors import PoolExecutor
 
 
 class PanelNode:
@@ -23,7 +25,7 @@ class PanelNode:
 
     def __init__(self, namespace: str = '/deft', name: str = 'deft_panel'):
         self.node = Node(name, namespace=namespace)
-        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor = PoolExecutor(num_threads=2)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()
