@@ -18,6 +18,8 @@ Wall time of episodes through the real sim graph, on its simulated clock.
   ($ROS_HOME/deft/affordance_recipe/model.pt, made by bench_paper), or else the fake prior; the
   result says which. Median over `--demo-repeats` fresh graphs (goal: at most 60 s).
 - `sim_graph_phase_wall_s`: median wall time per phase of an episode (where the time goes).
+- `sim_graph_cpu_s_per_episode`: CPU seconds (user + system, /proc/<pid>/stat) each node process
+  spent per episode of the task runs, goal to result, median over the tasks (where the cores go).
 
 Results are merged into the JSON file with the machine's load average (1 min) before and after.
 """
@@ -40,6 +42,15 @@ from deft_interfaces.action import FineTune
 EPISODE_GOAL_S = 1.0
 DEMO_GOAL_S = 60.0
 STARTUP_S = 60.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU seconds of a process (0 when it is gone)."""
+    try:
+        fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def fine_tune_run(task: str, sim_task: str, episodes: int, warmup: int, elites: int,
@@ -74,16 +85,18 @@ def fine_tune_run(task: str, sim_task: str, episodes: int, warmup: int, elites: 
                                  elites=elites, reward_source='sim', optimizer='cem',
                                  prior='affordance', run_id=run_id,
                                  seed=0)
+            cpu0 = {n: cpu_seconds(p.pid) for n, p in graph.procs.items()}
             t0 = time.monotonic()
             outcome = client.fine_tune(goal, 60.0 + 30.0 * episodes, on_feedback=feedback)
             total = time.monotonic() - t0
+            cpu = {n: (cpu_seconds(p.pid) - cpu0[n]) / episodes for n, p in graph.procs.items()}
         finally:
             client.close()
     if outcome.result is None or not outcome.result.success:
         message = outcome.result.message if outcome.result is not None else 'no result'
         raise RuntimeError(f'fine_tune {sim_task} failed: {message}')
     return {'total': total, 'episodes': [b - a for a, b in zip(ends, ends[1:])],
-            'phases': phases, 'rewards': list(outcome.result.rewards)}
+            'phases': phases, 'rewards': list(outcome.result.rewards), 'cpu': cpu}
 
 
 def demo_checkpoint(task: str, given: str) -> str:
@@ -142,7 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_root = Path(os.environ.get('ROS_HOME', root)) / 'bench-logs'
     rclpy.init()
     load_before = load_average()
-    per_task, phases, demo, failed = {}, {}, [], {}
+    per_task, phases, demo, failed, cpu = {}, {}, [], {}, {}
     try:
         for name in tasks:
             try:
@@ -156,6 +169,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             per_task[name] = run['episodes']
             for phase, times in run['phases'].items():
                 phases.setdefault(phase, []).extend(times)
+            for node, seconds in run['cpu'].items():
+                cpu.setdefault(node, []).append(seconds)
             print(f'{name}: episodes {", ".join(f"{t:.2f}" for t in run["episodes"])} s; '
                   f'rewards {", ".join(f"{r:.2f}" for r in run["rewards"])}', flush=True)
         for k in range(opts.demo_repeats):
@@ -185,6 +200,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'sim_graph_phase_wall_s': {
             'value': {k: round(statistics.median(v), 3) for k, v in phases.items()},
             'unit': 's', **load, 'detail': 'median wall time of each feedback phase'},
+        'sim_graph_cpu_s_per_episode': {
+            'value': {k: round(statistics.median(v), 3) for k, v in cpu.items()},
+            'total': round(sum(statistics.median(v) for v in cpu.values()), 3) if cpu else None,
+            'unit': 'CPU s', **load,
+            'detail': ('user + system CPU seconds of each node process per episode of the task '
+                       'runs (goal to result, warm-up included), median over the tasks')},
     }
     if demo:
         results['demo_fine_tune_wall_s'] = {
