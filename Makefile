@@ -47,6 +47,7 @@ bench: setup
 	python -m deft_hand_driver.bench_bus --out results/bench.json
 	python -m deft_sim.bench_sim --out results/bench.json
 	python -m deft_perception.bench_perception --out results/bench.json --sam-repeats 2
+	python -m deft_perception.bench_segment_service --out results/bench.json
 	python -m deft_eval.bench_prior --out results/bench.json --sam-repeats 2
 	python -m deft_eval.bench_bag --out results/bench.json
 	python -m deft_eval.bench_paper --out results/bench.json --seeds 3 --jobs 2

@@ -43,6 +43,10 @@ class FakeArm(ArmBackend):
         if self.clock is None:
             self.sleep(seconds)
             return True
+        while not self.clock.started():  # sim time before the first /clock
+            if should_stop():
+                return False
+            self.clock.wait_until(1e-9)
         t = self.clock.now() + seconds
         while not self.clock.wait_until(t):
             if should_stop():

@@ -14,6 +14,11 @@ loop, the simulated arm's motion steps) use a NodeClock instead of `time.monoton
   never hangs a thread that must answer a cancel. A clock that jumps back (a restarted sim node
   starts its clock anew) ends every wait at once: waiting for the old time would take as long as
   the jump.
+- Before its first `/clock` message a sim-time clock reads 0 (`started()` is False): a node may
+  be asked to act before its /clock subscription has matched the sim node's publisher (a grasp
+  goal right after start-up). `sleep(s)` then starts counting when the clock starts, and a
+  duration measured from a time read before the start is measured from the start instead
+  (`since`).
 
 Waits that protect against a dead peer (service and goal deadlines) stay on the wall clock:
 `deft_common.ros_async` runs them on `time.monotonic`.
@@ -21,7 +26,7 @@ Waits that protect against a dead peer (service and goal deadlines) stay on the 
 
 import threading
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
 from rclpy.clock import JumpThreshold
 from rclpy.duration import Duration
@@ -60,6 +65,22 @@ class NodeClock:
             return time.monotonic()
         return self._clock.now().nanoseconds * 1e-9
 
+    def started(self) -> bool:
+        """Return whether the clock runs: always on wall time; on sim time once /clock came."""
+        return not self.sim or self._clock.now().nanoseconds > 0
+
+    def since(self, t0: float) -> Tuple[float, float]:
+        """
+        Return (t0, seconds since t0), t0 moved to now when the clock went back or started.
+
+        A t0 read before the sim clock started (0) or before it jumped back (a restarted sim
+        node) would make the duration the whole epoch or negative: it restarts from now.
+        """
+        now = self.now()
+        if now < t0 or (t0 <= 0.0 < now and self.sim):
+            return now, 0.0
+        return t0, now - t0
+
     def wait_until(self, t: float, stop: Optional[threading.Event] = None,
                    max_wall: float = 0.1) -> bool:
         """
@@ -95,6 +116,9 @@ class NodeClock:
         On sim time a clock that does not advance (the sim node gone) is waited for as long as
         it takes, checking `stop` every 0.1 s of wall time.
         """
+        while not self.started():  # sim time before the first /clock: count from the start
+            if not self.wait_until(1e-9, stop) and stop is not None and stop.is_set():
+                return False
         t = self.now() + seconds
         while not self.wait_until(t, stop):
             if stop is not None and stop.is_set():

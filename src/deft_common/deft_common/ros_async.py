@@ -97,8 +97,12 @@ async def sleep_sim(node: Node, seconds: float, wall_timeout: float,
     time: the sim node stopped publishing /clock).
     """
     clock = node.get_clock()
-    end = clock.now().nanoseconds + int(seconds * 1e9)
     give_up = time.monotonic() + wall_timeout
+    while clock.now().nanoseconds == 0:  # sim time before the first /clock: count from its start
+        if time.monotonic() >= give_up:
+            return False
+        await sleep(node, 0.01, group)
+    end = clock.now().nanoseconds + int(seconds * 1e9)
     while clock.now().nanoseconds < end:
         wall_left = give_up - time.monotonic()
         if wall_left <= 0:

@@ -92,6 +92,46 @@ def test_with_sim_time_it_follows_clock_and_gives_up_on_a_dead_one(nodes):
     clock.close()
 
 
+def test_before_the_first_clock_a_sleep_and_a_duration_count_from_its_start(nodes):
+    # a grasp goal can reach a node before its /clock subscription has matched the sim node
+    make, ex = nodes
+    node = make('late_clock', True)
+    pub = make('late_pub', False).create_publisher(
+        Clock, '/clock', QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    ex.add_node(node)
+    spin = threading.Thread(target=ex.spin, daemon=True)
+    spin.start()
+    clock = NodeClock(node)
+    assert clock.now() == 0.0 and not clock.started()
+    t0 = clock.now()  # read before the start
+    assert clock.since(t0) == (0.0, 0.0)
+    woke = []
+    waiter = threading.Thread(target=lambda: woke.append((clock.sleep(2.0), clock.now())))
+    waiter.start()
+    time.sleep(0.3)
+    assert woke == []  # no clock yet: it has not counted the 2 s from 0
+    deadline = time.monotonic() + 10.0
+    while not clock.started():  # discovery: publish until the node hears it
+        assert time.monotonic() < deadline, '/clock never arrived'
+        pub.publish(Clock(clock=Time(seconds=1000).to_msg()))
+        time.sleep(0.02)
+    assert clock.since(t0) == pytest.approx((1000.0, 0.0))  # from the start, not the epoch
+    assert clock.since(999.0) == pytest.approx((999.0, 1.0))
+    time.sleep(0.2)
+    assert woke == []  # counting from 1000: 2 s of sim time to go
+    for k in range(1, 5):
+        pub.publish(Clock(clock=Time(seconds=1000 + k).to_msg()))
+        time.sleep(0.05)
+    waiter.join(timeout=5.0)
+    assert woke and woke[0][0] and woke[0][1] >= 1002.0
+    stop = threading.Event()
+    stop.set()
+    late = NodeClock(make('never_clock', True))  # a stop ends the wait for a start at once
+    assert not late.started() and late.sleep(1.0, stop) is False
+    clock.close()
+    late.close()
+
+
 def test_wall_rate_lets_through_the_first_the_forced_and_one_per_period(monkeypatch):
     now = [100.0]
     monkeypatch.setattr(time, 'monotonic', lambda: now[0])

@@ -6,9 +6,14 @@ import time
 import pytest
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
 
-from deft_common.ros_async import sleep, wait_for
+from deft_common.executors import PoolExecutor
+from deft_common.ros_async import sleep, sleep_sim, wait_for
 
 
 @pytest.fixture
@@ -157,3 +162,36 @@ def test_a_goal_with_neither_response_nor_feedback_times_out(node):
     assert run(ex, body) == ('timeout', None)
     server.destroy()
     real.destroy()
+
+
+def test_sleep_sim_counts_from_the_first_clock_and_gives_up_on_none():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    n = rclpy.create_node('sim_sleeper', context=ctx, parameter_overrides=[
+        Parameter('use_sim_time', value=True)])
+    pub = rclpy.create_node('sim_clock', context=ctx).create_publisher(
+        Clock, '/clock', QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    ex = PoolExecutor(num_threads=2, context=ctx)
+    ex.add_node(n)
+    thread = threading.Thread(target=ex.spin, daemon=True)
+    thread.start()
+    try:
+        async def nap(seconds, wall_timeout):
+            ok = await sleep_sim(n, seconds, wall_timeout)
+            return ok, n.get_clock().now().nanoseconds * 1e-9
+
+        assert run(ex, nap(1.0, 0.3)) == (False, 0.0)  # no /clock at all: gives up
+        task = ex.create_task(nap(1.0, 10.0))
+        time.sleep(0.3)
+        assert not task.done()  # the clock has not started: 1 s from 0 is not over
+        t = 1000.0
+        while not task.done() and t < 1010.0:
+            pub.publish(Clock(clock=Time(nanoseconds=int(t * 1e9)).to_msg()))
+            t += 0.1
+            time.sleep(0.02)
+        ok, woke = task.result()
+        assert ok and woke >= 1001.0 - 1e-6  # a whole second counted from the first /clock
+    finally:
+        ex.shutdown(timeout_sec=2.0)
+        n.destroy_node()
+        rclpy.try_shutdown(context=ctx)

@@ -400,9 +400,9 @@ class HandDriverNode(Node):
         rate = WallRate(self.p.feedback_rate_hz)
         outcome = None
         while outcome is None:
-            elapsed = self.clock.now() - t0
-            if elapsed < 0:  # the clock went back (a restarted sim node): count from now
-                t0, elapsed = self.clock.now(), 0.0
+            # counted from now if the clock went back (a restarted sim node) or started after
+            # the goal came (sim time: no /clock yet)
+            t0, elapsed = self.clock.since(t0)
             if self.active_goal is not me:
                 outcome = ('abort', G.CANCELED, 'preempted by a newer hand/grasp goal')
                 break
