@@ -159,10 +159,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     stop = ctx.Event()
     cam = ctx.Process(target=camera, args=(opts.rate, stop), daemon=True)
     cam.start()
-    rclpy.init()
-    client_node = rclpy.create_node('bench_segment_client', namespace=NAMESPACE)
+    context = rclpy.Context()  # its own: a caller (a test process) may hold the default one
+    rclpy.init(context=context)
+    client_node = rclpy.create_node('bench_segment_client', namespace=NAMESPACE, context=context)
     client = client_node.create_client(Segment, 'perception/segment')
-    executor = SingleThreadedExecutor()
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(client_node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
@@ -181,7 +182,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cam.join(timeout=10.0)
         executor.shutdown(timeout_sec=2.0)
         client_node.destroy_node()
-        rclpy.try_shutdown()
+        context.try_shutdown()
     median = {n: statistics.median(t for r in runs[n] for t in r['times']) for n in EXECUTORS}
     cpu = {n: statistics.median(r['cpu'] for r in runs[n]) for n in EXECUTORS}
     results = {'segment_service_latency_s': {
