@@ -31,21 +31,13 @@ from std_srvs.srv import Trigger
 
 from deft_bringup.client import EpisodeClient
 from deft_bringup.testing import FAST_SIM, Probe, start_graph
+from deft_common.bench_io import cpu_seconds
 
 # A slow arm (seconds to the pre-grasp pose), so that the kill lands while the arm goal runs;
 # the long arm_timeout is what the old code waited out (and then a second time for the cancel).
 SLOW_ARM = {**FAST_SIM, 'arm': {'max_speed': 0.05, 'max_angular_speed': 0.5},
             'episode': {**FAST_SIM['episode'], 'arm_timeout': 120.0,
                         'service_timeout': 30.0}}  # arm/home is slow too
-
-
-def cpu_seconds(pid: int) -> float:
-    """Return the user + system CPU time of a process, s (0 if it is gone)."""
-    try:
-        fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def answers(probe: Probe, client, deadline: float) -> bool:

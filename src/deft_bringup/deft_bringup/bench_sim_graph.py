@@ -37,20 +37,12 @@ import rclpy
 
 from deft_bringup.client import EpisodeClient
 from deft_bringup.testing import start_graph
+from deft_common.bench_io import cpu_seconds, merge_results
 from deft_interfaces.action import FineTune
 
 EPISODE_GOAL_S = 1.0
 DEMO_GOAL_S = 60.0
 STARTUP_S = 60.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """Return the user + system CPU seconds of a process (0 when it is gone)."""
-    try:
-        fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def fine_tune_run(task: str, sim_task: str, episodes: int, warmup: int, elites: int,
@@ -217,10 +209,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        'to result, no model training')}
     print(json.dumps(results, indent=2))
     if opts.out is not None:
-        merged = json.loads(opts.out.read_text()) if opts.out.is_file() else {}
-        merged.update(results)
-        opts.out.parent.mkdir(parents=True, exist_ok=True)
-        opts.out.write_text(json.dumps(merged, indent=2) + '\n')
+        merge_results(opts.out, results)
     return 0
 
 

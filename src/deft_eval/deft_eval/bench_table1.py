@@ -25,7 +25,6 @@ Merged into the JSON file: `sim_table1` {task: {method: {split: success rate}}} 
 
 import argparse
 from concurrent.futures import ProcessPoolExecutor
-import json
 import multiprocessing
 import os
 from pathlib import Path
@@ -34,6 +33,8 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+
+from deft_common.bench_io import merge_results  # noqa: F401 (bench_paper and bench_bag take it from here)
 
 METHODS = ('real_world_only', 'prior_only', 'deft')
 TITLES = {'real_world_only': 'Real-world only', 'prior_only': 'Prior only', 'deft': 'DEFT'}
@@ -163,15 +164,6 @@ def prior_only_entry(results: Dict[str, Dict[str, object]], trials: int,
                    'fine-tuning): prior_only = the affordance model trained on the simulated '
                    'human labels (retargeted to the robot hand), heuristic_only = box centre, '
                    f'random wrist, half-closed hand; model {checkpoint}')}}
-
-
-def merge_results(path: Path, entries: Dict[str, object]) -> None:
-    """Merge entries into the bench JSON file (created if absent), as the other benches do."""
-    from deft_common.runs import atomic_write
-    path = Path(path)
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results.update(entries)
-    atomic_write(path, json.dumps(results, indent=2) + '\n')
 
 
 def ensure_checkpoint(checkpoint: Optional[Path], cache: Path) -> Path:

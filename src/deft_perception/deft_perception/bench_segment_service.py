@@ -27,14 +27,10 @@ import threading
 import time
 from typing import Dict, List, Optional, Sequence
 
+from deft_common.bench_io import cpu_seconds, merge_results
+
 NAMESPACE = '/bench_segment'
 EXECUTORS = ('pool', 'rclpy')
-
-
-def cpu_seconds(pid: int) -> float:
-    """Return the user + system CPU seconds of a process."""
-    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def camera(rate_hz: float, stop) -> None:
@@ -201,10 +197,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    "baseline: rclpy's MultiThreadedExecutor, rounds alternating")}}
     print(json.dumps(results, indent=2))
     if opts.out is not None:
-        merged = json.loads(opts.out.read_text()) if opts.out.is_file() else {}
-        merged.update(results)
-        opts.out.parent.mkdir(parents=True, exist_ok=True)
-        opts.out.write_text(json.dumps(merged, indent=2) + '\n')
+        merge_results(opts.out, results)
     return 0
 
 
